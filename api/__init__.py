@@ -1,0 +1,1 @@
+"""The REST facade: authenticates, authorizes, and talks to Temporal and the database."""

@@ -1,0 +1,115 @@
+"""Bearer-token identity (DESIGN section 4): HS256 with a shared secret, or RS256 via JWKS."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from api.errors import ProblemError
+from runtime.settings import Settings
+from workflows.shared import Actor
+
+# Subjects end up inside visibility queries: only characters that need no escaping.
+SUBJECT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:|+-]{0,127}$")
+KNOWN_ROLES = frozenset({"worker", "supervisor"})
+
+
+@dataclass(frozen=True)
+class User:
+    """The authenticated caller."""
+
+    id: str
+    roles: frozenset[str]
+    name: str | None = None
+
+    @property
+    def is_worker(self) -> bool:
+        return "worker" in self.roles
+
+    @property
+    def is_supervisor(self) -> bool:
+        return "supervisor" in self.roles
+
+    def as_actor(self) -> Actor:
+        """The caller as the workflow sees it."""
+        return Actor(user_id=self.id, roles=sorted(self.roles))
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError("unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class TokenVerifier:
+    """Verifies bearer tokens with the configured secret or identity provider."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.jwt_secret()
+        self._issuer = settings.auth_issuer
+        self._audience = settings.auth_audience
+        self._jwks = jwt.PyJWKClient(settings.auth_jwks_url) if settings.auth_jwks_url else None
+
+    async def verify(self, token: str) -> User:
+        """Returns the user a token names, or raises a 401 problem."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as err:
+            raise _unauthorized("The bearer token is malformed.") from err
+        algorithm = header.get("alg")
+        key: Any
+        if algorithm == "HS256" and self._secret:
+            key = self._secret
+        elif algorithm == "RS256" and self._jwks is not None:
+            jwks = self._jwks
+            try:
+                # PyJWKClient fetches over blocking HTTP; keep it off the event loop.
+                signing_key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
+            except jwt.PyJWTError as err:
+                raise _unauthorized("The token's signing key is unknown.") from err
+            key = signing_key.key
+        else:
+            raise _unauthorized(f"Tokens signed with {algorithm!r} are not accepted.")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
+            )
+        except jwt.ExpiredSignatureError as err:
+            raise _unauthorized("The bearer token has expired.") from err
+        except jwt.PyJWTError as err:
+            raise _unauthorized(f"The bearer token is invalid: {err}.") from err
+        return _user_from_claims(claims)
+
+
+def _user_from_claims(claims: dict[str, Any]) -> User:
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not SUBJECT_PATTERN.fullmatch(subject):
+        raise _unauthorized("The token's subject is missing or has unsupported characters.")
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise _unauthorized("The token's roles claim must be a list of strings.")
+    name = claims.get("name")
+    return User(
+        id=subject,
+        roles=frozenset(r for r in roles if r in KNOWN_ROLES),
+        name=name if isinstance(name, str) else None,
+    )
+
+
+def mint_token(
+    secret: str, sub: str, roles: list[str], name: str | None = None, ttl_seconds: int = 43200
+) -> str:
+    """Mints an HS256 token for development and tests."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": sub, "roles": roles, "iat": now, "exp": now + ttl_seconds}
+    if name:
+        claims["name"] = name
+    return jwt.encode(claims, secret, algorithm="HS256")

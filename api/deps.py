@@ -1,0 +1,98 @@
+"""Named dependencies every route uses: services, the current user, roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.auth import TokenVerifier, User
+from api.errors import ProblemError
+from api.sessions import SessionGateway
+from runtime.settings import Settings
+from runtime.temporal import connect
+from store.audit import AuditLog
+from store.db import create_engine, create_session_factory
+from store.sops import SopCatalog
+
+
+@dataclass
+class Services:
+    """The process-wide objects the API needs, created once at start-up."""
+
+    settings: Settings
+    gateway: SessionGateway
+    catalog: SopCatalog
+    audit_log: AuditLog
+    verifier: TokenVerifier
+    engine: AsyncEngine
+
+    @classmethod
+    async def create(cls, settings: Settings) -> Services:
+        """Connects lazily to Temporal, so the API starts (and says not ready) without it."""
+        client = await connect(settings, lazy=True)
+        engine = create_engine(settings.database_url)
+        sessions = create_session_factory(engine)
+        return cls(
+            settings=settings,
+            gateway=SessionGateway(client, settings),
+            catalog=SopCatalog(sessions),
+            audit_log=AuditLog(sessions),
+            verifier=TokenVerifier(settings),
+            engine=engine,
+        )
+
+    async def close(self) -> None:
+        """Releases database connections."""
+        await self.engine.dispose()
+
+
+def get_services(request: Request) -> Services:
+    """Gets the services created at start-up."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+_bearer = HTTPBearer(auto_error=False, description="JWT with `sub` and `roles` claims")
+
+
+async def get_current_user(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """Authenticates the caller from the bearer token."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ProblemError(
+            "unauthorized",
+            "Send `Authorization: Bearer <token>`.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return await services.verifier.verify(credentials.credentials)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_supervisor(user: CurrentUser) -> User:
+    """Lets only supervisors through."""
+    if not user.is_supervisor:
+        raise ProblemError("forbidden", "This needs the supervisor role.")
+    return user
+
+
+Supervisor = Annotated[User, Depends(get_supervisor)]
+
+
+async def get_worker(user: CurrentUser) -> User:
+    """Lets only workers through."""
+    if not user.is_worker:
+        raise ProblemError("forbidden", "Only workers start sessions.")
+    return user
+
+
+Worker = Annotated[User, Depends(get_worker)]

@@ -1,0 +1,71 @@
+"""The FastAPI application: lifespan, routers, problem handlers, the web page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.deps import Services
+from api.errors import install_error_handlers
+from api.routes import audit, dev, health, sessions, sops
+from api.schemas import PublicConfig
+from runtime.logs import configure_logging
+from runtime.settings import Settings, get_settings
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Builds the app; tests pass ready-made services, production creates them at start-up."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            app.state.services = services
+            yield
+            return
+        configure_logging(settings.log_format)
+        created = await Services.create(settings)
+        app.state.services = created
+        try:
+            yield
+        finally:
+            await created.close()
+
+    app = FastAPI(
+        title="Work sessions",
+        version="1.0.0",
+        description="Field workers execute SOPs step by step and record safety checks.",
+        lifespan=lifespan,
+    )
+    if services is not None:
+        app.state.services = services
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(sops.router)
+    app.include_router(sessions.router)
+    app.include_router(audit.router)
+    if settings.embedded:
+        app.include_router(dev.router)
+
+    @app.get("/api/v1/config", tags=["config"])
+    async def public_config() -> PublicConfig:
+        """Tells the web page how this deployment is set up."""
+        return PublicConfig(
+            embedded=settings.embedded,
+            temporal_ui_url=settings.temporal_ui_url,
+            temporal_namespace=settings.temporal_namespace,
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    return app

@@ -1,0 +1,70 @@
+"""The audit trail across sessions, for supervisors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from api.auth import SUBJECT_PATTERN
+from api.deps import ServicesDep, Supervisor
+from api.errors import ProblemError
+from api.schemas import ID_PATTERN, AuditEventOut, AuditPage, problems
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+CSV_COLUMNS = ("session_id", "seq", "type", "actor", "at", "worker_id", "sop_id", "data")
+
+
+@router.get(
+    "",
+    response_model=AuditPage,
+    responses={
+        **problems(403),
+        200: {"content": {"text/csv": {}}, "description": "Audit events, oldest first"},
+    },
+)
+async def search_audit(
+    _user: Supervisor,
+    services: ServicesDep,
+    worker_id: Annotated[str | None, Query(pattern=SUBJECT_PATTERN.pattern)] = None,
+    session_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    format: Literal["json", "csv"] = "json",
+) -> AuditPage | Response:
+    """Lists audit events, oldest first, as JSON or CSV."""
+    if since and until and since.tzinfo is not None and until.tzinfo is not None and since > until:
+        raise ProblemError("validation_error", "`since` must not be after `until`.")
+    events = await services.audit_log.search(
+        worker_id=worker_id, session_id=session_id, since=since, until=until, limit=limit
+    )
+    items = [AuditEventOut.of(e) for e in events]
+    if format == "json":
+        return AuditPage(items=items)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for item in items:
+        writer.writerow(
+            [
+                item.session_id,
+                item.seq,
+                item.type.value,
+                item.actor,
+                item.at.isoformat(),
+                item.worker_id,
+                item.sop_id,
+                json.dumps(item.data, sort_keys=True),
+            ]
+        )
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+    )

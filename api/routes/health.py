@@ -1,0 +1,37 @@
+"""Liveness and readiness probes, outside /api/v1."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import ServicesDep
+from api.errors import problem_response
+from store.db import ping
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Says the process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+async def readyz(services: ServicesDep) -> dict[str, str] | JSONResponse:
+    """Says whether Temporal and the database both answer."""
+    checks = {"temporal": services.gateway.ping(), "database": ping(services.engine)}
+    results = await asyncio.gather(
+        *(asyncio.wait_for(c, timeout=3) for c in checks.values()), return_exceptions=True
+    )
+    failing = [
+        name for name, r in zip(checks, results, strict=True) if isinstance(r, BaseException)
+    ]
+    if failing:
+        return problem_response(
+            503, "not_ready", f"Not reachable: {', '.join(failing)}.", {"failing": failing}
+        )
+    return {"status": "ready"}

@@ -1,0 +1,169 @@
+"""Work session endpoints: start, read, list, and the messages that change a session."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Path, Query, status
+
+from api.auth import SUBJECT_PATTERN
+from api.deps import CurrentUser, ServicesDep, Worker
+from api.errors import ProblemError
+from api.schemas import (
+    ID_PATTERN,
+    AbortIn,
+    AuditEventOut,
+    AuditPage,
+    PauseIn,
+    RecordCheckIn,
+    SessionPage,
+    StartSessionIn,
+    WorkSessionOut,
+    WorkSessionSummaryOut,
+    problems,
+)
+from workflows.shared import SessionStatus, SessionView
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+
+SessionIdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=128)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[\x21-\x7e]{1,128}$",
+        description="Repeating a request with the same key returns the first result.",
+    ),
+]
+
+
+def _out(view: SessionView) -> WorkSessionOut:
+    return WorkSessionOut.of_view(view, datetime.now(UTC))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(403, 404, 409))
+async def start_session(
+    body: StartSessionIn,
+    user: Worker,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> WorkSessionOut:
+    """Starts a session of an SOP for the calling worker."""
+    sop = await services.catalog.get(body.sop_id, body.sop_version)
+    if sop is None:
+        version = f" version {body.sop_version}" if body.sop_version else ""
+        raise ProblemError("sop_not_found", f"SOP '{body.sop_id}'{version} does not exist.")
+    return _out(await services.gateway.start(user, sop, idempotency_key))
+
+
+@router.get("", responses=problems(403))
+async def list_sessions(
+    user: CurrentUser,
+    services: ServicesDep,
+    status_filter: Annotated[
+        list[SessionStatus] | None,
+        Query(alias="status", description="Repeatable; default IN_PROGRESS and PAUSED."),
+    ] = None,
+    worker_id: Annotated[str | None, Query(pattern=SUBJECT_PATTERN.pattern)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    page_token: Annotated[str | None, Query(max_length=4096)] = None,
+) -> SessionPage:
+    """Lists sessions newest first: a worker's own, or anyone's for a supervisor."""
+    if not user.is_supervisor:
+        if worker_id is not None and worker_id != user.id:
+            raise ProblemError("forbidden", "Workers may list only their own sessions.")
+        worker_id = user.id
+    summaries, next_token = await services.gateway.list(
+        worker_id=worker_id,
+        statuses=sorted(set(status_filter or [])),
+        limit=limit,
+        page_token=page_token,
+    )
+    now = datetime.now(UTC)
+    return SessionPage(
+        items=[WorkSessionSummaryOut.of(s, now) for s in summaries], next_page_token=next_token
+    )
+
+
+@router.get("/{session_id}", responses=problems(404))
+async def get_session(
+    session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
+) -> WorkSessionOut:
+    """Gets one session with its checks and history."""
+    return _out(await services.gateway.get(user, session_id))
+
+
+@router.post("/{session_id}/pause", responses=problems(403, 404, 409))
+async def pause_session(
+    session_id: SessionIdPath,
+    user: CurrentUser,
+    services: ServicesDep,
+    body: Annotated[PauseIn | None, Body()] = None,
+) -> WorkSessionOut:
+    """Pauses a session in progress."""
+    reason = body.reason if body else None
+    return _out(await services.gateway.pause(user, session_id, reason))
+
+
+@router.post("/{session_id}/resume", responses=problems(403, 404, 409))
+async def resume_session(
+    session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
+) -> WorkSessionOut:
+    """Resumes a paused session."""
+    return _out(await services.gateway.resume(user, session_id))
+
+
+@router.post("/{session_id}/abort", responses=problems(403, 404, 409))
+async def abort_session(
+    session_id: SessionIdPath,
+    user: CurrentUser,
+    services: ServicesDep,
+    body: Annotated[AbortIn | None, Body()] = None,
+) -> WorkSessionOut:
+    """Aborts a session; it is kept for audit and never resumes."""
+    reason = body.reason if body else None
+    return _out(await services.gateway.abort(user, session_id, reason))
+
+
+@router.post("/{session_id}/complete", responses=problems(403, 404, 409))
+async def complete_session(
+    session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
+) -> WorkSessionOut:
+    """Completes a session whose required checks have all passed."""
+    return _out(await services.gateway.complete(user, session_id))
+
+
+@router.post(
+    "/{session_id}/checks",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(403, 404, 409),
+)
+async def record_check(
+    session_id: SessionIdPath,
+    body: RecordCheckIn,
+    user: CurrentUser,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> WorkSessionOut:
+    """Records one answer to a safety check of a session in progress."""
+    view = await services.gateway.record_check(
+        user,
+        session_id,
+        body.check_id,
+        body.passed,
+        body.value,
+        body.note,
+        idempotency_key,
+    )
+    return _out(view)
+
+
+@router.get("/{session_id}/audit", responses=problems(404))
+async def session_audit(
+    session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
+) -> AuditPage:
+    """Lists a session's audit events, oldest first."""
+    await services.gateway.get(user, session_id)
+    events = await services.audit_log.for_session(session_id)
+    return AuditPage(items=[AuditEventOut.of(e) for e in events])

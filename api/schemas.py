@@ -1,0 +1,202 @@
+"""The HTTP contract (DESIGN section 5), kept apart from workflow payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from workflows.domain import MAX_NOTE_LENGTH, MAX_REASON_LENGTH, durations
+from workflows.shared import (
+    AuditEvent,
+    AuditEventType,
+    CheckRecord,
+    SessionStatus,
+    SessionSummary,
+    SessionView,
+    StatusChange,
+)
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+SessionId = Annotated[str, Field(pattern=ID_PATTERN, max_length=128)]
+SopId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", max_length=64)]
+Reason = Annotated[str, Field(max_length=MAX_REASON_LENGTH)]
+
+
+class RequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartSessionIn(RequestBody):
+    sop_id: SopId
+    sop_version: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+
+
+class PauseIn(RequestBody):
+    reason: Reason | None = None
+
+
+class AbortIn(RequestBody):
+    reason: Reason | None = None
+
+
+class RecordCheckIn(RequestBody):
+    check_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", max_length=64)]
+    passed: StrictBool | None = None
+    value: Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)] | None = None
+    note: Annotated[str, Field(max_length=MAX_NOTE_LENGTH)] | None = None
+
+
+class ProgressOut(BaseModel):
+    checks_passed: int
+    checks_required: int
+    checks_total: int
+
+
+class SafetyCheckOut(BaseModel):
+    seq: int
+    check_id: str
+    step_id: str
+    passed: bool
+    value: float | None
+    note: str | None
+    recorded_at: datetime
+    recorded_by: str
+
+    @classmethod
+    def of(cls, record: CheckRecord) -> SafetyCheckOut:
+        """Converts a workflow check record."""
+        return cls(**vars(record))
+
+
+class HistoryEntryOut(BaseModel):
+    status: SessionStatus
+    at: datetime
+    by: str
+    reason: str | None
+
+    @classmethod
+    def of(cls, change: StatusChange) -> HistoryEntryOut:
+        """Converts a workflow status change."""
+        return cls(**vars(change))
+
+
+class WorkSessionSummaryOut(BaseModel):
+    id: str
+    worker_id: str
+    sop_id: str
+    sop_version: int
+    sop_title: str
+    status: SessionStatus
+    started_at: datetime
+    updated_at: datetime
+    paused_at: datetime | None
+    pause_reason: str | None
+    ended_at: datetime | None
+    abort_reason: str | None
+    active_seconds: float
+    paused_seconds: float
+    progress: ProgressOut
+    current_step_id: str | None
+
+    @classmethod
+    def fields_of(cls, summary: SessionSummary, now: datetime) -> dict[str, Any]:
+        """The summary fields, with durations computed as of `now`."""
+        active, paused = durations(summary, now)
+        return {
+            "id": summary.id,
+            "worker_id": summary.worker_id,
+            "sop_id": summary.sop_id,
+            "sop_version": summary.sop_version,
+            "sop_title": summary.sop_title,
+            "status": summary.status,
+            "started_at": summary.started_at,
+            "updated_at": summary.updated_at,
+            "paused_at": summary.paused_at,
+            "pause_reason": summary.pause_reason,
+            "ended_at": summary.ended_at,
+            "abort_reason": summary.abort_reason,
+            "active_seconds": active,
+            "paused_seconds": paused,
+            "progress": ProgressOut(**vars(summary.progress)),
+            "current_step_id": summary.current_step_id,
+        }
+
+    @classmethod
+    def of(cls, summary: SessionSummary, now: datetime) -> WorkSessionSummaryOut:
+        """Converts a workflow summary."""
+        return cls(**cls.fields_of(summary, now))
+
+
+class WorkSessionOut(WorkSessionSummaryOut):
+    safety_checks: list[SafetyCheckOut]
+    history: list[HistoryEntryOut]
+
+    @classmethod
+    def of_view(cls, view: SessionView, now: datetime) -> WorkSessionOut:
+        """Converts the whole workflow view."""
+        return cls(
+            **cls.fields_of(view.summary, now),
+            safety_checks=[SafetyCheckOut.of(r) for r in view.safety_checks],
+            history=[HistoryEntryOut.of(h) for h in view.history],
+        )
+
+
+class SessionPage(BaseModel):
+    items: list[WorkSessionSummaryOut]
+    next_page_token: str | None
+
+
+class AuditEventOut(BaseModel):
+    session_id: str
+    seq: int
+    type: AuditEventType
+    actor: str
+    at: datetime
+    worker_id: str
+    sop_id: str
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> AuditEventOut:
+        """Converts a stored audit event."""
+        return cls(**vars(event))
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEventOut]
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+class DevTokenIn(RequestBody):
+    sub: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:|+-]{0,127}$")]
+    roles: Annotated[list[Literal["worker", "supervisor"]], Field(min_length=1, max_length=2)]
+    name: Annotated[str, Field(max_length=100)] | None = None
+
+
+class DevTokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class PublicConfig(BaseModel):
+    embedded: bool
+    temporal_ui_url: str
+    temporal_namespace: str
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Declares problem responses for the OpenAPI document."""
+    return {
+        status: {"model": Problem, "content": {"application/problem+json": {}}}
+        for status in (401, 422, 503, *statuses)
+    }

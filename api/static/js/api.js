@@ -1,0 +1,150 @@
+const BASE = '/api/v1';
+const TOKEN_KEY = 'ws.token';
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title);
+    this.status = status;
+    this.problem = problem;
+  }
+
+  // No response, or a server failure: the request may or may not have been applied.
+  get retryable() {
+    return this.status === 0 || this.status >= 500;
+  }
+}
+
+let onUnauthorized = () => {};
+export function setUnauthorizedHandler(handler) {
+  onUnauthorized = handler;
+}
+
+export const getToken = () => sessionStorage.getItem(TOKEN_KEY);
+export const setToken = (token) => sessionStorage.setItem(TOKEN_KEY, token);
+export function clearToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  pendingKeys.clear();
+}
+
+export function claims(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const bytes = Uint8Array.from(atob(part), (c) => c.charCodeAt(0));
+    const payload = JSON.parse(new TextDecoder().decode(bytes));
+    return payload && typeof payload === 'object' ? payload : null;
+  } catch {
+    return null;
+  }
+}
+
+// A token that is not a readable JWT still works against the API; its roles are unknown.
+export function currentUser() {
+  const token = getToken();
+  if (!token) return null;
+  const c = claims(token) ?? {};
+  return {
+    id: typeof c.sub === 'string' ? c.sub : null,
+    name: typeof c.name === 'string' ? c.name : null,
+    roles: Array.isArray(c.roles) ? c.roles : null,
+    exp: typeof c.exp === 'number' ? c.exp : null,
+  };
+}
+
+export const hasRole = (user, role) => !user.roles || user.roles.includes(role);
+
+async function readProblem(res) {
+  const fallback = { title: `${res.status} ${res.statusText}`.trim(), detail: '' };
+  if (!(res.headers.get('Content-Type') || '').includes('json')) return fallback;
+  try {
+    const body = await res.json();
+    if (!body || typeof body !== 'object') return fallback;
+    // FastAPI's own errors carry a list of validation errors in `detail`.
+    if (Array.isArray(body.detail)) return { ...fallback, errors: body.detail };
+    return { ...fallback, ...body };
+  } catch {
+    return fallback;
+  }
+}
+
+export async function request(path, { method = 'GET', body, idempotencyKey, auth = true, accept } = {}) {
+  const headers = { Accept: accept ?? 'application/json, application/problem+json' };
+  const token = getToken();
+  if (auth && token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
+  let res;
+  try {
+    res = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, {
+      title: 'Cannot reach the server',
+      detail: 'Check the network connection and try again.',
+    });
+  }
+  if (res.ok) return res;
+  const problem = await readProblem(res);
+  if (res.status === 401 && auth) onUnauthorized();
+  throw new ApiError(res.status, problem);
+}
+
+export const getJson = async (path) => (await request(path)).json();
+export const postJson = async (path, body, options = {}) =>
+  (await request(path, { method: 'POST', body, ...options })).json();
+
+// crypto.randomUUID exists only in secure contexts; plant-floor tablets may reach the API over plain http.
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+// scope -> {payload, key}: kept only while the outcome of a submission is unknown.
+const pendingKeys = new Map();
+
+export async function postIdempotent(scope, path, body) {
+  const payload = JSON.stringify(body);
+  let entry = pendingKeys.get(scope);
+  if (entry?.payload !== payload) {
+    entry = { payload, key: newKey() };
+    pendingKeys.set(scope, entry);
+  }
+  try {
+    const result = await postJson(path, body, { idempotencyKey: entry.key });
+    pendingKeys.delete(scope);
+    return result;
+  } catch (err) {
+    if (!err.retryable) pendingKeys.delete(scope);
+    throw err;
+  }
+}
+
+let configPromise = null;
+export function getConfig() {
+  configPromise ??= request('/config', { auth: false })
+    .then((res) => res.json())
+    .catch((err) => {
+      configPromise = null;
+      throw err;
+    });
+  return configPromise;
+}
+
+// Published SOP versions are immutable, so they are safe to keep for the page's lifetime.
+const sopCache = new Map();
+export function getSop(id, version) {
+  const key = `${id}@${version}`;
+  if (!sopCache.has(key)) {
+    const query = new URLSearchParams({ version });
+    sopCache.set(
+      key,
+      getJson(`/sops/${encodeURIComponent(id)}?${query}`).catch((err) => {
+        sopCache.delete(key);
+        throw err;
+      }),
+    );
+  }
+  return sopCache.get(key);
+}

@@ -1,0 +1,155 @@
+import { ApiError } from './api.js';
+
+export function h(tag, props, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props ?? {})) {
+    if (value == null || value === false) continue;
+    if (key === 'testid') el.dataset.testid = value;
+    else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? '' : value);
+  }
+  el.append(...children.flat(Infinity).filter((c) => c != null && c !== false));
+  return el;
+}
+
+let lastId = 0;
+export const uid = (prefix = 'id') => `${prefix}-${++lastId}`;
+
+export const pageHeading = (text, props = {}) => h('h1', { tabindex: -1, ...props }, text);
+
+export function field(label, control, hint) {
+  control.id ||= uid('field');
+  const hintEl = hint ? h('p', { class: 'hint', id: uid('hint') }, hint) : null;
+  if (hintEl) control.setAttribute('aria-describedby', hintEl.id);
+  return h('div', { class: 'field' }, h('label', { for: control.id }, label), hintEl, control);
+}
+
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const dateTimeSeconds = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+
+export function time(iso, { seconds = false } = {}) {
+  const date = new Date(iso);
+  const text = Number.isNaN(date.getTime()) ? String(iso) : (seconds ? dateTimeSeconds : dateTime).format(date);
+  return h('time', { datetime: iso }, text);
+}
+
+const unitFormats = Object.fromEntries(
+  ['day', 'hour', 'minute', 'second'].map((unit) => [
+    unit,
+    new Intl.NumberFormat(undefined, { style: 'unit', unit, unitDisplay: 'long' }),
+  ]),
+);
+
+// The two most significant units are enough to read at a glance.
+export function duration(totalSeconds) {
+  const s = Math.max(0, Math.round(totalSeconds || 0));
+  const parts = [
+    ['day', Math.floor(s / 86400)],
+    ['hour', Math.floor((s % 86400) / 3600)],
+    ['minute', Math.floor((s % 3600) / 60)],
+    ['second', s % 60],
+  ];
+  const first = parts.findIndex(([, n]) => n > 0);
+  if (first === -1) return unitFormats.second.format(0);
+  return parts
+    .slice(first, first + 2)
+    .filter(([, n]) => n > 0)
+    .map(([unit, n]) => unitFormats[unit].format(n))
+    .join(' ');
+}
+
+export const since = (iso) => duration((Date.now() - new Date(iso).getTime()) / 1000);
+
+export const STATUS_LABELS = {
+  IN_PROGRESS: 'In progress',
+  PAUSED: 'Paused',
+  COMPLETED: 'Completed',
+  ABORTED: 'Aborted',
+};
+
+export const statusBadge = (status) =>
+  h('span', { class: `badge badge-${status.toLowerCase()}`, testid: 'status-badge' }, status);
+
+export const progressText = (p) => `${p.checks_passed} / ${p.checks_required} checks passed`;
+
+function describe(err) {
+  if (err instanceof ApiError) {
+    const { title, detail, errors = [] } = err.problem;
+    return {
+      title: title || 'Request failed',
+      detail: typeof detail === 'string' ? detail : '',
+      errors: errors.map((e) => {
+        const loc = (e.loc ?? []).filter((part) => part !== 'body').join('.');
+        return loc ? `${loc}: ${e.msg}` : e.msg;
+      }),
+    };
+  }
+  if (err instanceof Error) return { title: 'Something went wrong', detail: err.message, errors: [] };
+  if (typeof err === 'string') return { title: err, detail: '', errors: [] };
+  return { title: err.title, detail: err.detail ?? '', errors: [] };
+}
+
+export function showError(err) {
+  const { title, detail, errors } = describe(err);
+  document.getElementById('alert').replaceChildren(
+    h('p', { class: 'alert-title' }, title),
+    detail ? h('p', {}, detail) : null,
+    errors.length ? h('ul', {}, errors.map((e) => h('li', {}, e))) : null,
+  );
+  document.getElementById('alert-row').classList.add('has-error');
+}
+
+export function clearError() {
+  document.getElementById('alert').replaceChildren();
+  document.getElementById('alert-row').classList.remove('has-error');
+}
+
+let noticeTimer;
+export function announce(message) {
+  const live = document.getElementById('live');
+  clearTimeout(noticeTimer);
+  // Emptying first makes screen readers repeat a message identical to the previous one.
+  live.textContent = '';
+  noticeTimer = setTimeout(() => {
+    live.textContent = message;
+    noticeTimer = setTimeout(() => {
+      live.textContent = '';
+    }, 8000);
+  }, 100);
+}
+
+// Lets a re-rendered view put focus back on the control the user was on.
+export function focusKey(root) {
+  const el = document.activeElement;
+  if (!el || !root.contains(el)) return null;
+  return {
+    check: el.closest('[data-check]')?.getAttribute('data-check'),
+    testid: el.dataset.testid,
+    name: el.getAttribute('name'),
+  };
+}
+
+export function restoreFocus(root, key) {
+  if (!key) return;
+  const scope = key.check ? root.querySelector(`[data-check="${CSS.escape(key.check)}"]`) : root;
+  const selector = key.testid
+    ? `[data-testid="${CSS.escape(key.testid)}"]`
+    : key.name && `[name="${CSS.escape(key.name)}"]`;
+  const target = scope && selector ? scope.querySelector(selector) : null;
+  if (target && !target.matches(':disabled')) target.focus({ preventScroll: true });
+  else root.querySelector('h1')?.focus();
+}
+
+export const button = (label, props = {}) => h('button', { type: 'button', ...props }, label);
+
+export function busyGuard(el, action) {
+  return async (...args) => {
+    if (el.getAttribute('aria-busy') === 'true') return;
+    el.setAttribute('aria-busy', 'true');
+    try {
+      await action(...args);
+    } finally {
+      el.removeAttribute('aria-busy');
+    }
+  };
+}

@@ -1,0 +1,66 @@
+"""One Temporal client per process, and the search attributes the project needs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
+
+from runtime.settings import Settings
+from workflows import search_attributes as sa
+
+log = logging.getLogger(__name__)
+
+
+async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+    """Connects to the configured Temporal frontend with the project's data converter."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        lazy=lazy,
+    )
+
+
+async def register_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Registers the session search attributes; returns the names it added (idempotent)."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type)
+        for key in sa.ALL
+        if key.name not in existing.custom_attributes
+    }
+    if not missing:
+        return []
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+    except RPCError as err:
+        # Another process registering at the same moment is success too.
+        if err.status != RPCStatusCode.ALREADY_EXISTS:
+            raise
+    return sorted(missing)
+
+
+async def connect_when_ready(settings: Settings, timeout_seconds: float = 60.0) -> Client:
+    """Connects, retrying while the Temporal server is still starting."""
+    deadline = asyncio.get_running_loop().time() + timeout_seconds
+    while True:
+        try:
+            return await connect(settings)
+        except RuntimeError as err:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info("waiting for Temporal at %s: %s", settings.temporal_address, err)
+            await asyncio.sleep(0.5)

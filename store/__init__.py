@@ -1,0 +1,1 @@
+"""Relational store: the versioned SOP catalog and the append-only audit trail."""

@@ -1,0 +1,251 @@
+"""The SOP definition (DESIGN section 5) and the versioned SOP catalog."""
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from store.models import SopVersionRow
+from workflows.shared import CheckDefinition, CheckKind, SopSnapshot, StepDefinition
+
+MAX_STEPS = 100
+MAX_CHECKS = 500
+PUBLISH_ATTEMPTS = 5
+
+_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def _check_id(value: str) -> str:
+    if not _ID_PATTERN.fullmatch(value):
+        raise ValueError(
+            "must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-', "
+            "starting with a letter or a digit"
+        )
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_check_id)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+LongText = Annotated[str, StringConstraints(max_length=5000)]
+Limit = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class CheckDefinitionModel(BaseModel):
+    """A safety check: a confirmation, or a measurement with limits and a unit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Identifier
+    prompt: Prompt
+    kind: CheckKind
+    required: bool = True
+    unit: Unit | None = None
+    min: Limit | None = None
+    max: Limit | None = None
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> Self:
+        if self.kind is CheckKind.CONFIRM:
+            if self.unit is not None or self.min is not None or self.max is not None:
+                raise ValueError(f"confirm check {self.id!r} must not have unit, min or max")
+            return self
+        if self.unit is None:
+            raise ValueError(f"measurement check {self.id!r} needs a unit")
+        if self.min is None and self.max is None:
+            raise ValueError(f"measurement check {self.id!r} needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(
+                f"measurement check {self.id!r} has min {self.min} greater than max {self.max}"
+            )
+        return self
+
+
+class StepDefinitionModel(BaseModel):
+    """A step of an SOP with its instructions and at least one check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Identifier
+    title: Title
+    instructions: LongText = ""
+    checks: list[CheckDefinitionModel] = Field(min_length=1, max_length=MAX_CHECKS)
+
+
+class SopDefinition(BaseModel):
+    """A whole SOP as published: the body of POST /sops."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Identifier
+    title: Title
+    description: LongText = ""
+    steps: list[StepDefinitionModel] = Field(min_length=1, max_length=MAX_STEPS)
+
+    @model_validator(mode="after")
+    def _check_unique_ids(self) -> Self:
+        step_ids: set[str] = set()
+        check_ids: set[str] = set()
+        for step in self.steps:
+            if step.id in step_ids:
+                raise ValueError(f"step id {step.id!r} is used more than once")
+            step_ids.add(step.id)
+            for check in step.checks:
+                if check.id in check_ids:
+                    raise ValueError(f"check id {check.id!r} is used more than once")
+                check_ids.add(check.id)
+        if len(check_ids) > MAX_CHECKS:
+            raise ValueError(
+                f"an SOP has at most {MAX_CHECKS} checks, this one has {len(check_ids)}"
+            )
+        return self
+
+
+class PublishedSop(SopDefinition):
+    """A published, immutable version of an SOP."""
+
+    version: int
+    published_at: datetime
+    published_by: str
+
+    def to_snapshot(self) -> SopSnapshot:
+        """Converts to the snapshot a work session starts with."""
+        return SopSnapshot(
+            id=self.id,
+            version=self.version,
+            title=self.title,
+            description=self.description,
+            steps=[
+                StepDefinition(
+                    id=step.id,
+                    title=step.title,
+                    instructions=step.instructions,
+                    checks=[
+                        CheckDefinition(
+                            id=check.id,
+                            prompt=check.prompt,
+                            kind=check.kind,
+                            required=check.required,
+                            unit=check.unit,
+                            min=check.min,
+                            max=check.max,
+                        )
+                        for check in step.checks
+                    ],
+                )
+                for step in self.steps
+            ],
+        )
+
+
+class SopListItem(BaseModel):
+    """The latest version of an SOP as the catalog lists it."""
+
+    id: str
+    version: int
+    title: str
+    step_count: int
+    check_count: int
+
+
+def _published(row: SopVersionRow) -> PublishedSop:
+    return PublishedSop.model_validate(
+        {
+            **row.definition,
+            "version": row.version,
+            "published_at": row.published_at,
+            "published_by": row.published_by,
+        }
+    )
+
+
+class SopCatalog:
+    """The versioned SOP catalog: published versions are only ever added."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def list_latest(self) -> list[SopListItem]:
+        """Lists the latest version of every SOP, ordered by title."""
+        latest = (
+            select(SopVersionRow.sop_id, func.max(SopVersionRow.version).label("version"))
+            .group_by(SopVersionRow.sop_id)
+            .subquery()
+        )
+        query = (
+            select(SopVersionRow)
+            .join(
+                latest,
+                (SopVersionRow.sop_id == latest.c.sop_id)
+                & (SopVersionRow.version == latest.c.version),
+            )
+            .order_by(SopVersionRow.title, SopVersionRow.sop_id)
+        )
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+        items = []
+        for row in rows:
+            steps = row.definition["steps"]
+            items.append(
+                SopListItem(
+                    id=row.sop_id,
+                    version=row.version,
+                    title=row.title,
+                    step_count=len(steps),
+                    check_count=sum(len(step["checks"]) for step in steps),
+                )
+            )
+        return items
+
+    async def get(self, sop_id: str, version: int | None = None) -> PublishedSop | None:
+        """Gets one version of an SOP, the latest when version is None."""
+        query = select(SopVersionRow).where(SopVersionRow.sop_id == sop_id)
+        if version is None:
+            query = query.order_by(SopVersionRow.version.desc()).limit(1)
+        else:
+            query = query.where(SopVersionRow.version == version)
+        async with self._sessions() as session:
+            row = (await session.scalars(query)).first()
+        return None if row is None else _published(row)
+
+    async def publish(self, definition: SopDefinition, published_by: str) -> PublishedSop:
+        """Publishes a definition as the SOP's next version (1 for a new SOP)."""
+        for _ in range(PUBLISH_ATTEMPTS - 1):
+            try:
+                return await self._insert_next_version(definition, published_by)
+            except IntegrityError:
+                # A concurrent publish took this version number: count again.
+                continue
+        return await self._insert_next_version(definition, published_by)
+
+    async def _insert_next_version(
+        self, definition: SopDefinition, published_by: str
+    ) -> PublishedSop:
+        async with self._sessions() as session:
+            latest = await session.scalar(
+                select(func.max(SopVersionRow.version)).where(SopVersionRow.sop_id == definition.id)
+            )
+            row = SopVersionRow(
+                sop_id=definition.id,
+                version=(latest or 0) + 1,
+                title=definition.title,
+                description=definition.description,
+                definition=definition.model_dump(mode="json"),
+                published_at=datetime.now(UTC),
+                published_by=published_by,
+            )
+            session.add(row)
+            await session.commit()
+        return _published(row)

@@ -1,0 +1,1 @@
+"""Temporal workflows and the domain model they carry (sandbox-safe: stdlib only)."""

@@ -1,0 +1,215 @@
+"""Payload types shared by the API, the worker, the workflow and the activities.
+
+Standard library only: this module is loaded inside Temporal's workflow sandbox.
+Every field here ends up in workflow histories, so changes must stay
+backward-compatible (add optional fields with defaults, never rename).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+TASK_QUEUE_DEFAULT = "work-sessions"
+SUMMARY_MEMO_KEY = "summary"
+
+
+class SessionStatus(StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    ABORTED = "ABORTED"
+
+
+class CheckKind(StrEnum):
+    CONFIRM = "confirm"
+    MEASUREMENT = "measurement"
+
+
+class AuditEventType(StrEnum):
+    SESSION_STARTED = "session_started"
+    CHECK_RECORDED = "check_recorded"
+    SESSION_PAUSED = "session_paused"
+    SESSION_RESUMED = "session_resumed"
+    SESSION_ABORTED = "session_aborted"
+    SESSION_COMPLETED = "session_completed"
+
+
+@dataclass
+class CheckDefinition:
+    id: str
+    prompt: str
+    kind: CheckKind
+    required: bool = True
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass
+class StepDefinition:
+    id: str
+    title: str
+    instructions: str = ""
+    checks: list[CheckDefinition] = field(default_factory=list)
+
+
+@dataclass
+class SopSnapshot:
+    """The SOP version a session started with; later versions never change it."""
+
+    id: str
+    version: int
+    title: str
+    description: str = ""
+    steps: list[StepDefinition] = field(default_factory=list)
+
+
+@dataclass
+class Actor:
+    """Who sends a message: the caller's `sub` and roles from the bearer token."""
+
+    user_id: str
+    roles: list[str] = field(default_factory=list)
+
+    @property
+    def is_supervisor(self) -> bool:
+        return "supervisor" in self.roles
+
+
+@dataclass
+class CheckRecord:
+    seq: int
+    check_id: str
+    step_id: str
+    passed: bool
+    value: float | None
+    note: str | None
+    recorded_at: datetime
+    recorded_by: str
+
+
+@dataclass
+class StatusChange:
+    status: SessionStatus
+    at: datetime
+    by: str
+    reason: str | None = None
+
+
+@dataclass
+class Progress:
+    checks_passed: int
+    checks_required: int
+    checks_total: int
+
+
+@dataclass
+class SessionSummary:
+    """What a session list shows; kept in the workflow memo so lists need no query."""
+
+    id: str
+    worker_id: str
+    sop_id: str
+    sop_version: int
+    sop_title: str
+    status: SessionStatus
+    started_at: datetime
+    updated_at: datetime
+    paused_at: datetime | None
+    ended_at: datetime | None
+    abort_reason: str | None
+    paused_seconds_closed: float
+    progress: Progress
+    current_step_id: str | None
+    pause_reason: str | None = None
+
+
+@dataclass
+class SessionView:
+    """The whole session as callers see it, returned by the query and every update."""
+
+    summary: SessionSummary
+    safety_checks: list[CheckRecord]
+    history: list[StatusChange]
+
+
+@dataclass
+class AuditEvent:
+    session_id: str
+    seq: int
+    type: AuditEventType
+    actor: str
+    at: datetime
+    worker_id: str
+    sop_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SessionState:
+    """Everything a session knows; carried whole across continue-as-new."""
+
+    session_id: str
+    worker_id: str
+    sop: SopSnapshot
+    status: SessionStatus
+    started_at: datetime
+    updated_at: datetime
+    paused_at: datetime | None = None
+    ended_at: datetime | None = None
+    abort_reason: str | None = None
+    pause_reason: str | None = None
+    paused_seconds_closed: float = 0.0
+    checks: list[CheckRecord] = field(default_factory=list)
+    history: list[StatusChange] = field(default_factory=list)
+    audit_seq: int = 0
+    check_seq: int = 0
+    idempotency_keys: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class StartSessionInput:
+    session_id: str
+    worker_id: str
+    sop: SopSnapshot
+    # The start time the API already showed the caller; the workflow keeps it.
+    started_at: datetime | None = None
+    # Set only by continue-as-new: the state to carry on with.
+    carried_state: SessionState | None = None
+    # Audit events accepted but not yet written when continuing as new.
+    pending_audit: list[AuditEvent] = field(default_factory=list)
+
+
+@dataclass
+class PauseRequest:
+    actor: Actor
+    reason: str | None = None
+
+
+@dataclass
+class ResumeRequest:
+    actor: Actor
+
+
+@dataclass
+class AbortRequest:
+    actor: Actor
+    reason: str | None = None
+
+
+@dataclass
+class CompleteRequest:
+    actor: Actor
+
+
+@dataclass
+class RecordCheckRequest:
+    actor: Actor
+    check_id: str
+    passed: bool | None = None
+    value: float | None = None
+    note: str | None = None
+    idempotency_key: str | None = None

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from api.auth import mint_token
+from runtime.processes import die_with_parent
 from runtime.settings import DEV_JWT_SECRET, Settings
 from runtime.temporal import connect_when_ready, register_search_attributes
 from store.db import create_engine, create_session_factory
@@ -64,6 +65,7 @@ def start_dev_server(settings: Settings) -> subprocess.Popen[bytes] | None:
             "warn",
         ],
         cwd=ROOT,
+        preexec_fn=die_with_parent,
     )
 
 
@@ -126,7 +128,11 @@ def main() -> int:
         if server is not None:
             children.append(server)
         asyncio.run(prepare(settings))
-        children.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT))
+        children.append(
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "worker.py")], cwd=ROOT, preexec_fn=die_with_parent
+            )
+        )
         children.append(
             subprocess.Popen(
                 [
@@ -142,10 +148,15 @@ def main() -> int:
                     "--no-access-log",
                 ],
                 cwd=ROOT,
+                preexec_fn=die_with_parent,
             )
         )
         _say(banner(settings))
+        parent = os.getppid()
         while not stopping:
+            if os.getppid() != parent:
+                _say("The launching process went away; stopping.")
+                return 1
             crashed = [c for c in children if c.poll() is not None]
             if crashed:
                 _say(f"A process stopped unexpectedly ({crashed[0].args!r}); stopping the rest.")

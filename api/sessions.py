@@ -25,8 +25,8 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.workflow import UpdateMethodMultiParam
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from api.auth import SUBJECT_PATTERN, User
 from api.errors import ProblemError

@@ -31,7 +31,7 @@ def _run_migrations(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
-        pass
+        _lock_against_concurrent_migrations(connection)
         context.run_migrations()
 
 

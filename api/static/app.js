@@ -1,0 +1,109 @@
+import { clearToken, currentUser, hasRole, setUnauthorizedHandler } from './js/api.js';
+import { homeHash, navigate, rememberNext } from './js/nav.js';
+import { announce, button, clearError, h, pageHeading, showError } from './js/ui.js';
+import { signinView } from './js/views/signin.js';
+import { supervisorListView, supervisorSessionView } from './js/views/supervisor.js';
+import { mySessionsView, startView, workerSessionView } from './js/views/worker.js';
+
+const routes = [
+  { pattern: /^\/signin$/, view: signinView, public: true },
+  { pattern: /^\/sessions$/, view: mySessionsView, nav: 'nav-my-sessions' },
+  { pattern: /^\/sessions\/([^/]+)$/, view: workerSessionView, nav: 'nav-my-sessions' },
+  { pattern: /^\/start$/, view: startView, nav: 'nav-start' },
+  { pattern: /^\/supervisor$/, view: supervisorListView, nav: 'nav-supervisor' },
+  { pattern: /^\/supervisor\/sessions\/([^/]+)$/, view: supervisorSessionView, nav: 'nav-supervisor' },
+];
+
+const viewRoot = document.getElementById('view');
+let navCount = 0;
+let flash = null;
+
+function updateChrome(user, current) {
+  document.getElementById('nav').hidden = !user;
+  document.getElementById('account').hidden = !user;
+  if (!user) return;
+  const visible = {
+    'nav-my-sessions': hasRole(user, 'worker'),
+    'nav-start': hasRole(user, 'worker'),
+    'nav-supervisor': hasRole(user, 'supervisor'),
+  };
+  for (const [testid, show] of Object.entries(visible)) {
+    const link = document.querySelector(`[data-testid="${testid}"]`);
+    link.hidden = !show;
+    if (testid === current) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  const who = user.name && user.id ? `${user.name} (${user.id})` : user.name || user.id || 'token user';
+  document.getElementById('account-name').textContent = user.roles ? `${who} · ${user.roles.join(', ')}` : who;
+}
+
+async function route() {
+  const seq = ++navCount;
+  const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
+  if (!path || path === '/') return location.replace(homeHash());
+  const user = currentUser();
+  const match = routes.map((r) => ({ r, m: r.pattern.exec(path) })).find((x) => x.m);
+  if (match && !match.r.public && !user) {
+    rememberNext(location.hash);
+    return location.replace('#/signin');
+  }
+
+  clearError();
+  if (flash) showError(flash);
+  flash = null;
+  updateChrome(user, match?.r.nav);
+  const container = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  viewRoot.replaceChildren(container);
+  viewRoot.setAttribute('aria-busy', 'true');
+  try {
+    if (!match) {
+      container.replaceChildren(pageHeading('Page not found'), h('p', {}, h('a', { href: homeHash() }, 'Go to the start page')));
+    } else {
+      await match.r.view(container, { args: match.m.slice(1).map(decodeURIComponent), query: new URLSearchParams(query) });
+    }
+  } catch (err) {
+    if (seq !== navCount) return;
+    showError(err);
+    container.replaceChildren(pageHeading('This page could not be loaded'), button('Try again', { onclick: route }));
+  }
+  if (seq !== navCount) return;
+  viewRoot.removeAttribute('aria-busy');
+  const heading = container.querySelector('h1');
+  document.title = heading ? `${heading.textContent} – Work sessions` : 'Work sessions';
+  // On the first load the reader starts at the top anyway; afterwards, land on the new page's heading.
+  if (seq > 1) heading?.focus();
+}
+
+setUnauthorizedHandler(() => {
+  clearToken();
+  rememberNext(location.hash);
+  flash = { title: 'Please sign in again.', detail: 'Your token was rejected: it has expired or is not valid.' };
+  navigate('#/signin');
+});
+
+document.getElementById('signout').addEventListener('click', () => {
+  clearToken();
+  announce('Signed out.');
+  navigate('#/signin');
+});
+
+document.getElementById('alert-dismiss').addEventListener('click', () => {
+  clearError();
+  document.getElementById('main').focus();
+});
+
+// A plain #main link would be taken for a route.
+document.querySelector('.skip-link').addEventListener('click', (e) => {
+  e.preventDefault();
+  document.getElementById('main').focus();
+});
+
+const startUser = currentUser();
+if (startUser?.exp && startUser.exp * 1000 <= Date.now()) {
+  clearToken();
+  rememberNext(location.hash);
+  flash = { title: 'Your sign-in has expired.', detail: 'Please sign in again.' };
+}
+
+window.addEventListener('hashchange', route);
+route();

@@ -1,0 +1,169 @@
+import { getConfig, getJson, getSop, request } from '../api.js';
+import { navigate, reload, supervisorHref } from '../nav.js';
+import { STATUSES, historySection, sessionHeader, sessionList, stepsList } from '../session-parts.js';
+import {
+  STATUS_LABELS,
+  announce,
+  button,
+  busyGuard,
+  clearError,
+  field,
+  h,
+  pageHeading,
+  showError,
+  time,
+} from '../ui.js';
+
+const DEFAULT_STATUSES = ['IN_PROGRESS', 'PAUSED'];
+let listHash = '#/supervisor';
+
+export async function supervisorListView(root, { query }) {
+  listHash = location.hash;
+  const worker = query.get('worker_id') ?? '';
+  const chosen = query.getAll('status').filter((s) => STATUSES.includes(s));
+  const statuses = chosen.length ? chosen : DEFAULT_STATUSES;
+  const params = [...statuses.map((s) => ['status', s]), ...(worker ? [['worker_id', worker]] : [])];
+
+  const workerInput = h('input', { type: 'text', testid: 'filter-worker', value: worker, autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none' });
+  const boxes = STATUSES.map((s) =>
+    h('input', { type: 'checkbox', name: 'status', value: s, checked: statuses.includes(s), testid: `filter-status-${s}` }),
+  );
+  const form = h(
+    'form',
+    {
+      class: 'filters',
+      onsubmit: (e) => {
+        e.preventDefault();
+        const selected = boxes.filter((b) => b.checked).map((b) => b.value);
+        if (!selected.length) {
+          showError({ title: 'Choose at least one status.' });
+          boxes[0].focus();
+          return;
+        }
+        const next = new URLSearchParams(selected.map((s) => ['status', s]));
+        const w = workerInput.value.trim();
+        if (w) next.set('worker_id', w);
+        navigate(`#/supervisor?${next}`);
+      },
+    },
+    field('Worker id', workerInput, 'Leave empty for every worker.'),
+    h(
+      'fieldset',
+      { class: 'status-filter' },
+      h('legend', {}, 'Status'),
+      boxes.map((box, i) => h('label', { class: 'checkbox' }, box, STATUS_LABELS[STATUSES[i]])),
+    ),
+    h('button', { type: 'submit', testid: 'filter-apply' }, 'Apply filters'),
+  );
+
+  const list = await sessionList(params, {
+    hrefFor: (s) => supervisorHref(s.id),
+    showWorker: true,
+    empty: 'No sessions match these filters.',
+  });
+  root.replaceChildren(
+    h('div', { class: 'page-head' }, pageHeading('All sessions'), button('Refresh', { class: 'secondary', onclick: reload })),
+    form,
+    h('h2', {}, 'Sessions'),
+    list,
+  );
+}
+
+function temporalLink(config, session) {
+  if (!config?.temporal_ui_url) return null;
+  const base = config.temporal_ui_url.replace(/\/+$/, '');
+  const href = `${base}/namespaces/${encodeURIComponent(config.temporal_namespace)}/workflows/${encodeURIComponent(session.id)}`;
+  return h(
+    'a',
+    { class: 'button-link secondary', href, target: '_blank', rel: 'noopener', testid: 'temporal-link' },
+    'Open in Temporal Web UI',
+    h('span', { class: 'visually-hidden' }, ' (opens in a new tab)'),
+  );
+}
+
+async function downloadCsv(sessionId) {
+  clearError();
+  try {
+    const query = new URLSearchParams({ session_id: sessionId, format: 'csv' });
+    const res = await request(`/audit?${query}`, { accept: 'text/csv, application/problem+json' });
+    const url = URL.createObjectURL(await res.blob());
+    const link = h('a', { href: url, download: `audit-${sessionId.replace(/[^\w.-]+/g, '_')}.csv`, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    // Revoking right away can cancel the download in some browsers.
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    announce('Audit trail downloaded as CSV.');
+  } catch (err) {
+    showError(err);
+  }
+}
+
+const eventLabel = (type) => type.charAt(0).toUpperCase() + type.slice(1).replace(/_/g, ' ');
+
+function dataText(data) {
+  return Object.entries(data ?? {})
+    .map(([key, value]) => `${key}: ${value !== null && typeof value === 'object' ? JSON.stringify(value) : value}`)
+    .join(', ');
+}
+
+function auditSection(session, events) {
+  const csv = button('Download CSV', { class: 'secondary', testid: 'audit-csv' });
+  csv.addEventListener('click', busyGuard(csv, () => downloadCsv(session.id)));
+  const columns = ['#', 'Time', 'Event', 'Actor', 'Details'];
+  return h(
+    'section',
+    {},
+    h('div', { class: 'page-head' }, h('h2', {}, 'Audit trail'), csv),
+    h(
+      'div',
+      { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': 'Audit trail' },
+      h(
+        'table',
+        { testid: 'audit-table' },
+        h('caption', { class: 'visually-hidden' }, 'Audit events, oldest first'),
+        h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c)))),
+        h(
+          'tbody',
+          {},
+          events.map((e) =>
+            h(
+              'tr',
+              {},
+              h('td', {}, e.seq),
+              h('td', {}, time(e.at, { seconds: true })),
+              h('td', {}, eventLabel(e.type)),
+              h('td', {}, e.actor),
+              h('td', { class: 'data' }, dataText(e.data)),
+            ),
+          ),
+        ),
+      ),
+    ),
+    events.length ? null : h('p', { class: 'empty' }, 'No audit events recorded yet.'),
+  );
+}
+
+export async function supervisorSessionView(root, { args: [id] }) {
+  const path = `/sessions/${encodeURIComponent(id)}`;
+  const [session, audit, config] = await Promise.all([
+    getJson(path),
+    getJson(`${path}/audit`),
+    // The page is still useful without the Temporal link.
+    getConfig().catch((err) => {
+      showError(err);
+      return null;
+    }),
+  ]);
+  const sop = await getSop(session.sop_id, session.sop_version);
+  root.replaceChildren(
+    h('div', { class: 'page-head' }, h('a', { href: listHash }, '← All sessions'), button('Refresh', { class: 'secondary', onclick: reload })),
+    sessionHeader(session, { showWorker: true }),
+    h('p', {}, temporalLink(config, session)),
+    sop.description ? h('p', { class: 'instructions' }, sop.description) : null,
+    h('h2', {}, 'Steps and checks'),
+    stepsList(sop, session, { recordsOpen: true }),
+    historySection(session),
+    auditSection(session, audit.items),
+  );
+}

@@ -1,0 +1,157 @@
+"""The audit trail: idempotent appends, ordering, search filters and timestamps."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import StatementError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from store.audit import AuditLog
+from store.models import AuditEventRow
+from workflows.shared import AuditEvent, AuditEventType
+
+pytestmark = pytest.mark.asyncio
+
+T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def event(
+    session_id: str,
+    seq: int,
+    *,
+    minutes: float = 0,
+    worker_id: str = "worker-1",
+    type: AuditEventType = AuditEventType.CHECK_RECORDED,
+) -> AuditEvent:
+    return AuditEvent(
+        session_id=session_id,
+        seq=seq,
+        type=type,
+        actor=worker_id,
+        at=T0 + timedelta(minutes=minutes),
+        worker_id=worker_id,
+        sop_id="loto-press-7",
+        data={"check_id": f"check-{seq}", "value": seq * 1.5, "nested": {"ok": True}},
+    )
+
+
+async def test_appending_the_same_events_twice_stores_each_once(audit_store: AuditLog) -> None:
+    events = [event("s1", seq, minutes=seq) for seq in (1, 2, 3)]
+    assert await audit_store.append(events) == 3
+    assert await audit_store.append(events) == 0
+    assert await audit_store.for_session("s1") == events
+
+
+async def test_a_mixed_batch_inserts_only_the_new_events(audit_store: AuditLog) -> None:
+    await audit_store.append([event("s1", 1), event("s1", 2)])
+    retried = [event("s1", 2), event("s1", 3), event("s2", 1)]
+    assert await audit_store.append(retried) == 2
+    assert [e.seq for e in await audit_store.for_session("s1")] == [1, 2, 3]
+    assert [e.seq for e in await audit_store.for_session("s2")] == [1]
+
+
+async def test_a_retried_event_keeps_its_first_content(audit_store: AuditLog) -> None:
+    original = event("s1", 1)
+    await audit_store.append([original])
+    changed = event("s1", 1, type=AuditEventType.SESSION_ABORTED)
+    assert await audit_store.append([changed]) == 0
+    assert await audit_store.for_session("s1") == [original]
+
+
+async def test_appending_nothing_inserts_nothing(audit_store: AuditLog) -> None:
+    assert await audit_store.append([]) == 0
+
+
+async def test_a_batch_larger_than_one_insert_statement_is_stored_whole(
+    audit_store: AuditLog,
+) -> None:
+    events = [event("long", seq, minutes=seq) for seq in range(1, 1202)]
+    assert await audit_store.append(events) == 1201
+    assert await audit_store.append(events[-10:] + [event("long", 1202)]) == 1
+    assert len(await audit_store.for_session("long")) == 1202
+
+
+async def test_session_events_come_back_by_seq_whatever_the_insert_order(
+    audit_store: AuditLog,
+) -> None:
+    await audit_store.append([event("s1", 3, minutes=1), event("s1", 1, minutes=3)])
+    await audit_store.append([event("s1", 2, minutes=2), event("other", 1)])
+    events = await audit_store.for_session("s1")
+    assert [e.seq for e in events] == [1, 2, 3]
+    assert all(isinstance(e.type, AuditEventType) for e in events)
+    assert await audit_store.for_session("unknown") == []
+
+
+async def test_search_filters_by_worker_session_and_time(audit_store: AuditLog) -> None:
+    await audit_store.append(
+        [
+            event("a", 1, minutes=0, worker_id="ann"),
+            event("a", 2, minutes=10, worker_id="ann"),
+            event("b", 1, minutes=5, worker_id="bob"),
+            event("c", 1, minutes=10, worker_id="ann"),
+            event("c", 2, minutes=20, worker_id="ann"),
+        ]
+    )
+
+    def keys(events: list[AuditEvent]) -> list[tuple[str, int]]:
+        return [(e.session_id, e.seq) for e in events]
+
+    assert keys(await audit_store.search()) == [("a", 1), ("b", 1), ("a", 2), ("c", 1), ("c", 2)]
+    assert keys(await audit_store.search(worker_id="bob")) == [("b", 1)]
+    assert keys(await audit_store.search(session_id="c")) == [("c", 1), ("c", 2)]
+    assert keys(await audit_store.search(worker_id="ann", session_id="b")) == []
+    assert keys(await audit_store.search(since=T0 + timedelta(minutes=10))) == [
+        ("a", 2),
+        ("c", 1),
+        ("c", 2),
+    ]
+    assert keys(await audit_store.search(until=T0 + timedelta(minutes=10))) == [("a", 1), ("b", 1)]
+    window = await audit_store.search(
+        worker_id="ann", since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=20)
+    )
+    assert keys(window) == [("a", 2), ("c", 1)]
+    assert keys(await audit_store.search(limit=2)) == [("a", 1), ("b", 1)]
+
+
+async def test_search_bounds_in_another_timezone_mean_the_same_instant(
+    audit_store: AuditLog,
+) -> None:
+    await audit_store.append([event("a", 1, minutes=0), event("a", 2, minutes=30)])
+    berlin = timezone(timedelta(hours=1))
+    since = (T0 + timedelta(minutes=15)).astimezone(berlin)
+    assert [e.seq for e in await audit_store.search(since=since)] == [2]
+
+
+async def test_search_rejects_a_limit_below_one(audit_store: AuditLog) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        await audit_store.search(limit=0)
+
+
+async def test_timestamps_come_back_aware_in_utc(
+    audit_store: AuditLog, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    local = datetime(2025, 3, 1, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+    stored = event("s1", 1)
+    stored.at = local
+    before = datetime.now(UTC).replace(microsecond=0)
+    await audit_store.append([stored])
+
+    [loaded] = await audit_store.for_session("s1")
+    assert loaded.at == local
+    assert loaded.at.utcoffset() == timedelta(0)
+    assert loaded.at == datetime(2025, 3, 1, 7, 30, 15, 123456, tzinfo=UTC)
+    async with session_factory() as session:
+        row = (await session.scalars(select(AuditEventRow))).one()
+    assert row.recorded_at.utcoffset() == timedelta(0)
+    assert (
+        before - timedelta(seconds=5) <= row.recorded_at <= datetime.now(UTC) + timedelta(seconds=5)
+    )
+
+
+async def test_a_naive_timestamp_is_refused(audit_store: AuditLog) -> None:
+    naive = event("s1", 1)
+    naive.at = datetime(2025, 3, 1, 8, 0)
+    with pytest.raises(StatementError, match="naive datetime"):
+        await audit_store.append([naive])
+    assert await audit_store.for_session("s1") == []

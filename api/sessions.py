@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 # Session ids derived from idempotency keys: same caller + same key = same session.
 _SESSION_ID_NAMESPACE = uuid.UUID("7d0f6f5e-4a53-4d8e-9a53-3c1f4b0e2a61")
 
+# Attempts of an update that met a run closing for continue-as-new.
+_CONTINUE_AS_NEW_RETRIES = 3
+
 T = TypeVar("T")
 Request = TypeVar("Request")
 
@@ -214,34 +217,42 @@ class SessionGateway:
         request: Request,
         update_id: str | None = None,
     ) -> SessionView:
-        try:
-            return await self._handle(session_id).execute_update(
-                update, request, id=update_id, rpc_timeout=self._rpc_timeout
-            )
-        except WorkflowUpdateFailedError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type:
-                details = cause.details[0] if cause.details else {}
-                raise ProblemError(
-                    cause.type,
-                    cause.message,
-                    extra=details if isinstance(details, dict) else {},
-                ) from err
-            raise _unavailable(err) from err
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
+        for _attempt in range(_CONTINUE_AS_NEW_RETRIES):
+            try:
+                return await self._handle(session_id).execute_update(
+                    update, request, id=update_id, rpc_timeout=self._rpc_timeout
+                )
+            except WorkflowUpdateFailedError as err:
+                cause = err.cause
+                if isinstance(cause, ApplicationError) and cause.type:
+                    details = cause.details[0] if cause.details else {}
+                    raise ProblemError(
+                        cause.type,
+                        cause.message,
+                        extra=details if isinstance(details, dict) else {},
+                    ) from err
+                raise _unavailable(err) from err
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise _unavailable(err) from err
                 await self._refuse_change_of_finished(user, session_id)
-            raise _unavailable(err) from err
-        except RPCTimeoutOrCancelledError as err:
-            raise _unavailable(err) from err
+            except RPCTimeoutOrCancelledError as err:
+                raise _unavailable(err) from err
+        raise _unavailable(RuntimeError("the session kept continuing as new"))
 
     async def _refuse_change_of_finished(self, user: User, session_id: str) -> None:
-        """Explains why a change was refused: no such session, or it has finished."""
+        """Explains a NOT_FOUND: no such session, or it has finished; returns if it is active.
+
+        An update can reach a run in the instant it continues as new; the session
+        is then still active and the caller should simply send the update again.
+        """
         view = await self._query(session_id)
         try:
             authorize_change(view.summary.worker_id, user.as_actor())
         except DomainError as err:
             raise ProblemError.from_domain(err) from err
+        if view.summary.status in ACTIVE_STATUSES:
+            return
         raise ProblemError(
             "invalid_transition",
             f"The session is {view.summary.status.value} and can no longer change.",

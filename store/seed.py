@@ -464,7 +464,6 @@ async def seed_examples(catalog: SopCatalog) -> list[str]:
     """Publishes each example SOP whose id is not in the catalog yet; returns the ids added."""
     added = []
     for definition in EXAMPLE_SOPS:
-        if await catalog.get(definition.id) is None:
-            await catalog.publish(definition, SEED_PUBLISHER)
+        if await catalog.publish_if_new(definition, SEED_PUBLISHER) is not None:
             added.append(definition.id)
     return added

@@ -26,7 +26,7 @@ PUBLISH_ATTEMPTS = 5
 _ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
-def _check_id(value: str) -> str:
+def _validate_identifier(value: str) -> str:
     if not _ID_PATTERN.fullmatch(value):
         raise ValueError(
             "must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-', "
@@ -35,7 +35,7 @@ def _check_id(value: str) -> str:
     return value
 
 
-Identifier = Annotated[str, AfterValidator(_check_id)]
+Identifier = Annotated[str, AfterValidator(_validate_identifier)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
@@ -224,22 +224,36 @@ class SopCatalog:
         """Publishes a definition as the SOP's next version (1 for a new SOP)."""
         for _ in range(PUBLISH_ATTEMPTS - 1):
             try:
-                return await self._insert_next_version(definition, published_by)
+                return await self._insert(definition, published_by, first_only=False)
             except IntegrityError:
                 # A concurrent publish took this version number: count again.
                 continue
-        return await self._insert_next_version(definition, published_by)
+        return await self._insert(definition, published_by, first_only=False)
 
-    async def _insert_next_version(
+    async def publish_if_new(
         self, definition: SopDefinition, published_by: str
+    ) -> PublishedSop | None:
+        """Publishes a definition as version 1, or returns None when the SOP already exists."""
+        try:
+            return await self._insert(definition, published_by, first_only=True)
+        except IntegrityError:
+            return None
+
+    async def _insert(
+        self, definition: SopDefinition, published_by: str, *, first_only: bool
     ) -> PublishedSop:
         async with self._sessions() as session:
-            latest = await session.scalar(
-                select(func.max(SopVersionRow.version)).where(SopVersionRow.sop_id == definition.id)
-            )
+            version = 1
+            if not first_only:
+                latest = await session.scalar(
+                    select(func.max(SopVersionRow.version)).where(
+                        SopVersionRow.sop_id == definition.id
+                    )
+                )
+                version = (latest or 0) + 1
             row = SopVersionRow(
                 sop_id=definition.id,
-                version=(latest or 0) + 1,
+                version=version,
                 title=definition.title,
                 description=definition.description,
                 definition=definition.model_dump(mode="json"),

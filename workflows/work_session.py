@@ -83,24 +83,26 @@ class WorkSessionWorkflow:
                     or workflow.info().is_continue_as_new_suggested()
                 )
             )
+            if workflow.info().is_continue_as_new_suggested() and not self._session.is_terminal:
+                # Let in-flight handlers finish so no accepted update is cut off;
+                # audit events not yet written travel with the state.
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    StartSessionInput(
+                        session_id=input.session_id,
+                        worker_id=input.worker_id,
+                        sop=input.sop,
+                        carried_state=self._session.state,
+                        pending_audit=self._pending_audit,
+                    ),
+                    memo={SUMMARY_MEMO_KEY: self._session.summary()},
+                )
             if self._pending_audit:
                 await self._flush_audit()
                 continue
-            # Let in-flight handlers finish so no accepted update is cut off.
             await workflow.wait_condition(workflow.all_handlers_finished)
-            if self._pending_audit:
-                continue
-            if self._session.is_terminal:
+            if not self._pending_audit:
                 return self._session.view()
-            workflow.continue_as_new(
-                StartSessionInput(
-                    session_id=input.session_id,
-                    worker_id=input.worker_id,
-                    sop=input.sop,
-                    carried_state=self._session.state,
-                ),
-                memo={SUMMARY_MEMO_KEY: self._session.summary()},
-            )
 
     async def _flush_audit(self) -> None:
         batch, self._pending_audit = self._pending_audit, []

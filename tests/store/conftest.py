@@ -7,10 +7,11 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 import pytest_asyncio
 from sqlalchemy import make_url
@@ -30,10 +31,10 @@ POSTGRES_ADMIN_URL = os.environ.get(
 T = TypeVar("T")
 
 
-def run_sync(coroutine: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def run_sync(make_coroutine: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Runs a coroutine to completion on a private loop, away from pytest-asyncio's loop."""
     with ThreadPoolExecutor(max_workers=1) as executor:
-        return executor.submit(asyncio.run, coroutine()).result()
+        return executor.submit(asyncio.run, make_coroutine()).result()
 
 
 class PostgresServer:
@@ -47,7 +48,7 @@ class PostgresServer:
 
     def check_reachable(self) -> None:
         """Raises when the admin connection cannot be made."""
-        run_sync(lambda: self._admin("SELECT 1"))
+        run_sync(partial(self._admin, "SELECT 1"))
 
     async def _admin(self, statement: str) -> None:
         connection = await asyncpg.connect(self._admin_dsn, timeout=5)
@@ -59,16 +60,14 @@ class PostgresServer:
     def create_database(self) -> str:
         """Creates an empty database and returns its SQLAlchemy URL."""
         name = f"store_test_{uuid.uuid4().hex[:12]}"
-        run_sync(lambda: self._admin(f'CREATE DATABASE "{name}"'))
+        run_sync(partial(self._admin, f'CREATE DATABASE "{name}"'))
         self._created.append(name)
         return self._admin_url.set(database=name).render_as_string(hide_password=False)
 
     def drop_all(self) -> None:
         """Drops every database this object created."""
         for name in self._created:
-            run_sync(
-                lambda name=name: self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            )
+            run_sync(partial(self._admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +87,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def shared_postgres_url(postgres_server: PostgresServer) -> str:
     url = postgres_server.create_database()
-    run_sync(lambda: migrate(url))
+    run_sync(partial(migrate, url))
     return url
 
 
@@ -120,12 +119,12 @@ def blank_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: P
 def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated database with no rows."""
     if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path}/store.db"
-        run_sync(lambda: migrate(url))
-        return url
-    url = request.getfixturevalue("shared_postgres_url")
-    run_sync(lambda: _truncate(url))
-    return url
+        sqlite_url = f"sqlite+aiosqlite:///{tmp_path}/store.db"
+        run_sync(partial(migrate, sqlite_url))
+        return sqlite_url
+    postgres_url: str = request.getfixturevalue("shared_postgres_url")
+    run_sync(partial(_truncate, postgres_url))
+    return postgres_url
 
 
 @pytest_asyncio.fixture

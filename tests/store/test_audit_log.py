@@ -45,7 +45,7 @@ async def test_appending_the_same_events_twice_stores_each_once(audit_store: Aud
 
 async def test_a_mixed_batch_inserts_only_the_new_events(audit_store: AuditLog) -> None:
     await audit_store.append([event("s1", 1), event("s1", 2)])
-    retried = [event("s1", 2), event("s1", 3), event("s2", 1)]
+    retried = [event("s1", 2), event("s1", 3), event("s2", 1), event("s2", 1)]
     assert await audit_store.append(retried) == 2
     assert [e.seq for e in await audit_store.for_session("s1")] == [1, 2, 3]
     assert [e.seq for e in await audit_store.for_session("s2")] == [1]

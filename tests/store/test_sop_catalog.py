@@ -142,6 +142,19 @@ async def test_seed_adds_the_examples_once(sop_catalog: SopCatalog) -> None:
     ]
 
 
+async def test_concurrent_seeds_add_each_example_once(sop_catalog: SopCatalog) -> None:
+    first, second = await asyncio.gather(seed_examples(sop_catalog), seed_examples(sop_catalog))
+    assert sorted(first + second) == sorted(sop.id for sop in EXAMPLE_SOPS)
+    assert {item.version for item in await sop_catalog.list_latest()} == {1}
+
+
+async def test_publish_if_new_never_adds_a_version(sop_catalog: SopCatalog) -> None:
+    first = await sop_catalog.publish_if_new(definition("pump", "Pump"), "alice")
+    assert first is not None and first.version == 1
+    assert await sop_catalog.publish_if_new(definition("pump", "Pump v2"), "bob") is None
+    assert await sop_catalog.get("pump") == first
+
+
 async def test_seed_leaves_an_existing_sop_alone(sop_catalog: SopCatalog) -> None:
     custom = definition("loto-press-7", "Our own press 7 procedure")
     await sop_catalog.publish(custom, "alice")

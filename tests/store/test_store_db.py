@@ -51,7 +51,7 @@ async def test_migrate_creates_the_tables_and_running_it_again_keeps_the_data(
         await engine.dispose()
 
 
-async def test_concurrent_migrations_both_succeed(blank_database_url: str) -> None:
+async def test_two_migrations_in_one_process_at_once_both_succeed(blank_database_url: str) -> None:
     await asyncio.gather(migrate(blank_database_url), migrate(blank_database_url))
     engine = create_engine(blank_database_url)
     try:

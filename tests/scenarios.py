@@ -1,0 +1,163 @@
+"""Session scenarios driven straight through the Temporal SDK (no HTTP).
+
+Shared by the workflow tests and by `make histories`, which stores the event
+histories they produce for the replay test.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from workflows import search_attributes as sa
+from workflows.domain import WorkSession
+from workflows.shared import (
+    SUMMARY_MEMO_KEY,
+    AbortRequest,
+    Actor,
+    CheckDefinition,
+    CheckKind,
+    CompleteRequest,
+    PauseRequest,
+    RecordCheckRequest,
+    ResumeRequest,
+    SessionView,
+    SopSnapshot,
+    StartSessionInput,
+    StepDefinition,
+)
+from workflows.work_session import WorkSessionWorkflow
+
+SessionHandle = WorkflowHandle[WorkSessionWorkflow, SessionView]
+
+SOP = SopSnapshot(
+    id="loto-scenario",
+    version=2,
+    title="Lockout/Tagout: Scenario Press",
+    description="A small SOP for workflow scenarios.",
+    steps=[
+        StepDefinition(
+            id="isolate",
+            title="Isolate energy",
+            checks=[
+                CheckDefinition("breaker-off", "Breaker off and locked", CheckKind.CONFIRM),
+                CheckDefinition(
+                    "residual-v", "Residual voltage", CheckKind.MEASUREMENT, True, "V", 0, 5
+                ),
+            ],
+        ),
+        StepDefinition(
+            id="verify",
+            title="Verify",
+            checks=[
+                CheckDefinition("try-start", "Start does nothing", CheckKind.CONFIRM),
+                CheckDefinition("photo", "Photo taken", CheckKind.CONFIRM, required=False),
+            ],
+        ),
+    ],
+)
+
+
+def owner_of(handle: SessionHandle) -> Actor:
+    """The worker who owns a scenario session (its id is embedded in the session id)."""
+    return Actor(user_id=handle.id.split("--")[0], roles=["worker"])
+
+
+async def start(client: Client, task_queue: str, worker_id: str | None = None) -> SessionHandle:
+    """Starts a session the way the API does: search attributes and memo set at start."""
+    worker_id = worker_id or f"w-{uuid.uuid4().hex[:8]}"
+    session_id = f"{worker_id}--{uuid.uuid4()}"
+    now = datetime.now(UTC)
+    session, _ = WorkSession.start(session_id, worker_id, SOP, now)
+    return await client.start_workflow(
+        WorkSessionWorkflow.run,
+        StartSessionInput(session_id=session_id, worker_id=worker_id, sop=SOP, started_at=now),
+        id=session_id,
+        task_queue=task_queue,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.WORKER_ID, worker_id),
+                SearchAttributePair(sa.SESSION_STATUS, "IN_PROGRESS"),
+                SearchAttributePair(sa.SOP_ID, SOP.id),
+                SearchAttributePair(sa.SOP_TITLE, SOP.title),
+            ]
+        ),
+        memo={SUMMARY_MEMO_KEY: session.summary()},
+        static_summary=f"{SOP.title} · worker {worker_id}",
+    )
+
+
+async def check(
+    handle: SessionHandle,
+    check_id: str,
+    *,
+    passed: bool | None = None,
+    value: float | None = None,
+    note: str | None = None,
+    key: str | None = None,
+) -> SessionView:
+    """Records one check as the owner."""
+    request = RecordCheckRequest(owner_of(handle), check_id, passed, value, note, key)
+    return await handle.execute_update(WorkSessionWorkflow.record_check, request)
+
+
+async def pause(handle: SessionHandle, reason: str | None = None) -> SessionView:
+    """Pauses as the owner."""
+    return await handle.execute_update(
+        WorkSessionWorkflow.pause, PauseRequest(owner_of(handle), reason)
+    )
+
+
+async def resume(handle: SessionHandle) -> SessionView:
+    """Resumes as the owner."""
+    return await handle.execute_update(WorkSessionWorkflow.resume, ResumeRequest(owner_of(handle)))
+
+
+async def abort(handle: SessionHandle, reason: str | None = None) -> SessionView:
+    """Aborts as the owner."""
+    return await handle.execute_update(
+        WorkSessionWorkflow.abort, AbortRequest(owner_of(handle), reason)
+    )
+
+
+async def complete(handle: SessionHandle) -> SessionView:
+    """Completes as the owner."""
+    return await handle.execute_update(
+        WorkSessionWorkflow.complete, CompleteRequest(owner_of(handle))
+    )
+
+
+async def full_lifecycle(client: Client, task_queue: str) -> SessionHandle:
+    """Checks (a failed measurement redone), two pause/resume cycles, completion."""
+    handle = await start(client, task_queue)
+    await check(handle, "breaker-off", passed=True, note="lock #4", key="k-1")
+    await check(handle, "residual-v", value=17.5)
+    await pause(handle, "waiting for a meter")
+    await resume(handle)
+    await check(handle, "residual-v", value=0.8, note="new meter")
+    await check(handle, "breaker-off", passed=True, key="k-1")
+    await pause(handle)
+    await resume(handle)
+    await check(handle, "try-start", passed=True)
+    await check(handle, "photo", passed=False)
+    await complete(handle)
+    await handle.result()
+    return handle
+
+
+async def aborted_while_paused(client: Client, task_queue: str) -> SessionHandle:
+    """One check, a pause, then an abort with a reason."""
+    handle = await start(client, task_queue)
+    await check(handle, "breaker-off", passed=True)
+    await pause(handle, "shift ended")
+    await abort(handle, "machine handed to the vendor")
+    await handle.result()
+    return handle
+
+
+async def many_checks(handle: SessionHandle, count: int) -> list[SessionView]:
+    """Records `count` measurements in sequence (enough to make the workflow continue as new)."""
+    return [await check(handle, "residual-v", value=float(i % 7)) for i in range(count)]

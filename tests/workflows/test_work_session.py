@@ -1,0 +1,207 @@
+"""WorkSessionWorkflow on a real dev server, through the Temporal SDK."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from runtime.settings import Settings
+from runtime.temporal import register_search_attributes
+from store.audit import AuditLog
+from store.db import create_engine, create_session_factory
+from tests import scenarios
+from tests.conftest import DEV_SERVER_ARGS, TEMPORAL_BIN, eventually
+from worker import build_worker
+from workflows.domain import WorkSession
+from workflows.search_attributes import SESSION_STATUS
+from workflows.shared import (
+    Actor,
+    AuditEventType,
+    RecordCheckRequest,
+    SessionStatus,
+    StartSessionInput,
+)
+from workflows.work_session import WorkSessionWorkflow
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+# Low enough that a few dozen checks make the workflow continue as new.
+CAN_THRESHOLD_EVENTS = 120
+
+
+async def test_an_update_in_the_very_first_task_finds_the_session(
+    temporal_client: Client, settings: Settings
+) -> None:
+    session_id = f"early-{uuid.uuid4()}"
+    owner = Actor("early-bird", ["worker"])
+    start = WithStartWorkflowOperation(
+        WorkSessionWorkflow.run,
+        StartSessionInput(session_id=session_id, worker_id=owner.user_id, sop=scenarios.SOP),
+        id=session_id,
+        task_queue=settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+
+    view = await temporal_client.execute_update_with_start_workflow(
+        WorkSessionWorkflow.record_check,
+        RecordCheckRequest(owner, "breaker-off", passed=True),
+        start_workflow_operation=start,
+    )
+
+    assert view.summary.status == SessionStatus.IN_PROGRESS
+    assert [c.check_id for c in view.safety_checks] == ["breaker-off"]
+
+
+async def test_a_refused_update_never_enters_history(
+    temporal_client: Client, settings: Settings
+) -> None:
+    handle = await scenarios.start(temporal_client, settings.temporal_task_queue)
+    await scenarios.pause(handle)
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await scenarios.check(handle, "breaker-off", passed=True)
+
+    assert isinstance(refused.value.cause, ApplicationError)
+    assert refused.value.cause.type == "invalid_transition"
+    events = (await handle.fetch_history()).events
+    accepted = [
+        e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
+    assert len(accepted) == 1  # the pause only
+
+
+async def test_search_attributes_and_memo_follow_every_transition(
+    temporal_client: Client, settings: Settings
+) -> None:
+    handle = await scenarios.start(temporal_client, settings.temporal_task_queue)
+    await scenarios.check(handle, "breaker-off", passed=True)
+    await scenarios.pause(handle, "break")
+
+    description = await handle.describe()
+    assert description.typed_search_attributes.get(SESSION_STATUS) == "PAUSED"
+    summary = await description.memo_value("summary")
+    assert summary["status"] == "PAUSED"
+    assert summary["progress"]["checks_passed"] == 1
+    assert summary["pause_reason"] == "break"
+    assert await description.static_summary() == (
+        f"{scenarios.SOP.title} · worker {scenarios.owner_of(handle).user_id}"
+    )
+
+
+async def test_finished_sessions_return_their_final_state_and_write_every_audit_event(
+    temporal_client: Client, settings: Settings, audit_log: AuditLog
+) -> None:
+    handle = await scenarios.full_lifecycle(temporal_client, settings.temporal_task_queue)
+
+    final = await handle.result()
+    assert final.summary.status == SessionStatus.COMPLETED
+    assert [c.passed for c in final.safety_checks] == [True, False, True, True, False]
+
+    events = await audit_log.for_session(handle.id)
+    assert [e.seq for e in events] == list(range(1, 12))
+    assert events[0].type == AuditEventType.SESSION_STARTED
+    assert events[-1].type == AuditEventType.SESSION_COMPLETED
+    assert sum(e.type == AuditEventType.CHECK_RECORDED for e in events) == 5
+
+
+@pytest.fixture(scope="module")
+async def low_history_env(
+    settings: Settings, services: object
+) -> AsyncIterator[tuple[Client, str]]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_BIN),
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=[
+            *DEV_SERVER_ARGS,
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={CAN_THRESHOLD_EVENTS}",
+        ],
+    )
+    try:
+        await register_search_attributes(env.client, "default")
+        engine = create_engine(settings.database_url)
+        task_queue = f"can-{uuid.uuid4().hex[:8]}"
+        worker_settings = settings.model_copy(update={"temporal_task_queue": task_queue})
+        async with build_worker(
+            env.client, worker_settings, AuditLog(create_session_factory(engine))
+        ):
+            yield env.client, task_queue
+        await engine.dispose()
+    finally:
+        await env.shutdown()
+
+
+async def test_continue_as_new_keeps_the_session_its_audit_trail_and_its_keys(
+    low_history_env: tuple[Client, str], audit_log: AuditLog
+) -> None:
+    client, task_queue = low_history_env
+    handle = await scenarios.start(client, task_queue)
+    first_run = (await handle.describe()).run_id
+    await scenarios.check(handle, "breaker-off", passed=True, key="before-can")
+    await scenarios.pause(handle, "mid-way")
+    await scenarios.resume(handle)
+    await scenarios.many_checks(handle, 40)
+
+    latest = client.get_workflow_handle_for(WorkSessionWorkflow.run, handle.id)
+
+    async def continued_as_new() -> None:
+        description = await latest.describe()
+        assert description.run_id != first_run
+        assert description.status == WorkflowExecutionStatus.RUNNING
+
+    await eventually(continued_as_new)
+
+    repeated = await scenarios.check(handle, "breaker-off", passed=True, key="before-can")
+    assert len(repeated.safety_checks) == 41
+    view = await scenarios.pause(handle, "end")
+    assert [c.seq for c in view.safety_checks] == list(range(1, 42))
+    assert [h.status for h in view.history] == [
+        SessionStatus.IN_PROGRESS,
+        SessionStatus.PAUSED,
+        SessionStatus.IN_PROGRESS,
+        SessionStatus.PAUSED,
+    ]
+
+    async def audit_complete() -> None:
+        events = await audit_log.for_session(handle.id)
+        # start + 41 checks + pause + resume + pause
+        assert [e.seq for e in events] == list(range(1, 46))
+
+    await eventually(audit_complete)
+    runs = [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    assert len(runs) >= 2
+    assert sum(r.status == WorkflowExecutionStatus.RUNNING for r in runs) == 1
+
+
+async def test_started_state_matches_what_the_api_computes(
+    temporal_client: Client, settings: Settings
+) -> None:
+    started_at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    session_id = f"same-{uuid.uuid4()}"
+    expected, _ = WorkSession.start(session_id, "w-same", scenarios.SOP, started_at)
+    handle = await temporal_client.start_workflow(
+        WorkSessionWorkflow.run,
+        StartSessionInput(
+            session_id=session_id, worker_id="w-same", sop=scenarios.SOP, started_at=started_at
+        ),
+        id=session_id,
+        task_queue=settings.temporal_task_queue,
+    )
+
+    view = await handle.query(WorkSessionWorkflow.get_session)
+
+    assert view == expected.view()

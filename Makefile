@@ -25,6 +25,9 @@ lint: install
 test: lint
 	$(VENV)/bin/pytest
 
+histories: install
+	$(PY) -m tests.histories.capture
+
 unit: install
 	$(VENV)/bin/pytest tests/workflows/test_domain.py
 

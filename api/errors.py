@@ -26,6 +26,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_check_answer": 422,
     "text_too_long": 422,
     "validation_error": 422,
+    "payload_too_large": 413,
     "session_not_found": 404,
     "sop_not_found": 404,
     "not_found": 404,
@@ -44,6 +45,7 @@ _TITLES: dict[str, str] = {
     "invalid_check_answer": "Answer does not fit the check",
     "text_too_long": "Text too long",
     "validation_error": "Invalid request",
+    "payload_too_large": "Request body too large",
     "session_not_found": "Session not found",
     "sop_not_found": "SOP not found",
     "not_found": "Not found",
@@ -98,7 +100,13 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+_HTTP_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:

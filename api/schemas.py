@@ -195,8 +195,9 @@ class PublicConfig(BaseModel):
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """Declares problem responses for the OpenAPI document."""
+    """Declares problem responses for the OpenAPI document, with the media type they are sent as."""
+    schema = Problem.model_json_schema()
     return {
-        status: {"model": Problem, "content": {"application/problem+json": {}}}
-        for status in (401, 422, 503, *statuses)
+        status: {"content": {"application/problem+json": {"schema": schema}}}
+        for status in (401, 413, 422, 503, *statuses)
     }

@@ -1,6 +1,6 @@
 import { clearToken, currentUser, hasRole, setUnauthorizedHandler } from './js/api.js';
 import { homeHash, navigate, rememberNext } from './js/nav.js';
-import { announce, button, clearError, h, pageHeading, showError } from './js/ui.js';
+import { announce, button, clearError, h, mount, pageHeading, showError } from './js/ui.js';
 import { signinView } from './js/views/signin.js';
 import { supervisorListView, supervisorSessionView } from './js/views/supervisor.js';
 import { mySessionsView, startView, workerSessionView } from './js/views/worker.js';
@@ -53,18 +53,21 @@ async function route() {
   flash = null;
   updateChrome(user, match?.r.nav);
   const container = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
-  viewRoot.replaceChildren(container);
+  mount(viewRoot, container);
   viewRoot.setAttribute('aria-busy', 'true');
   try {
     if (!match) {
-      container.replaceChildren(pageHeading('Page not found'), h('p', {}, h('a', { href: homeHash() }, 'Go to the start page')));
+      mount(container, pageHeading('Page not found'), h('p', {}, h('a', { href: homeHash() }, 'Go to the start page')));
     } else {
-      await match.r.view(container, { args: match.m.slice(1).map(decodeURIComponent), query: new URLSearchParams(query) });
+      await match.r.view(container, {
+        args: match.m.slice(1).map(decodeURIComponent),
+        query: new URLSearchParams(query),
+      });
     }
   } catch (err) {
     if (seq !== navCount) return;
     showError(err);
-    container.replaceChildren(pageHeading('This page could not be loaded'), button('Try again', { onclick: route }));
+    mount(container, pageHeading('This page could not be loaded'), button('Try again', { onclick: route }));
   }
   if (seq !== navCount) return;
   viewRoot.removeAttribute('aria-busy');

@@ -1,5 +1,17 @@
 import { getJson } from './api.js';
-import { button, busyGuard, duration, h, pageHeading, progressText, showError, since, statusBadge, time, uid } from './ui.js';
+import {
+  button,
+  busyGuard,
+  duration,
+  h,
+  pageHeading,
+  progressText,
+  showError,
+  since,
+  statusBadge,
+  time,
+  uid,
+} from './ui.js';
 
 export const STATUSES = ['IN_PROGRESS', 'PAUSED', 'COMPLETED', 'ABORTED'];
 export const isEnded = (session) => session.status === 'COMPLETED' || session.status === 'ABORTED';
@@ -54,11 +66,18 @@ function sessionItem(session, { href, showWorker }) {
       'a',
       { class: 'card session-card', href, testid: `session-item-${session.id}` },
       h('span', { class: 'card-title' }, session.sop_title),
-      h('span', { class: 'card-row' }, statusBadge(session.status), h('span', { testid: 'progress' }, progressText(session.progress))),
+      h(
+        'span',
+        { class: 'card-row' },
+        statusBadge(session.status),
+        h('span', { testid: 'progress' }, progressText(session.progress)),
+      ),
       showWorker ? h('span', {}, `Worker: ${session.worker_id}`) : null,
       h('span', {}, 'Started ', time(session.started_at), ` · active ${duration(session.active_seconds)}`),
       session.status === 'PAUSED' && session.paused_at ? pausedLine(session) : null,
-      session.ended_at ? h('span', {}, `${session.status === 'ABORTED' ? 'Aborted' : 'Completed'} `, time(session.ended_at)) : null,
+      session.ended_at
+        ? h('span', {}, `${session.status === 'ABORTED' ? 'Aborted' : 'Completed'} `, time(session.ended_at))
+        : null,
     ),
   );
 }
@@ -107,7 +126,8 @@ export function sessionHeader(session, { showWorker = false } = {}) {
     session.ended_at && [session.status === 'ABORTED' ? 'Aborted' : 'Completed', time(session.ended_at)],
     ['Active time', duration(session.active_seconds)],
     ['Paused time', duration(session.paused_seconds)],
-    session.status === 'PAUSED' && session.paused_at && ['Paused since', [time(session.paused_at), ` (${since(session.paused_at)})`]],
+    session.status === 'PAUSED' &&
+      session.paused_at && ['Paused since', [time(session.paused_at), ` (${since(session.paused_at)})`]],
     session.status === 'PAUSED' && ['Pause reason', reason || 'No reason given'],
     session.abort_reason && ['Abort reason', session.abort_reason],
   ].filter(Boolean);
@@ -124,7 +144,11 @@ export function sessionHeader(session, { showWorker = false } = {}) {
         ? h('progress', { max: progress.checks_required, value: progress.checks_passed, 'aria-hidden': 'true' })
         : null,
     ),
-    h('dl', { class: 'facts' }, facts.map(([term, value]) => h('div', {}, h('dt', {}, term), h('dd', {}, value)))),
+    h(
+      'dl',
+      { class: 'facts' },
+      facts.map(([term, value]) => h('div', {}, h('dt', {}, term), h('dd', {}, value))),
+    ),
   );
 }
 
@@ -192,10 +216,23 @@ export function stepsList(sop, session, { controls, recordsOpen = false } = {}) 
     const headingId = uid('step');
     return h(
       'section',
-      { class: current ? 'step step-current' : 'step', 'aria-labelledby': headingId, 'aria-current': current ? 'step' : null },
-      h('h3', { id: headingId }, `Step ${index + 1}: ${step.title}`, current ? h('span', { class: 'tag tag-current' }, 'Current step') : null),
+      {
+        class: current ? 'step step-current' : 'step',
+        'aria-labelledby': headingId,
+        'aria-current': current ? 'step' : null,
+      },
+      h(
+        'h3',
+        { id: headingId },
+        `Step ${index + 1}: ${step.title}`,
+        current ? h('span', { class: 'tag tag-current' }, 'Current step') : null,
+      ),
       step.instructions ? h('p', { class: 'instructions' }, step.instructions) : null,
-      h('ul', { class: 'checks' }, step.checks.map((check) => checkItem(check, recordsFor(session, check.id), { controls, recordsOpen }))),
+      h(
+        'ul',
+        { class: 'checks' },
+        step.checks.map((check) => checkItem(check, recordsFor(session, check.id), { controls, recordsOpen })),
+      ),
     );
   });
 }

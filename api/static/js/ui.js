@@ -1,5 +1,12 @@
 import { ApiError } from './api.js';
 
+// replaceChildren/append would insert null and false as the text "null" and "false".
+const present = (children) => children.flat(Infinity).filter((c) => c != null && c !== false);
+
+export function mount(el, ...children) {
+  el.replaceChildren(...present(children));
+}
+
 export function h(tag, props, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(props ?? {})) {
@@ -8,7 +15,7 @@ export function h(tag, props, ...children) {
     else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
     else el.setAttribute(key, value === true ? '' : value);
   }
-  el.append(...children.flat(Infinity).filter((c) => c != null && c !== false));
+  el.append(...present(children));
   return el;
 }
 
@@ -91,10 +98,17 @@ function describe(err) {
 
 export function showError(err) {
   const { title, detail, errors } = describe(err);
-  document.getElementById('alert').replaceChildren(
+  mount(
+    document.getElementById('alert'),
     h('p', { class: 'alert-title' }, title),
     detail ? h('p', {}, detail) : null,
-    errors.length ? h('ul', {}, errors.map((e) => h('li', {}, e))) : null,
+    errors.length
+      ? h(
+          'ul',
+          {},
+          errors.map((e) => h('li', {}, e)),
+        )
+      : null,
   );
   document.getElementById('alert-row').classList.add('has-error');
 }

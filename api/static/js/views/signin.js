@@ -1,6 +1,6 @@
 import { claims, getConfig, postJson, setToken } from '../api.js';
 import { homeHash, navigate, takeNext } from '../nav.js';
-import { busyGuard, clearError, field, h, pageHeading, showError, time } from '../ui.js';
+import { busyGuard, clearError, field, h, mount, pageHeading, showError, time } from '../ui.js';
 
 function finish(token) {
   setToken(token);
@@ -14,9 +14,20 @@ const ROLE_OPTIONS = [
 ];
 
 function devSignin() {
-  const user = h('input', { type: 'text', testid: 'signin-user', required: true, autocomplete: 'username', autocapitalize: 'none', spellcheck: 'false' });
+  const user = h('input', {
+    type: 'text',
+    testid: 'signin-user',
+    required: true,
+    autocomplete: 'username',
+    autocapitalize: 'none',
+    spellcheck: 'false',
+  });
   const name = h('input', { type: 'text', testid: 'signin-name', autocomplete: 'name' });
-  const role = h('select', { testid: 'signin-role' }, ROLE_OPTIONS.map(([value, label]) => h('option', { value }, label)));
+  const role = h(
+    'select',
+    { testid: 'signin-role' },
+    ROLE_OPTIONS.map(([value, label]) => h('option', { value }, label)),
+  );
   const form = h(
     'form',
     { class: 'panel' },
@@ -46,7 +57,14 @@ function devSignin() {
 }
 
 function tokenSignin() {
-  const input = h('textarea', { rows: 4, required: true, testid: 'token-input', autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false' });
+  const input = h('textarea', {
+    rows: 4,
+    required: true,
+    testid: 'token-input',
+    autocomplete: 'off',
+    autocapitalize: 'none',
+    spellcheck: 'false',
+  });
   return h(
     'form',
     {
@@ -57,7 +75,10 @@ function tokenSignin() {
         const token = input.value.trim().replace(/^Bearer\s+/i, '');
         const exp = claims(token)?.exp;
         if (typeof exp === 'number' && exp * 1000 <= Date.now()) {
-          showError({ title: 'This token has expired.', detail: `It expired ${time(new Date(exp * 1000).toISOString()).textContent}.` });
+          showError({
+            title: 'This token has expired.',
+            detail: `It expired ${time(new Date(exp * 1000).toISOString()).textContent}.`,
+          });
           input.focus();
           return;
         }
@@ -77,5 +98,5 @@ export async function signinView(root) {
   } catch (err) {
     showError(err);
   }
-  root.replaceChildren(pageHeading('Sign in'), config?.embedded ? devSignin() : null, tokenSignin());
+  mount(root, pageHeading('Sign in'), config?.embedded ? devSignin() : null, tokenSignin());
 }

@@ -9,6 +9,7 @@ import {
   clearError,
   field,
   h,
+  mount,
   pageHeading,
   showError,
   time,
@@ -24,9 +25,22 @@ export async function supervisorListView(root, { query }) {
   const statuses = chosen.length ? chosen : DEFAULT_STATUSES;
   const params = [...statuses.map((s) => ['status', s]), ...(worker ? [['worker_id', worker]] : [])];
 
-  const workerInput = h('input', { type: 'text', testid: 'filter-worker', value: worker, autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none' });
+  const workerInput = h('input', {
+    type: 'text',
+    testid: 'filter-worker',
+    value: worker,
+    autocomplete: 'off',
+    spellcheck: 'false',
+    autocapitalize: 'none',
+  });
   const boxes = STATUSES.map((s) =>
-    h('input', { type: 'checkbox', name: 'status', value: s, checked: statuses.includes(s), testid: `filter-status-${s}` }),
+    h('input', {
+      type: 'checkbox',
+      name: 'status',
+      value: s,
+      checked: statuses.includes(s),
+      testid: `filter-status-${s}`,
+    }),
   );
   const form = h(
     'form',
@@ -61,8 +75,14 @@ export async function supervisorListView(root, { query }) {
     showWorker: true,
     empty: 'No sessions match these filters.',
   });
-  root.replaceChildren(
-    h('div', { class: 'page-head' }, pageHeading('All sessions'), button('Refresh', { class: 'secondary', onclick: reload })),
+  mount(
+    root,
+    h(
+      'div',
+      { class: 'page-head' },
+      pageHeading('All sessions'),
+      button('Refresh', { class: 'secondary', onclick: reload }),
+    ),
     form,
     h('h2', {}, 'Sessions'),
     list,
@@ -109,7 +129,10 @@ function dataText(data) {
 
 function auditSection(session, events) {
   const csv = button('Download CSV', { class: 'secondary', testid: 'audit-csv' });
-  csv.addEventListener('click', busyGuard(csv, () => downloadCsv(session.id)));
+  csv.addEventListener(
+    'click',
+    busyGuard(csv, () => downloadCsv(session.id)),
+  );
   const columns = ['#', 'Time', 'Event', 'Actor', 'Details'];
   return h(
     'section',
@@ -122,7 +145,15 @@ function auditSection(session, events) {
         'table',
         { testid: 'audit-table' },
         h('caption', { class: 'visually-hidden' }, 'Audit events, oldest first'),
-        h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c)))),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            columns.map((c) => h('th', { scope: 'col' }, c)),
+          ),
+        ),
         h(
           'tbody',
           {},
@@ -156,8 +187,14 @@ export async function supervisorSessionView(root, { args: [id] }) {
     }),
   ]);
   const sop = await getSop(session.sop_id, session.sop_version);
-  root.replaceChildren(
-    h('div', { class: 'page-head' }, h('a', { href: listHash }, '← All sessions'), button('Refresh', { class: 'secondary', onclick: reload })),
+  mount(
+    root,
+    h(
+      'div',
+      { class: 'page-head' },
+      h('a', { href: listHash }, '← All sessions'),
+      button('Refresh', { class: 'secondary', onclick: reload }),
+    ),
     sessionHeader(session, { showWorker: true }),
     h('p', {}, temporalLink(config, session)),
     sop.description ? h('p', { class: 'instructions' }, sop.description) : null,

@@ -18,6 +18,7 @@ import {
   field,
   focusKey,
   h,
+  mount,
   pageHeading,
   restoreFocus,
   showError,
@@ -32,16 +33,24 @@ export async function mySessionsView(root) {
     hrefFor: (s) => workerHref(s.id),
     empty: 'You have no sessions in progress or paused.',
   });
-  root.replaceChildren(
+  mount(
+    root,
     h('div', { class: 'page-head' }, pageHeading('My sessions'), refreshButton()),
-    h('p', {}, 'Sessions in progress and paused. Open one to work on it, or ', h('a', { href: '#/start' }, 'start a new session'), '.'),
+    h(
+      'p',
+      {},
+      'Sessions in progress and paused. Open one to work on it, or ',
+      h('a', { href: '#/start' }, 'start a new session'),
+      '.',
+    ),
     list,
   );
 }
 
 export async function startView(root) {
   const { items } = await getJson('/sops');
-  root.replaceChildren(
+  mount(
+    root,
     pageHeading('Start a session'),
     h('p', {}, 'Pick the procedure to carry out. Your other sessions stay as they are.'),
     h('ul', { class: 'sop-list', testid: 'sop-list' }, items.map(sopCard)),
@@ -70,7 +79,11 @@ function sopCard(sop) {
     'li',
     { class: 'card' },
     h('h2', { class: 'card-title' }, sop.title),
-    h('p', { class: 'muted' }, `${sop.id} · version ${sop.version} · ${sop.step_count} steps · ${sop.check_count} checks`),
+    h(
+      'p',
+      { class: 'muted' },
+      `${sop.id} · version ${sop.version} · ${sop.step_count} steps · ${sop.check_count} checks`,
+    ),
     start,
   );
 }
@@ -220,8 +233,18 @@ export async function workerSessionView(root, { args: [id] }) {
       h(
         'div',
         { class: 'button-row' },
-        button('Pass', { class: 'pass', testid: 'confirm-pass', 'aria-describedby': promptId, onclick: () => submitCheck(check, { passed: true }) }),
-        button('Fail', { class: 'fail', testid: 'confirm-fail', 'aria-describedby': promptId, onclick: () => submitCheck(check, { passed: false }) }),
+        button('Pass', {
+          class: 'pass',
+          testid: 'confirm-pass',
+          'aria-describedby': promptId,
+          onclick: () => submitCheck(check, { passed: true }),
+        }),
+        button('Fail', {
+          class: 'fail',
+          testid: 'confirm-fail',
+          'aria-describedby': promptId,
+          onclick: () => submitCheck(check, { passed: false }),
+        }),
       ),
     );
   }
@@ -263,7 +286,13 @@ export async function workerSessionView(root, { args: [id] }) {
       );
     }
     if (session.status === 'COMPLETED') {
-      return h('p', { class: 'banner banner-done' }, 'This session was completed ', time(session.ended_at), '. It is read-only.');
+      return h(
+        'p',
+        { class: 'banner banner-done' },
+        'This session was completed ',
+        time(session.ended_at),
+        '. It is read-only.',
+      );
     }
     if (session.status === 'ABORTED') {
       return h(
@@ -286,7 +315,11 @@ export async function workerSessionView(root, { args: [id] }) {
         ? button('Pause', { class: 'secondary', testid: 'pause-button', onclick: pauseDialog.open })
         : button('Resume', {
             testid: 'resume-button',
-            onclick: () => act(() => postJson(`${path}/resume`), () => 'Session resumed. Checks can be recorded again.'),
+            onclick: () =>
+              act(
+                () => postJson(`${path}/resume`),
+                () => 'Session resumed. Checks can be recorded again.',
+              ),
           }),
       button('Abort…', { class: 'danger-outline', testid: 'abort-button', onclick: abortDialog.open }),
     );
@@ -307,7 +340,11 @@ export async function workerSessionView(root, { args: [id] }) {
       button(label, {
         testid: 'complete-button',
         disabled: !ready,
-        onclick: () => act(() => postJson(`${path}/complete`), () => 'Session completed.'),
+        onclick: () =>
+          act(
+            () => postJson(`${path}/complete`),
+            () => 'Session completed.',
+          ),
       }),
       ready
         ? null
@@ -350,10 +387,13 @@ export async function workerSessionView(root, { args: [id] }) {
     const focus = focusKey(content);
     const ended = isEnded(session);
     const steps = stepsList(sop, session, {
-      controls: ended ? null : (check, promptId) =>
-        check.kind === 'measurement' ? measurementControls(check, promptId) : confirmControls(check, promptId),
+      controls: ended
+        ? null
+        : (check, promptId) =>
+            check.kind === 'measurement' ? measurementControls(check, promptId) : confirmControls(check, promptId),
     });
-    content.replaceChildren(
+    mount(
+      content,
       h('p', {}, h('a', { href: '#/sessions' }, '← My sessions')),
       sessionHeader(session),
       switcher(),
@@ -379,6 +419,6 @@ export async function workerSessionView(root, { args: [id] }) {
     restoreFocus(content, focus);
   }
 
-  root.replaceChildren(content, pauseDialog.element, abortDialog.element);
+  mount(root, content, pauseDialog.element, abortDialog.element);
   render();
 }

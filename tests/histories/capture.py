@@ -1,0 +1,107 @@
+"""Captures today's event histories for the replay test: `make histories`.
+
+Runs the scenarios of `tests/scenarios.py` on a throwaway dev server (with a
+low continue-as-new threshold, so one scenario spans several runs) and writes
+every run's history to `tests/histories/<date>_<scenario>_run<N>.json`.
+Histories are never deleted: each one is a promise that sessions paused on that
+day still resume under any later workflow code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from runtime.settings import Settings
+from runtime.temporal import register_search_attributes
+from store.audit import AuditLog
+from store.db import create_engine, create_session_factory
+from store.migrate import migrate
+from tests import scenarios
+from tests.conftest import DEV_SERVER_ARGS, TEMPORAL_BIN
+from worker import build_worker
+
+HISTORY_DIR = Path(__file__).resolve().parent
+CAN_THRESHOLD_EVENTS = 120
+
+
+async def continued_as_new(client: Client, task_queue: str) -> scenarios.SessionHandle:
+    """Enough checks to continue as new, then a pause across the new run and an abort."""
+    handle = await scenarios.start(client, task_queue)
+    await scenarios.check(handle, "breaker-off", passed=True, key="first")
+    await scenarios.many_checks(handle, 40)
+    await scenarios.pause(handle, "end of shift")
+    await scenarios.resume(handle)
+    await scenarios.check(handle, "breaker-off", passed=True, key="first")
+    await scenarios.abort(handle, "replaced by a new session")
+    await handle.result()
+    return handle
+
+
+SCENARIOS: dict[str, Callable[[Client, str], Awaitable[scenarios.SessionHandle]]] = {
+    "full_lifecycle": scenarios.full_lifecycle,
+    "aborted_while_paused": scenarios.aborted_while_paused,
+    "continued_as_new": continued_as_new,
+}
+
+
+async def capture(out_dir: Path) -> list[Path]:
+    """Runs every scenario and writes the histories of all its runs."""
+    written: list[Path] = []
+    today = datetime.now(UTC).date().isoformat()
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_BIN),
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=[
+            *DEV_SERVER_ARGS,
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={CAN_THRESHOLD_EVENTS}",
+        ],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        database_url = f"sqlite+aiosqlite:///{tmp}/app.db"
+        await migrate(database_url)
+        engine = create_engine(database_url)
+        settings = Settings(temporal_task_queue=f"capture-{uuid.uuid4().hex[:8]}")
+        try:
+            await register_search_attributes(env.client, "default")
+            audit_log = AuditLog(create_session_factory(engine))
+            async with build_worker(env.client, settings, audit_log):
+                for name, scenario in SCENARIOS.items():
+                    handle = await scenario(env.client, settings.temporal_task_queue)
+                    runs = [
+                        run
+                        async for run in env.client.list_workflows(f"WorkflowId = '{handle.id}'")
+                    ]
+                    runs.sort(key=lambda run: run.start_time)
+                    for index, run in enumerate(runs, start=1):
+                        history = await env.client.get_workflow_handle(
+                            handle.id, run_id=run.run_id
+                        ).fetch_history()
+                        path = out_dir / f"{today}_{name}_run{index}.json"
+                        path.write_text(history.to_json())
+                        written.append(path)
+        finally:
+            await engine.dispose()
+            await env.shutdown()
+    return written
+
+
+def main() -> int:
+    """Captures into tests/histories/ and lists the files written."""
+    for path in asyncio.run(capture(HISTORY_DIR)):
+        sys.stdout.write(f"{path.relative_to(HISTORY_DIR.parent.parent)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,32 @@
+"""Two versions of one change to the workflow's logic, for the replay test.
+
+A module of its own: the workflow sandbox re-imports it, so it does no I/O.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from workflows.shared import SessionView, StartSessionInput
+from workflows.work_session import WorkSessionWorkflow
+
+
+@workflow.defn(name="WorkSessionWorkflow")
+class UnguardedChange(WorkSessionWorkflow):
+    """A logic change shipped without a patch: one new timer before the session starts."""
+
+    @workflow.run
+    async def run(self, input: StartSessionInput) -> SessionView:
+        await workflow.sleep(0.01)
+        return await super().run(input)
+
+
+@workflow.defn(name="WorkSessionWorkflow")
+class PatchedChange(WorkSessionWorkflow):
+    """The same change behind `workflow.patched`, the project's versioning policy."""
+
+    @workflow.run
+    async def run(self, input: StartSessionInput) -> SessionView:
+        if workflow.patched("grace-timer"):
+            await workflow.sleep(0.01)
+        return await super().run(input)

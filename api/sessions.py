@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -279,11 +281,12 @@ class SessionGateway:
         clauses.append(
             f"{sa.SESSION_STATUS.name} IN ({', '.join(_quote(s.value) for s in wanted)})"
         )
+        query = " AND ".join(clauses)
         request = ListWorkflowExecutionsRequest(
             namespace=self._namespace,
             page_size=limit,
-            next_page_token=_decode_token(page_token),
-            query=" AND ".join(clauses),
+            next_page_token=_decode_token(query, page_token),
+            query=query,
         )
         response = await self._call(
             lambda: self._client.workflow_service.list_workflow_executions(
@@ -297,8 +300,7 @@ class SessionGateway:
                 continue
             decoded = await self._client.data_converter.decode([payload], [SessionSummary])
             summaries.append(decoded[0])
-        token = response.next_page_token
-        return summaries, base64.urlsafe_b64encode(token).decode() if token else None
+        return summaries, _encode_token(query, response.next_page_token)
 
     async def _call(self, rpc: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -323,10 +325,30 @@ def _suspended() -> ProblemError:
     )
 
 
-def _decode_token(token: str | None) -> bytes:
+# Temporal answers a garbled page token with UNKNOWN after retries, not INVALID_ARGUMENT:
+# tokens carry a digest of themselves and their query, so garbage is refused up front.
+_TOKEN_DIGEST_BYTES = 12
+
+
+def _token_digest(query: str, token: bytes) -> bytes:
+    return hashlib.sha256(query.encode() + b"\0" + token).digest()[:_TOKEN_DIGEST_BYTES]
+
+
+def _encode_token(query: str, token: bytes) -> str | None:
+    if not token:
+        return None
+    return base64.urlsafe_b64encode(_token_digest(query, token) + token).decode()
+
+
+def _decode_token(query: str, token: str | None) -> bytes:
     if not token:
         return b""
+    invalid = ProblemError("validation_error", "The page token is not valid for this list.")
     try:
-        return base64.urlsafe_b64decode(token.encode())
+        raw = base64.urlsafe_b64decode(token.encode())
     except (binascii.Error, ValueError) as err:
-        raise ProblemError("validation_error", "The page token is not valid.") from err
+        raise invalid from err
+    digest, inner = raw[:_TOKEN_DIGEST_BYTES], raw[_TOKEN_DIGEST_BYTES:]
+    if not inner or not hmac.compare_digest(digest, _token_digest(query, inner)):
+        raise invalid
+    return inner

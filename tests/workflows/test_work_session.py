@@ -19,6 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from api.sessions import SessionGateway
 from runtime.settings import Settings
 from runtime.temporal import register_search_attributes
 from store.audit import AuditLog
@@ -182,6 +183,16 @@ async def test_continue_as_new_keeps_the_session_its_audit_trail_and_its_keys(
         assert [e.seq for e in events] == list(range(1, 46))
 
     await eventually(audit_complete)
+
+    async def listed_once() -> None:
+        gateway = SessionGateway(client, Settings(temporal_task_queue=task_queue))
+        summaries, _ = await gateway.list(
+            worker_id=scenarios.owner_of(handle).user_id, statuses=[], limit=50, page_token=None
+        )
+        assert [s.id for s in summaries] == [handle.id]
+        assert summaries[0].status == SessionStatus.PAUSED
+
+    await eventually(listed_once)
     runs = [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}'")]
     assert len(runs) >= 2
     assert sum(r.status == WorkflowExecutionStatus.RUNNING for r in runs) == 1

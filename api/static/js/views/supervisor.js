@@ -123,7 +123,8 @@ const eventLabel = (type) => type.charAt(0).toUpperCase() + type.slice(1).replac
 
 function dataText(data) {
   return Object.entries(data ?? {})
-    .map(([key, value]) => `${key}: ${value !== null && typeof value === 'object' ? JSON.stringify(value) : value}`)
+    .filter(([, value]) => value != null)
+    .map(([key, value]) => `${key}: ${typeof value === 'object' ? JSON.stringify(value) : value}`)
     .join(', ');
 }
 

@@ -7,7 +7,7 @@ import {
   pageHeading,
   progressText,
   showError,
-  since,
+  ago,
   statusBadge,
   time,
   uid,
@@ -52,7 +52,7 @@ function pausedLine(session) {
     { class: 'paused-line' },
     'Paused since ',
     time(session.paused_at),
-    ` (${since(session.paused_at)})`,
+    ` (${ago(session.paused_at)})`,
     h('br'),
     reason ? `Reason: ${reason}` : 'No reason given',
   );
@@ -127,7 +127,7 @@ export function sessionHeader(session, { showWorker = false } = {}) {
     ['Active time', duration(session.active_seconds)],
     ['Paused time', duration(session.paused_seconds)],
     session.status === 'PAUSED' &&
-      session.paused_at && ['Paused since', [time(session.paused_at), ` (${since(session.paused_at)})`]],
+      session.paused_at && ['Paused since', [time(session.paused_at), ` (${ago(session.paused_at)})`]],
     session.status === 'PAUSED' && ['Pause reason', reason || 'No reason given'],
     session.abort_reason && ['Abort reason', session.abort_reason],
   ].filter(Boolean);
@@ -191,25 +191,25 @@ function latestLine(check, last) {
 
 function checkItem(check, records, { controls, recordsOpen }) {
   const last = records.at(-1);
-  const promptId = uid('prompt');
+  const ids = { prompt: uid('prompt'), meta: uid('meta') };
   const state = last ? (last.passed ? 'check-pass' : 'check-fail') : 'check-open';
   return h(
     'li',
     { class: `check ${state}`, testid: `check-${check.id}`, 'data-check': check.id },
-    h('p', { class: 'check-prompt', id: promptId }, check.prompt),
+    h('p', { class: 'check-prompt', id: ids.prompt }, check.prompt),
     h(
       'p',
-      { class: 'check-meta' },
+      { class: 'check-meta', id: ids.meta },
       h('span', { class: 'tag' }, check.required ? 'Required' : 'Optional'),
       check.kind === 'measurement' ? limitsText(check) : 'Confirmation',
     ),
     latestLine(check, last),
-    controls?.(check, promptId),
+    controls?.(check, ids),
     records.length ? recordList(check, records, recordsOpen) : null,
   );
 }
 
-// `controls(check, promptId)` adds the inputs for recording a check; without it the steps are read-only.
+// `controls(check, {prompt, meta})` (element ids to describe inputs with) adds the inputs for recording a check; without it the steps are read-only.
 export function stepsList(sop, session, { controls, recordsOpen = false } = {}) {
   return sop.steps.map((step, index) => {
     const current = !isEnded(session) && step.id === session.current_step_id;

@@ -34,11 +34,12 @@ export function field(label, control, hint) {
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 const dateTimeSeconds = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 
-export function time(iso, { seconds = false } = {}) {
+export function formatTime(iso, { seconds = false } = {}) {
   const date = new Date(iso);
-  const text = Number.isNaN(date.getTime()) ? String(iso) : (seconds ? dateTimeSeconds : dateTime).format(date);
-  return h('time', { datetime: iso }, text);
+  return Number.isNaN(date.getTime()) ? String(iso) : (seconds ? dateTimeSeconds : dateTime).format(date);
 }
+
+export const time = (iso, options) => h('time', { datetime: iso }, formatTime(iso, options));
 
 const unitFormats = Object.fromEntries(
   ['day', 'hour', 'minute', 'second'].map((unit) => [
@@ -65,7 +66,7 @@ export function duration(totalSeconds) {
     .join(' ');
 }
 
-export const since = (iso) => duration((Date.now() - new Date(iso).getTime()) / 1000);
+export const ago = (iso) => `${duration((Date.now() - new Date(iso).getTime()) / 1000)} ago`;
 
 export const STATUS_LABELS = {
   IN_PROGRESS: 'In progress',
@@ -81,11 +82,11 @@ export const progressText = (p) => `${p.checks_passed} / ${p.checks_required} ch
 
 function describe(err) {
   if (err instanceof ApiError) {
-    const { title, detail, errors = [] } = err.problem;
+    const { title, detail, errors } = err.problem;
     return {
       title: title || 'Request failed',
       detail: typeof detail === 'string' ? detail : '',
-      errors: errors.map((e) => {
+      errors: (Array.isArray(errors) ? errors : []).map((e) => {
         const loc = (e.loc ?? []).filter((part) => part !== 'body').join('.');
         return loc ? `${loc}: ${e.msg}` : e.msg;
       }),

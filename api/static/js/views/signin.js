@@ -1,6 +1,6 @@
 import { claims, getConfig, postJson, setToken } from '../api.js';
 import { homeHash, navigate, takeNext } from '../nav.js';
-import { busyGuard, clearError, field, h, mount, pageHeading, showError, time } from '../ui.js';
+import { busyGuard, clearError, field, formatTime, h, mount, pageHeading, showError } from '../ui.js';
 
 function finish(token) {
   setToken(token);
@@ -77,7 +77,7 @@ function tokenSignin() {
         if (typeof exp === 'number' && exp * 1000 <= Date.now()) {
           showError({
             title: 'This token has expired.',
-            detail: `It expired ${time(new Date(exp * 1000).toISOString()).textContent}.`,
+            detail: `It expired ${formatTime(new Date(exp * 1000).toISOString())}.`,
           });
           input.focus();
           return;

@@ -225,7 +225,7 @@ export async function workerSessionView(root, { args: [id] }) {
       }),
     );
 
-  function confirmControls(check, promptId) {
+  function confirmControls(check, ids) {
     return h(
       'div',
       { class: 'check-input' },
@@ -236,25 +236,26 @@ export async function workerSessionView(root, { args: [id] }) {
         button('Pass', {
           class: 'pass',
           testid: 'confirm-pass',
-          'aria-describedby': promptId,
+          'aria-describedby': ids.prompt,
           onclick: () => submitCheck(check, { passed: true }),
         }),
         button('Fail', {
           class: 'fail',
           testid: 'confirm-fail',
-          'aria-describedby': promptId,
+          'aria-describedby': ids.prompt,
           onclick: () => submitCheck(check, { passed: false }),
         }),
       ),
     );
   }
 
-  function measurementControls(check, promptId) {
+  function measurementControls(check, ids) {
     const input = h('input', {
       type: 'number',
       step: 'any',
       required: true,
       testid: 'measurement-input',
+      'aria-describedby': `${ids.prompt} ${ids.meta}`,
       value: draft(check.id).value,
       oninput: (e) => (draft(check.id).value = e.target.value),
     });
@@ -270,7 +271,11 @@ export async function workerSessionView(root, { args: [id] }) {
       // No min/max on the input: an out-of-limit reading must still be recordable, the server fails it.
       field(`Measured value${check.unit ? ` (${check.unit})` : ''}`, input),
       noteField(check),
-      h('button', { type: 'submit', testid: 'measurement-submit', 'aria-describedby': promptId }, 'Record measurement'),
+      h(
+        'button',
+        { type: 'submit', testid: 'measurement-submit', 'aria-describedby': ids.prompt },
+        'Record measurement',
+      ),
     );
   }
 
@@ -389,12 +394,12 @@ export async function workerSessionView(root, { args: [id] }) {
     const steps = stepsList(sop, session, {
       controls: ended
         ? null
-        : (check, promptId) =>
-            check.kind === 'measurement' ? measurementControls(check, promptId) : confirmControls(check, promptId),
+        : (check, ids) =>
+            check.kind === 'measurement' ? measurementControls(check, ids) : confirmControls(check, ids),
     });
     mount(
       content,
-      h('p', {}, h('a', { href: '#/sessions' }, '← My sessions')),
+      h('div', { class: 'page-head' }, h('a', { href: '#/sessions' }, '← My sessions'), refreshButton()),
       sessionHeader(session),
       switcher(),
       statusBanner(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -32,6 +33,8 @@ def build_worker(client: Client, settings: Settings, audit_log: AuditLog) -> Wor
         workflows=[WorkSessionWorkflow],
         activities=[AuditActivities(audit_log).append_audit_events],
         max_cached_workflows=settings.worker_max_cached_workflows,
+        # A crashed worker's sessions move to another worker after this, not the default 10 s.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
     )
 
 

@@ -18,6 +18,10 @@ class AuditActivities:
         inserted = await self._audit_log.append(events)
         activity.logger.info(
             "audit events appended",
-            extra={"session_id": events[0].session_id if events else None, "inserted": inserted},
+            extra={
+                "session_id": events[0].session_id if events else None,
+                "worker_id": events[0].worker_id if events else None,
+                "inserted": inserted,
+            },
         )
         return inserted

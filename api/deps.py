@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.auth import TokenVerifier, User
 from api.errors import ProblemError
 from api.sessions import SessionGateway
+from runtime.logs import bind_log_context
 from runtime.settings import Settings
 from runtime.temporal import connect
 from store.audit import AuditLog
@@ -72,7 +73,10 @@ async def get_current_user(
             "Send `Authorization: Bearer <token>`.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return await services.verifier.verify(credentials.credentials)
+    user = await services.verifier.verify(credentials.credentials)
+    # A supervisor is not a worker: their id is logged under its own name.
+    bind_log_context(**{("worker_id" if user.is_worker else "supervisor_id"): user.id})
+    return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -26,6 +26,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_check_answer": 422,
     "text_too_long": 422,
     "validation_error": 422,
+    "bad_request": 400,
     "payload_too_large": 413,
     "session_not_found": 404,
     "sop_not_found": 404,
@@ -45,6 +46,7 @@ _TITLES: dict[str, str] = {
     "invalid_check_answer": "Answer does not fit the check",
     "text_too_long": "Text too long",
     "validation_error": "Invalid request",
+    "bad_request": "Malformed request",
     "payload_too_large": "Request body too large",
     "session_not_found": "Session not found",
     "sop_not_found": "SOP not found",
@@ -96,11 +98,15 @@ def problem_response(
         "detail": detail,
         "code": code,
     }
-    body.update(extra or {})
+    for key, value in (extra or {}).items():
+        # A domain refusal names the session's status `status`; the RFC 9457 `status`
+        # member is the HTTP status and must stay an integer.
+        body[f"session_{key}" if key in body else key] = value
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 _HTTP_CODES = {
+    400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
+from api.middleware import install_observability
 from api.routes import audit, dev, health, sessions, sops
 from api.schemas import PublicConfig
 from runtime.logs import configure_logging
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if services is not None:
         app.state.services = services
     app.add_middleware(BodySizeLimit)
+    install_observability(app)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(sops.router)

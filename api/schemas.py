@@ -199,5 +199,5 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     schema = Problem.model_json_schema()
     return {
         status: {"content": {"application/problem+json": {"schema": schema}}}
-        for status in (401, 413, 422, 503, *statuses)
+        for status in (400, 401, 413, 422, 503, *statuses)
     }

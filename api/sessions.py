@@ -69,13 +69,15 @@ def _quote(value: str) -> str:
     return f"'{value}'"
 
 
-def _unavailable(err: BaseException) -> ProblemError:
+def _unavailable(err: BaseException, *, maybe_applied: bool = False) -> ProblemError:
     log.warning("temporal unavailable: %s", err)
-    return ProblemError(
-        "temporal_unavailable",
-        "The workflow engine cannot be reached right now; nothing was changed. Retry shortly.",
-        headers={"Retry-After": "2"},
+    detail = (
+        "The workflow engine did not confirm the change in time; it may still be applied. "
+        "Read the session, or retry with the same Idempotency-Key."
+        if maybe_applied
+        else "The workflow engine cannot be reached right now. Retry shortly."
     )
+    return ProblemError("temporal_unavailable", detail, headers={"Retry-After": "2"})
 
 
 def _not_found() -> ProblemError:
@@ -135,7 +137,7 @@ class SessionGateway:
         except WorkflowAlreadyStartedError:
             pass  # Only reachable with a key whose session has already finished.
         except (RPCError, RPCTimeoutOrCancelledError) as err:
-            raise _unavailable(err) from err
+            raise _unavailable(err, maybe_applied=True) from err
         if idempotency_key is None:
             # The workflow builds its state from the same inputs: no query needed.
             return session.view()
@@ -239,7 +241,7 @@ class SessionGateway:
                     raise _unavailable(err) from err
                 await self._refuse_change_of_finished(user, session_id)
             except RPCTimeoutOrCancelledError as err:
-                raise _unavailable(err) from err
+                raise _unavailable(err, maybe_applied=True) from err
         raise _unavailable(RuntimeError("the session kept continuing as new"))
 
     async def _refuse_change_of_finished(self, user: User, session_id: str) -> None:

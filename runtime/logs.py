@@ -4,12 +4,40 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
 # Attributes every LogRecord has; anything else was passed with `extra=`.
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+# Fields of the request (or task) being handled, e.g. request_id and session_id. A
+# dict, mutated in place, so fields bound deep inside a request reach its access log.
+_context: ContextVar[dict[str, Any] | None] = ContextVar("log_context", default=None)
+
+# A JWT (header.payload.signature) that slipped into a message or an exception.
+_JWT = re.compile(r"eyJ[\w-]*\.[\w-]+\.[\w-]*")
+
+
+def start_log_context(**fields: Any) -> Token[dict[str, Any] | None]:
+    """Starts a fresh set of context fields, e.g. for one request; reset it with the token."""
+    return _context.set(dict(fields))
+
+
+def reset_log_context(token: Token[dict[str, Any] | None]) -> None:
+    """Restores the context fields from before `start_log_context`."""
+    _context.reset(token)
+
+
+def bind_log_context(**fields: Any) -> None:
+    """Adds fields to every record logged from now on in the current context."""
+    current = _context.get()
+    if current is None:
+        _context.set(dict(fields))
+    else:
+        current.update(fields)
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,13 +49,14 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            **(_context.get() or {}),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _JWT.sub("[redacted-token]", json.dumps(entry, default=str))
 
 
 def configure_logging(log_format: str) -> None:

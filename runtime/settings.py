@@ -12,7 +12,7 @@ DEV_JWT_SECRET = "dev-secret-change-me-0123456789abcdef"
 class Settings(BaseSettings):
     """Every setting of the API and the worker, read from the environment."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", env_ignore_empty=True)
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"

@@ -6,14 +6,14 @@ from fastapi import APIRouter
 
 from api.auth import mint_token
 from api.deps import ServicesDep
-from api.schemas import DevTokenIn, DevTokenOut
+from api.schemas import DevTokenIn, DevTokenOut, problems
 
 router = APIRouter(prefix="/api/v1/dev", tags=["dev"])
 
 DEV_TOKEN_TTL_SECONDS = 12 * 3600
 
 
-@router.post("/token")
+@router.post("/token", responses=problems())
 async def dev_token(body: DevTokenIn, services: ServicesDep) -> DevTokenOut:
     """Mints a token for any user and role (embedded mode only)."""
     secret = services.settings.jwt_secret()

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
 from api.errors import problem_response
+from api.schemas import problems
 from store.db import ping
 
 router = APIRouter(tags=["health"])
@@ -20,7 +21,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None)
+@router.get("/readyz", response_model=None, responses={503: problems()[503]})
 async def readyz(services: ServicesDep) -> dict[str, str] | JSONResponse:
     """Says whether Temporal and the database both answer."""
     checks = {"temporal": services.gateway.ping(), "database": ping(services.engine)}

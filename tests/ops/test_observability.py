@@ -1,0 +1,177 @@
+"""Prometheus metrics at /metrics, and JSON logs that name the request and never a token."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from api.auth import mint_token
+from runtime.logs import JsonFormatter, bind_log_context, reset_log_context, start_log_context
+from tests.api.helpers import act, publish_sop, record, start_session
+from tests.conftest import TEST_SECRET, new_user
+
+PAUSE_ROUTE = "/api/v1/sessions/{session_id}/pause"
+
+
+async def scrape(api: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of /metrics, keyed by name and labels."""
+    response = await api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def test_metrics_count_requests_sessions_and_transitions(api: httpx.AsyncClient) -> None:
+    sop = await publish_sop(api)
+    worker = new_user()
+    before = await scrape(api)
+
+    session = await start_session(api, worker, sop["id"])
+    assert (await record(api, worker, session["id"], "breaker-off", passed=True)).status_code == 201
+    assert (await act(api, worker, session["id"], "pause")).status_code == 200
+    assert (await act(api, worker, session["id"], "pause")).status_code == 409
+    after = await scrape(api)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("work_sessions_started_total") == 1
+    assert delta("work_session_transitions_total", type="check_recorded") == 1
+    assert delta("work_session_transitions_total", type="session_paused") == 1
+    assert delta("work_session_transitions_total", type="session_resumed") == 0
+    pause = {"method": "POST", "route": PAUSE_ROUTE}
+    assert delta("http_requests_total", **pause, status="200") == 1
+    assert delta("http_requests_total", **pause, status="409") == 1
+    assert delta("http_request_duration_seconds_count", **pause, status="200") == 1
+    assert delta("http_request_duration_seconds_sum", **pause, status="200") > 0
+    # Labels carry the route template, never a session id.
+    assert not any(session["id"] in str(labels) for _, labels in after)
+
+
+async def test_unknown_paths_share_one_label(api: httpx.AsyncClient) -> None:
+    before = await scrape(api)
+    for n in range(3):
+        assert (await api.get(f"/no-such-page-{n}")).status_code == 404
+    after = await scrape(api)
+    labels = {"method": "GET", "route": "unmatched", "status": "404"}
+    assert (
+        value(after, "http_requests_total", **labels)
+        - value(before, "http_requests_total", **labels)
+        == 3
+    )
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """Captures every log line of the test as the production JSON formatter writes it."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+
+
+async def test_access_log_names_request_session_and_worker_but_not_the_token(
+    api: httpx.AsyncClient, json_logs: io.StringIO
+) -> None:
+    sop = await publish_sop(api)
+    worker = new_user()
+    session = await start_session(api, worker, sop["id"])
+    token = mint_token(TEST_SECRET, worker, ["worker"])
+
+    response = await api.post(
+        f"/api/v1/sessions/{session['id']}/pause",
+        json={"reason": "lunch"},
+        headers={"Authorization": f"Bearer {token}", "X-Request-ID": "req-ops-test-1"},
+    )
+
+    assert response.status_code == 200
+    assert response.headers["X-Request-ID"] == "req-ops-test-1"
+    access = [e for e in lines(json_logs) if e.get("request_id") == "req-ops-test-1"]
+    assert access, json_logs.getvalue()
+    entry = access[-1]
+    assert entry["logger"] == "api.access"
+    assert entry["session_id"] == session["id"]
+    assert entry["worker_id"] == worker
+    assert entry["route"] == "/api/v1/sessions/{session_id}/pause"
+    assert entry["status"] == 200 and entry["method"] == "POST"
+    assert isinstance(entry["duration_ms"], float)
+    assert token not in json_logs.getvalue()
+    assert token.split(".")[2] not in json_logs.getvalue()
+
+
+async def test_request_ids_are_made_when_missing_or_unsafe(
+    api: httpx.AsyncClient, json_logs: io.StringIO
+) -> None:
+    made = (await api.get("/healthz")).headers["X-Request-ID"]
+    unsafe = "bad id\nwith a forged log line"
+    replaced = (await api.get("/healthz", headers={"X-Request-ID": unsafe})).headers["X-Request-ID"]
+
+    assert re.fullmatch(r"[0-9a-f]{32}", made)
+    assert re.fullmatch(r"[0-9a-f]{32}", replaced) and replaced != made
+    assert unsafe not in json_logs.getvalue()
+
+
+async def test_a_forged_token_is_refused_and_neither_logged_nor_trusted(
+    api: httpx.AsyncClient, json_logs: io.StringIO
+) -> None:
+    forged = mint_token("not-the-server-secret-0123456789abcdef", "mallory", ["supervisor"])
+
+    response = await api.get(
+        "/api/v1/sessions",
+        headers={"Authorization": f"Bearer {forged}", "X-Request-ID": "req-forged"},
+    )
+
+    assert response.status_code == 401
+    entry = next(e for e in lines(json_logs) if e.get("request_id") == "req-forged")
+    assert entry["status"] == 401
+    assert "worker_id" not in entry and "supervisor_id" not in entry
+    assert "mallory" not in json_logs.getvalue()
+    assert forged not in json_logs.getvalue()
+
+
+def test_json_lines_carry_the_context_and_redact_tokens_that_slip_in() -> None:
+    token = mint_token(TEST_SECRET, "alice", ["worker"])
+    record = logging.makeLogRecord(
+        {"name": "t", "levelname": "INFO", "msg": "header was Bearer %s", "args": (token,)}
+    )
+    context = start_log_context(request_id="req-1")
+    try:
+        bind_log_context(session_id="s-1", worker_id="alice")
+        entry = json.loads(JsonFormatter().format(record))
+    finally:
+        reset_log_context(context)
+
+    assert entry["request_id"] == "req-1"
+    assert entry["session_id"] == "s-1" and entry["worker_id"] == "alice"
+    assert token not in entry["message"] and "[redacted-token]" in entry["message"]
+    assert "request_id" not in json.loads(JsonFormatter().format(record))

@@ -1,6 +1,6 @@
 import { clearToken, currentUser, hasRole, setUnauthorizedHandler } from './js/api.js';
 import { homeHash, navigate, rememberNext } from './js/nav.js';
-import { announce, button, clearError, h, mount, pageHeading, showError } from './js/ui.js';
+import { announce, button, clearError, clearNotice, h, mount, pageHeading, showError } from './js/ui.js';
 import { signinView } from './js/views/signin.js';
 import { supervisorListView, supervisorSessionView } from './js/views/supervisor.js';
 import { mySessionsView, startView, workerSessionView } from './js/views/worker.js';
@@ -49,6 +49,7 @@ async function route() {
   }
 
   clearError();
+  clearNotice();
   if (flash) showError(flash);
   flash = null;
   updateChrome(user, match?.r.nav);

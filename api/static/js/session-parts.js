@@ -1,4 +1,4 @@
-import { getJson } from './api.js';
+import { listSessions } from './api.js';
 import {
   button,
   busyGuard,
@@ -90,9 +90,7 @@ export async function sessionList(params, { hrefFor, showWorker = false, empty }
   let pageToken = null;
 
   async function load() {
-    const query = new URLSearchParams(params);
-    if (pageToken) query.set('page_token', pageToken);
-    const page = await getJson(`/sessions?${query}`);
+    const page = await listSessions(new URLSearchParams(params), pageToken);
     const items = page.items.map((s) => sessionItem(s, { href: hrefFor(s), showWorker }));
     list.append(...items);
     pageToken = page.next_page_token || null;

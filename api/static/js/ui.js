@@ -133,6 +133,14 @@ export function announce(message) {
   }, 100);
 }
 
+// A message already on screen belongs to the page it was made on; one still on its way stays.
+export function clearNotice() {
+  const live = document.getElementById('live');
+  if (!live.textContent) return;
+  clearTimeout(noticeTimer);
+  live.textContent = '';
+}
+
 // Lets a re-rendered view put focus back on the control the user was on.
 export function focusKey(root) {
   const el = document.activeElement;

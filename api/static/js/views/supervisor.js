@@ -128,52 +128,91 @@ function dataText(data) {
     .join(', ');
 }
 
-function auditSection(session, events) {
+function auditTable(events) {
+  const columns = ['#', 'Time', 'Event', 'Actor', 'Details'];
+  return h(
+    'div',
+    { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': 'Audit trail' },
+    h(
+      'table',
+      { testid: 'audit-table' },
+      h('caption', { class: 'visually-hidden' }, 'Audit events, oldest first'),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          columns.map((c) => h('th', { scope: 'col' }, c)),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        events.map((e) =>
+          h(
+            'tr',
+            {},
+            h('td', {}, e.seq),
+            h('td', { class: 'nowrap' }, time(e.at, { seconds: true })),
+            h('td', { class: 'nowrap' }, eventLabel(e.type)),
+            h('td', { class: 'nowrap' }, e.actor),
+            h('td', { class: 'data' }, dataText(e.data)),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+// Every status change and every check record writes one audit event.
+const expectedEvents = (session) => session.history.length + session.safety_checks.length;
+// The audit activity writes each event shortly after the change: look again a few times.
+const AUDIT_RETRY_MS = [250, 500, 1000, 2000, 4000];
+
+function auditSection(session, firstEvents, path) {
   const csv = button('Download CSV', { class: 'secondary', testid: 'audit-csv' });
   csv.addEventListener(
     'click',
     busyGuard(csv, () => downloadCsv(session.id)),
   );
-  const columns = ['#', 'Time', 'Event', 'Actor', 'Details'];
-  return h(
-    'section',
-    {},
-    h('div', { class: 'page-head' }, h('h2', {}, 'Audit trail'), csv),
-    h(
-      'div',
-      { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': 'Audit trail' },
-      h(
-        'table',
-        { testid: 'audit-table' },
-        h('caption', { class: 'visually-hidden' }, 'Audit events, oldest first'),
-        h(
-          'thead',
-          {},
-          h(
-            'tr',
-            {},
-            columns.map((c) => h('th', { scope: 'col' }, c)),
-          ),
-        ),
-        h(
-          'tbody',
-          {},
-          events.map((e) =>
-            h(
-              'tr',
-              {},
-              h('td', {}, e.seq),
-              h('td', {}, time(e.at, { seconds: true })),
-              h('td', {}, eventLabel(e.type)),
-              h('td', {}, e.actor),
-              h('td', { class: 'data' }, dataText(e.data)),
-            ),
-          ),
-        ),
-      ),
-    ),
-    events.length ? null : h('p', { class: 'empty' }, 'No audit events recorded yet.'),
-  );
+  const body = h('div');
+  const section = h('section', {}, h('div', { class: 'page-head' }, h('h2', {}, 'Audit trail'), csv), body);
+  const expected = expectedEvents(session);
+
+  function show(events, waiting) {
+    const behind = events.length < expected;
+    mount(
+      body,
+      events.length ? auditTable(events) : h('p', { class: 'empty' }, 'No audit events recorded yet.'),
+      behind
+        ? h(
+            'p',
+            { class: 'muted' },
+            `${events.length} of ${expected} events written so far. `,
+            waiting ? 'The rest are on their way; this list updates by itself.' : 'Refresh to look again.',
+          )
+        : null,
+    );
+    return behind;
+  }
+
+  async function catchUp(attempt = 0) {
+    await new Promise((resolve) => setTimeout(resolve, AUDIT_RETRY_MS[attempt]));
+    if (!section.isConnected) return;
+    let events;
+    try {
+      ({ items: events } = await getJson(`${path}/audit`));
+    } catch (err) {
+      showError(err);
+      return;
+    }
+    const last = attempt === AUDIT_RETRY_MS.length - 1;
+    if (section.isConnected && show(events, !last) && !last) await catchUp(attempt + 1);
+  }
+
+  if (show(firstEvents, true)) catchUp();
+  return section;
 }
 
 export async function supervisorSessionView(root, { args: [id] }) {
@@ -202,6 +241,6 @@ export async function supervisorSessionView(root, { args: [id] }) {
     h('h2', {}, 'Steps and checks'),
     stepsList(sop, session, { recordsOpen: true }),
     historySection(session),
-    auditSection(session, audit.items),
+    auditSection(session, audit.items, path),
   );
 }

@@ -1,4 +1,13 @@
-import { currentUser, getJson, getSop, hasRole, postIdempotent, postJson } from '../api.js';
+import {
+  currentUser,
+  getJson,
+  getSop,
+  hasRole,
+  listSessions,
+  postIdempotent,
+  postJson,
+  rememberSession,
+} from '../api.js';
 import { navigate, reload, supervisorHref, workerHref } from '../nav.js';
 import {
   historySection,
@@ -68,6 +77,7 @@ function sopCard(sop) {
       clearError();
       try {
         const session = await postIdempotent(`start:${sop.id}`, '/sessions', { sop_id: sop.id });
+        rememberSession(session);
         announce(`Session started: ${session.sop_title}.`);
         navigate(workerHref(session.id));
       } catch (err) {
@@ -126,7 +136,7 @@ export async function workerSessionView(root, { args: [id] }) {
   const path = `/sessions/${encodeURIComponent(id)}`;
   const [first, mine] = await Promise.all([
     getJson(path),
-    getJson(`/sessions?${new URLSearchParams(ownSessionParams(user))}`),
+    listSessions(new URLSearchParams(ownSessionParams(user))),
   ]);
   if (user.id && first.worker_id !== user.id && hasRole(user, 'supervisor')) {
     location.replace(supervisorHref(id));
@@ -143,14 +153,16 @@ export async function workerSessionView(root, { args: [id] }) {
     return drafts.get(checkId);
   };
 
-  async function act(send, onDone) {
+  // `focusAfter`: the test id of the control to focus when the one in use goes away (pause ↔ resume).
+  async function act(send, onDone, focusAfter = null) {
     if (content.getAttribute('aria-busy') === 'true') return;
     content.setAttribute('aria-busy', 'true');
     clearError();
     try {
       session = await send();
+      rememberSession(session);
       const message = onDone();
-      render();
+      render(focusAfter);
       announce(message);
     } catch (err) {
       showError(err);
@@ -194,6 +206,7 @@ export async function workerSessionView(root, { args: [id] }) {
           clear();
           return 'Session paused.';
         },
+        'resume-button',
       ),
   });
 
@@ -324,6 +337,7 @@ export async function workerSessionView(root, { args: [id] }) {
               act(
                 () => postJson(`${path}/resume`),
                 () => 'Session resumed. Checks can be recorded again.',
+                'pause-button',
               ),
           }),
       button('Abort…', { class: 'danger-outline', testid: 'abort-button', onclick: abortDialog.open }),
@@ -388,8 +402,8 @@ export async function workerSessionView(root, { args: [id] }) {
     );
   }
 
-  function render() {
-    const focus = focusKey(content);
+  function render(focusAfter = null) {
+    const focus = focusAfter ? { testid: focusAfter } : focusKey(content);
     const ended = isEnded(session);
     const steps = stepsList(sop, session, {
       controls: ended

@@ -51,8 +51,8 @@ class Services:
         await self.engine.dispose()
 
 
-def get_services(request: Request) -> Services:
-    """Gets the services created at start-up."""
+async def get_services(request: Request) -> Services:
+    """Gets the services created at start-up (async: FastAPI runs sync ones in a thread)."""
     services: Services = request.app.state.services
     return services
 

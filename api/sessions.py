@@ -117,7 +117,8 @@ class SessionGateway:
                 id=session_id,
                 task_queue=self._task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                # A repeated key fails here instead: only then does the answer need a query.
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 search_attributes=TypedSearchAttributes(
                     [
                         SearchAttributePair(sa.WORKER_ID, user.id),
@@ -135,13 +136,13 @@ class SessionGateway:
                 rpc_timeout=self._rpc_timeout,
             )
         except WorkflowAlreadyStartedError:
-            pass  # Only reachable with a key whose session has already finished.
+            # The same caller sent this key before: answer with the session it started.
+            existing = await self.get(user, session_id)
         except (RPCError, RPCTimeoutOrCancelledError) as err:
             raise _unavailable(err, maybe_applied=True) from err
-        if idempotency_key is None:
-            # The workflow builds its state from the same inputs: no query needed.
+        else:
+            # Started just now: the workflow builds its state from the same inputs.
             return session.view()
-        existing = await self.get(user, session_id)
         if existing.summary.sop_id != snapshot.id:
             raise ProblemError(
                 "idempotency_key_reused",

@@ -109,7 +109,8 @@ class WorkSessionWorkflow:
         await workflow.execute_activity_method(
             AuditActivities.append_audit_events,
             batch,
-            start_to_close_timeout=timedelta(seconds=30),
+            # A write takes milliseconds; a lost worker's attempt is retried after this.
+            start_to_close_timeout=timedelta(seconds=10),
             retry_policy=AUDIT_RETRY,
         )
 

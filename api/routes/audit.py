@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from pydantic import AwareDatetime, BeforeValidator
 
 from api.auth import SUBJECT_PATTERN
 from api.deps import ServicesDep, Supervisor
@@ -16,6 +17,20 @@ from api.errors import ProblemError
 from api.schemas import ID_PATTERN, AuditEventOut, AuditPage, problems
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+def _iso_8601_only(value: object) -> object:
+    # Pydantic would read a bare number as a Unix timestamp; the contract says date-time.
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+(\.\d*)?\s*", value):
+        raise ValueError("expected an ISO 8601 date-time with a time zone")
+    return value
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_8601_only),
+    Query(description="ISO 8601 date-time with a time zone, e.g. 2026-11-25T08:00:00Z"),
+]
 
 CSV_COLUMNS = ("session_id", "seq", "type", "actor", "at", "worker_id", "sop_id", "data")
 
@@ -33,13 +48,13 @@ async def search_audit(
     services: ServicesDep,
     worker_id: Annotated[str | None, Query(pattern=SUBJECT_PATTERN.pattern)] = None,
     session_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     format: Literal["json", "csv"] = "json",
 ) -> AuditPage | Response:
     """Lists audit events, oldest first, as JSON or CSV."""
-    if since and until and since.tzinfo is not None and until.tzinfo is not None and since > until:
+    if since and until and since > until:
         raise ProblemError("validation_error", "`since` must not be after `until`.")
     events = await services.audit_log.search(
         worker_id=worker_id, session_id=session_id, since=since, until=until, limit=limit

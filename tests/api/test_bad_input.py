@@ -333,3 +333,23 @@ async def test_bad_audit_search_is_refused(api: httpx.AsyncClient, params: dict[
     response = await api.get("/api/v1/audit", params=params, headers=bearer(*SUPERVISOR))
 
     assert assert_problem(response, 422)["code"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"until": "974"},
+        {"since": "1764057600"},
+        {"since": "2026-11-25T08:00:00"},
+        {"since": "yesterday"},
+        {"since": "2026-11-26T00:00:00Z", "until": "2026-11-25T00:00:00Z"},
+    ],
+    ids=["number-until", "number-since", "no-time-zone", "words", "since-after-until"],
+)
+async def test_audit_time_filters_must_be_zoned_iso_8601_in_order(
+    api: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    response = await api.get("/api/v1/audit", params=params, headers=bearer("sup", "supervisor"))
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"

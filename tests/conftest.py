@@ -39,13 +39,23 @@ DEV_SERVER_ARGS = [
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
+async def start_dev_server(*extra_args: str) -> WorkflowEnvironment:
+    """A dev server from the venv's `temporal` binary (offline), with the project's converter."""
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL_BIN),
         data_converter=pydantic_data_converter,
-        dev_server_extra_args=DEV_SERVER_ARGS,
+        dev_server_extra_args=[*DEV_SERVER_ARGS, *extra_args],
     )
+
+
+def suggest_continue_as_new_after(events: int) -> list[str]:
+    """Dev server arguments that make Temporal suggest continue-as-new early."""
+    return ["--dynamic-config-value", f"limit.historyCount.suggestContinueAsNew={events}"]
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_dev_server()
     yield env
     await env.shutdown()
 

@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from runtime.settings import Settings
 from runtime.temporal import register_search_attributes
@@ -27,7 +25,7 @@ from store.audit import AuditLog
 from store.db import create_engine, create_session_factory
 from store.migrate import migrate
 from tests import scenarios
-from tests.conftest import DEV_SERVER_ARGS, TEMPORAL_BIN
+from tests.conftest import start_dev_server, suggest_continue_as_new_after
 from worker import build_worker
 
 HISTORY_DIR = Path(__file__).resolve().parent
@@ -58,15 +56,7 @@ async def capture(out_dir: Path) -> list[Path]:
     """Runs every scenario and writes the histories of all its runs."""
     written: list[Path] = []
     today = datetime.now(UTC).date().isoformat()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL_BIN),
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=[
-            *DEV_SERVER_ARGS,
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={CAN_THRESHOLD_EVENTS}",
-        ],
-    )
+    env = await start_dev_server(*suggest_continue_as_new_after(CAN_THRESHOLD_EVENTS))
     with tempfile.TemporaryDirectory() as tmp:
         database_url = f"sqlite+aiosqlite:///{tmp}/app.db"
         await migrate(database_url)

@@ -15,9 +15,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
 
 from api.sessions import SessionGateway
 from runtime.settings import Settings
@@ -25,7 +23,7 @@ from runtime.temporal import register_search_attributes
 from store.audit import AuditLog
 from store.db import create_engine, create_session_factory
 from tests import scenarios
-from tests.conftest import DEV_SERVER_ARGS, TEMPORAL_BIN, eventually
+from tests.conftest import eventually, start_dev_server, suggest_continue_as_new_after
 from worker import build_worker
 from workflows.domain import WorkSession
 from workflows.search_attributes import SESSION_STATUS
@@ -123,15 +121,7 @@ async def test_finished_sessions_return_their_final_state_and_write_every_audit_
 async def low_history_env(
     settings: Settings, services: object
 ) -> AsyncIterator[tuple[Client, str]]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL_BIN),
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=[
-            *DEV_SERVER_ARGS,
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={CAN_THRESHOLD_EVENTS}",
-        ],
-    )
+    env = await start_dev_server(*suggest_continue_as_new_after(CAN_THRESHOLD_EVENTS))
     try:
         await register_search_attributes(env.client, "default")
         engine = create_engine(settings.database_url)

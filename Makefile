@@ -25,6 +25,10 @@ lint: install
 test: lint
 	$(VENV)/bin/pytest
 
+# Facade vs bare SDK on a private embedded stack; e.g. BENCH_ARGS='--sessions 10000'.
+bench: install
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 histories: install
 	$(PY) -m tests.histories.capture
 

@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     )
     temporal_rpc_timeout_seconds: float = 10.0
     worker_metrics_port: int | None = None
-    worker_max_cached_workflows: int = 1000
+    # ~125 KiB each: a bound on the worker's memory, however many sessions sit paused.
+    # An evicted session replays on its next message (+15 ms, +0.4 s at 1,000 events).
+    worker_max_cached_workflows: int = 200
     log_format: Literal["json", "text"] = "json"
 
     def jwt_secret(self) -> str | None:

@@ -1,0 +1,234 @@
+"""Two ways to run the same session operations: REST through the facade, or the bare SDK."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
+
+import httpx
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.workflow import UpdateMethodMultiParam
+
+from workflows import search_attributes as sa
+from workflows.domain import WorkSession
+from workflows.shared import (
+    SUMMARY_MEMO_KEY,
+    AbortRequest,
+    Actor,
+    CheckKind,
+    CompleteRequest,
+    PauseRequest,
+    RecordCheckRequest,
+    ResumeRequest,
+    SessionView,
+    SopSnapshot,
+    StartSessionInput,
+)
+from workflows.work_session import WorkSessionWorkflow
+
+RPC_TIMEOUT = timedelta(seconds=30)
+# The example SOP every bench session runs: 12 checks over 5 steps, 3 of them measurements.
+BENCH_SOP_ID = "loto-press-7"
+Request = TypeVar("Request")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A passing answer to one check of the SOP."""
+
+    check_id: str
+    passed: bool | None
+    value: float | None
+
+
+def passing_answers(sop: SopSnapshot) -> list[Answer]:
+    """One passing answer per check, in SOP order: `passed` for confirms, an in-range value."""
+    answers = []
+    for step in sop.steps:
+        for check in step.checks:
+            if check.kind == CheckKind.CONFIRM:
+                answers.append(Answer(check.id, True, None))
+                continue
+            low = check.min if check.min is not None else (check.max or 0.0) - 1
+            high = check.max if check.max is not None else low + 2
+            answers.append(Answer(check.id, None, (low + high) / 2))
+    return answers
+
+
+class Driver(Protocol):
+    """The session operations one virtual worker sends."""
+
+    async def start(self) -> str:
+        """Starts a session of the bench SOP; returns its id."""
+        ...
+
+    async def check(self, session_id: str, answer: Answer) -> None:
+        """Records one check answer."""
+        ...
+
+    async def pause(self, session_id: str) -> None:
+        """Pauses a session."""
+        ...
+
+    async def resume(self, session_id: str) -> None:
+        """Resumes a session."""
+        ...
+
+    async def abort(self, session_id: str) -> None:
+        """Aborts a session."""
+        ...
+
+    async def complete(self, session_id: str) -> None:
+        """Completes a session."""
+        ...
+
+
+class UnexpectedResponse(Exception):
+    """The API answered with another status than the operation's success status."""
+
+
+class RestDriver:
+    """A virtual worker talking to the REST facade with its own bearer token."""
+
+    def __init__(self, http: httpx.AsyncClient, token: str, sop_id: str = BENCH_SOP_ID) -> None:
+        self._http = http
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._sop_id = sop_id
+
+    async def _post(
+        self, path: str, body: object, expected: int, key: bool = False
+    ) -> httpx.Response:
+        headers = self._headers
+        if key:
+            headers = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+        response = await self._http.post(f"/api/v1/sessions{path}", json=body, headers=headers)
+        if response.status_code != expected:
+            raise UnexpectedResponse(f"POST {path}: {response.status_code} {response.text[:300]}")
+        return response
+
+    async def start(self) -> str:
+        """Starts a session the way a client that may retry does: with an Idempotency-Key."""
+        response = await self._post("", {"sop_id": self._sop_id}, 201, key=True)
+        session_id: str = response.json()["id"]
+        return session_id
+
+    async def check(self, session_id: str, answer: Answer) -> None:
+        """Records a check with an Idempotency-Key."""
+        body: dict[str, object] = {"check_id": answer.check_id}
+        if answer.passed is not None:
+            body["passed"] = answer.passed
+        if answer.value is not None:
+            body["value"] = answer.value
+        await self._post(f"/{session_id}/checks", body, 201, key=True)
+
+    async def pause(self, session_id: str) -> None:
+        """Pauses with a reason."""
+        await self._post(f"/{session_id}/pause", {"reason": "bench break"}, 200)
+
+    async def resume(self, session_id: str) -> None:
+        """Resumes."""
+        await self._post(f"/{session_id}/resume", None, 200)
+
+    async def abort(self, session_id: str) -> None:
+        """Aborts with a reason."""
+        await self._post(f"/{session_id}/abort", {"reason": "bench abort"}, 200)
+
+    async def complete(self, session_id: str) -> None:
+        """Completes."""
+        await self._post(f"/{session_id}/complete", None, 200)
+
+
+class SdkDriver:
+    """A virtual worker sending the facade's Temporal calls straight from the SDK."""
+
+    def __init__(self, client: Client, task_queue: str, sop: SopSnapshot, user_id: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+        self._sop = sop
+        self._user_id = user_id
+        self._actor = Actor(user_id=user_id, roles=["worker"])
+
+    def _handle(self, session_id: str) -> WorkflowHandle[WorkSessionWorkflow, SessionView]:
+        return self._client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
+
+    async def _update(
+        self,
+        session_id: str,
+        update: UpdateMethodMultiParam[[WorkSessionWorkflow, Request], SessionView],
+        request: Request,
+        update_id: str | None = None,
+    ) -> None:
+        await self._handle(session_id).execute_update(
+            update, request, id=update_id, rpc_timeout=RPC_TIMEOUT
+        )
+
+    async def start(self) -> str:
+        """Starts the workflow with the facade's options, search attributes and memo."""
+        session_id = str(uuid.uuid4())
+        now = datetime.now(UTC)
+        session, _ = WorkSession.start(session_id, self._user_id, self._sop, now)
+        summary = session.summary()
+        await self._client.start_workflow(
+            WorkSessionWorkflow.run,
+            StartSessionInput(
+                session_id=session_id, worker_id=self._user_id, sop=self._sop, started_at=now
+            ),
+            id=session_id,
+            task_queue=self._task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.WORKER_ID, self._user_id),
+                    SearchAttributePair(sa.SESSION_STATUS, summary.status.value),
+                    SearchAttributePair(sa.SOP_ID, self._sop.id),
+                    SearchAttributePair(sa.SOP_TITLE, self._sop.title),
+                ]
+            ),
+            memo={SUMMARY_MEMO_KEY: summary},
+            static_summary=f"{self._sop.title} · worker {self._user_id}",
+            static_details=(
+                f"SOP **{self._sop.title}** ({self._sop.id} v{self._sop.version}) "
+                f"run by worker `{self._user_id}`"
+            ),
+            rpc_timeout=RPC_TIMEOUT,
+        )
+        return session_id
+
+    async def check(self, session_id: str, answer: Answer) -> None:
+        """Records a check with an idempotency key, sent as the update id like the facade does."""
+        key = uuid.uuid4().hex
+        request = RecordCheckRequest(
+            self._actor, answer.check_id, answer.passed, answer.value, None, key
+        )
+        await self._update(
+            session_id, WorkSessionWorkflow.record_check, request, f"check:{self._user_id}:{key}"
+        )
+
+    async def pause(self, session_id: str) -> None:
+        """Pauses with a reason."""
+        await self._update(
+            session_id, WorkSessionWorkflow.pause, PauseRequest(self._actor, "bench break")
+        )
+
+    async def resume(self, session_id: str) -> None:
+        """Resumes."""
+        await self._update(session_id, WorkSessionWorkflow.resume, ResumeRequest(self._actor))
+
+    async def abort(self, session_id: str) -> None:
+        """Aborts with a reason."""
+        await self._update(
+            session_id, WorkSessionWorkflow.abort, AbortRequest(self._actor, "bench abort")
+        )
+
+    async def complete(self, session_id: str) -> None:
+        """Completes."""
+        await self._update(session_id, WorkSessionWorkflow.complete, CompleteRequest(self._actor))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         PauseRequest,
         RecordCheckRequest,
         ResumeRequest,
+        SessionStatus,
         SessionView,
         StartSessionInput,
     )
@@ -40,6 +41,9 @@ AUDIT_RETRY = RetryPolicy(
     # Audit evidence must land eventually: retry until the database is back.
     maximum_attempts=0,
 )
+
+# Patch ids: each marks a change of workflow logic that old histories must not see.
+CONTINUE_AS_NEW_WHEN_PAUSED = "continue-as-new-when-paused"
 
 T = TypeVar("T")
 
@@ -71,6 +75,8 @@ class WorkSessionWorkflow:
                 input.started_at or workflow.now(),
             )
             self._pending_audit.append(started)
+        self._paused_in_this_run = False
+        self._show_details()
 
     @workflow.run
     async def run(self, input: StartSessionInput) -> SessionView:
@@ -80,29 +86,43 @@ class WorkSessionWorkflow:
                 lambda: (
                     bool(self._pending_audit)
                     or self._session.is_terminal
+                    or self._paused_in_this_run
                     or workflow.info().is_continue_as_new_suggested()
                 )
             )
             if workflow.info().is_continue_as_new_suggested() and not self._session.is_terminal:
-                # Let in-flight handlers finish so no accepted update is cut off;
-                # audit events not yet written travel with the state.
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(
-                    StartSessionInput(
-                        session_id=input.session_id,
-                        worker_id=input.worker_id,
-                        sop=input.sop,
-                        carried_state=self._session.state,
-                        pending_audit=self._pending_audit,
-                    ),
-                    memo={SUMMARY_MEMO_KEY: self._session.summary()},
-                )
+                await self._continue_as_new(input)
             if self._pending_audit:
                 await self._flush_audit()
+                continue
+            if self._paused_in_this_run:
+                self._paused_in_this_run = False
+                # A paused session may wait for weeks and be evicted from every
+                # worker's cache; a fresh run makes its resume replay a handful of
+                # events instead of the whole run so far.
+                if self._session.status == SessionStatus.PAUSED and workflow.patched(
+                    CONTINUE_AS_NEW_WHEN_PAUSED
+                ):
+                    await self._continue_as_new(input)
                 continue
             await workflow.wait_condition(workflow.all_handlers_finished)
             if not self._pending_audit:
                 return self._session.view()
+
+    async def _continue_as_new(self, input: StartSessionInput) -> NoReturn:
+        # Let in-flight handlers finish so no accepted update is cut off;
+        # audit events not yet written travel with the state.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            StartSessionInput(
+                session_id=input.session_id,
+                worker_id=input.worker_id,
+                sop=input.sop,
+                carried_state=self._session.state,
+                pending_audit=self._pending_audit,
+            ),
+            memo={SUMMARY_MEMO_KEY: self._session.summary()},
+        )
 
     async def _flush_audit(self) -> None:
         batch, self._pending_audit = self._pending_audit, []
@@ -122,11 +142,17 @@ class WorkSessionWorkflow:
         workflow.upsert_memo({SUMMARY_MEMO_KEY: summary})
         if status_changed:
             workflow.upsert_search_attributes([sa.SESSION_STATUS.value_set(summary.status.value)])
+        self._show_details()
+        return self._session.view()
+
+    def _show_details(self) -> None:
+        # Static summaries do not survive continue-as-new; current details are set per run.
+        summary = self._session.summary()
         workflow.set_current_details(
+            f"**{summary.sop_title}** · worker `{summary.worker_id}` · "
             f"**{summary.status.value}**: {summary.progress.checks_passed} of "
             f"{summary.progress.checks_required} required checks passed"
         )
-        return self._session.view()
 
     @workflow.query
     def get_session(self) -> SessionView:
@@ -137,6 +163,7 @@ class WorkSessionWorkflow:
     def pause(self, request: PauseRequest) -> SessionView:
         """Pauses the session."""
         event = _rules(lambda: self._session.pause(request.actor, request.reason, workflow.now()))
+        self._paused_in_this_run = True
         return self._changed(event, status_changed=True)
 
     @pause.validator

@@ -238,7 +238,17 @@ async def test_supervisor_lists_everyone_and_filters_by_worker(
     await act(api, bob, b, "abort", {"reason": "duplicate"})
 
     async def supervisor_sees_both() -> None:
-        everyone = await listed_ids(api, "sup", "supervisor", status=["IN_PROGRESS", "ABORTED"])
+        everyone: list[str] = []
+        params: dict[str, Any] = {"status": ["IN_PROGRESS", "ABORTED"], "limit": 200}
+        while True:
+            response = await api.get(
+                "/api/v1/sessions", params=params, headers=bearer("sup", "supervisor")
+            )
+            page = response.json()
+            everyone += [item["id"] for item in page["items"]]
+            if not page["next_page_token"]:
+                break
+            params["page_token"] = page["next_page_token"]
         assert {a, b} <= set(everyone)
         assert await listed_ids(api, "sup", "supervisor", worker_id=bob, status="ABORTED") == [b]
 

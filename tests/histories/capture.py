@@ -2,7 +2,7 @@
 
 Runs the scenarios of `tests/scenarios.py` on a throwaway dev server (with a
 low continue-as-new threshold, so one scenario spans several runs) and writes
-every run's history to `tests/histories/<date>_<scenario>_run<N>.json`.
+every run's history to `tests/histories/<date>T<hhmm>_<scenario>_run<N>.json`.
 Histories are never deleted: each one is a promise that sessions paused on that
 day still resume under any later workflow code.
 """
@@ -45,17 +45,35 @@ async def continued_as_new(client: Client, task_queue: str) -> scenarios.Session
     return handle
 
 
+async def resumed_in_a_fresh_run(client: Client, task_queue: str) -> scenarios.SessionHandle:
+    """A pause long enough for the session to continue in a fresh run, then the rest."""
+    handle = await scenarios.start(client, task_queue)
+    first_run = (await handle.describe()).run_id
+    await scenarios.check(handle, "breaker-off", passed=True)
+    await scenarios.pause(handle, "overnight")
+    latest = client.get_workflow_handle(handle.id)
+    while (await latest.describe()).run_id == first_run:
+        await asyncio.sleep(0.05)
+    await scenarios.resume(handle)
+    await scenarios.check(handle, "residual-v", value=1.2)
+    await scenarios.check(handle, "try-start", passed=True)
+    await scenarios.complete(handle)
+    await latest.result()
+    return handle
+
+
 SCENARIOS: dict[str, Callable[[Client, str], Awaitable[scenarios.SessionHandle]]] = {
     "full_lifecycle": scenarios.full_lifecycle,
     "aborted_while_paused": scenarios.aborted_while_paused,
     "continued_as_new": continued_as_new,
+    "resumed_in_a_fresh_run": resumed_in_a_fresh_run,
 }
 
 
 async def capture(out_dir: Path) -> list[Path]:
     """Runs every scenario and writes the histories of all its runs."""
     written: list[Path] = []
-    today = datetime.now(UTC).date().isoformat()
+    captured_at = f"{datetime.now(UTC):%Y-%m-%dT%H%M}"
     env = await start_dev_server(*suggest_continue_as_new_after(CAN_THRESHOLD_EVENTS))
     with tempfile.TemporaryDirectory() as tmp:
         database_url = f"sqlite+aiosqlite:///{tmp}/app.db"
@@ -77,7 +95,7 @@ async def capture(out_dir: Path) -> list[Path]:
                         history = await env.client.get_workflow_handle(
                             handle.id, run_id=run.run_id
                         ).fetch_history()
-                        path = out_dir / f"{today}_{name}_run{index}.json"
+                        path = out_dir / f"{captured_at}_{name}_run{index}.json"
                         path.write_text(history.to_json())
                         written.append(path)
         finally:

@@ -110,19 +110,25 @@ def note(n: int) -> str:
 
 def worker_holding(session_id: str, address: str, workers: list[ManagedProcess]) -> ManagedProcess:
     """The worker that ran the session's latest workflow task, so has it in its cache."""
-    shown = subprocess.run(
-        [str(TEMPORAL_BIN), "workflow", "show", "--workflow-id", session_id]
-        + ["--address", address, "--output", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    identities = [
-        event["workflowTaskCompletedEventAttributes"]["identity"]
-        for event in json.loads(shown.stdout)["events"]
-        if "identity" in event.get("workflowTaskCompletedEventAttributes", {})
-    ]
+    # A pause continues the session in a fresh run: wait for that run's first task.
+    deadline = time.monotonic() + 10
+    while True:
+        shown = subprocess.run(
+            [str(TEMPORAL_BIN), "workflow", "show", "--workflow-id", session_id]
+            + ["--address", address, "--output", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        identities = [
+            event["workflowTaskCompletedEventAttributes"]["identity"]
+            for event in json.loads(shown.stdout)["events"]
+            if "identity" in event.get("workflowTaskCompletedEventAttributes", {})
+        ]
+        if identities or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     pid = int(identities[-1].split("@")[0])
     return next(w for w in workers if w.process is not None and w.process.pid == pid)
 

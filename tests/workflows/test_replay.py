@@ -36,6 +36,9 @@ def test_stored_histories_cover_every_message_and_continue_as_new() -> None:
     for update in ("pause", "resume", "abort", "complete", "record_check"):
         assert f'"name": "{update}"' in text, update
     assert "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in text
+    # Histories from before the continue-as-new-when-paused patch and with its marker.
+    assert "EVENT_TYPE_MARKER_RECORDED" in text
+    assert any("EVENT_TYPE_MARKER_RECORDED" not in p.read_text() for p in HISTORIES)
 
 
 async def test_a_change_without_a_patch_fails_replay_and_the_patched_change_replays() -> None:

@@ -206,3 +206,37 @@ async def test_started_state_matches_what_the_api_computes(
     view = await handle.query(WorkSessionWorkflow.get_session)
 
     assert view == expected.view()
+
+
+async def test_a_paused_session_continues_in_a_fresh_run_with_everything_intact(
+    temporal_client: Client, settings: Settings, audit_log: AuditLog
+) -> None:
+    handle = await scenarios.start(temporal_client, settings.temporal_task_queue)
+    first_run = (await handle.describe()).run_id
+    await scenarios.check(handle, "breaker-off", passed=True, key="k-1")
+    await scenarios.check(handle, "residual-v", value=30.0)
+    await scenarios.pause(handle, "waiting for parts")
+    latest = temporal_client.get_workflow_handle_for(WorkSessionWorkflow.run, handle.id)
+
+    async def fresh_run() -> int:
+        description = await latest.describe()
+        assert description.run_id != first_run
+        assert description.status == WorkflowExecutionStatus.RUNNING
+        return len((await latest.fetch_history()).events)
+
+    events_in_fresh_run = await eventually(fresh_run)
+    assert events_in_fresh_run < 10
+
+    view = await scenarios.resume(handle)
+    assert view.summary.status == SessionStatus.IN_PROGRESS
+    assert [c.check_id for c in view.safety_checks] == ["breaker-off", "residual-v"]
+    assert view.summary.paused_seconds_closed > 0
+    again = await scenarios.check(handle, "breaker-off", passed=True, key="k-1")
+    assert len(again.safety_checks) == 2
+
+    async def audit_in_order() -> None:
+        events = await audit_log.for_session(handle.id)
+        assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+        assert events[3].type == AuditEventType.SESSION_PAUSED
+
+    await eventually(audit_in_order)

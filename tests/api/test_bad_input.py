@@ -209,6 +209,12 @@ async def test_a_page_token_only_continues_the_list_it_came_from(
     worker = new_user()
     started = {(await start_session(api, worker, sop["id"]))["id"] for _ in range(3)}
 
+    async def all_visible() -> None:
+        response = await api.get("/api/v1/sessions", headers=bearer(worker))
+        assert {item["id"] for item in response.json()["items"]} == started
+
+    await eventually(all_visible)
+
     async def first_page() -> dict[str, Any]:
         response = await api.get("/api/v1/sessions", params={"limit": 2}, headers=bearer(worker))
         page: dict[str, Any] = response.json()

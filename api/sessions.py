@@ -9,7 +9,7 @@ import hmac
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest, ListWorkflowExecutionsRequest
@@ -20,12 +20,6 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
@@ -33,9 +27,10 @@ from temporalio.workflow import UpdateMethodMultiParam
 from api.auth import SUBJECT_PATTERN, User
 from api.errors import ProblemError
 from runtime.settings import Settings
+from runtime.starting import start_session_workflow
 from store.sops import PublishedSop
 from workflows import search_attributes as sa
-from workflows.domain import ACTIVE_STATUSES, DomainError, WorkSession, authorize_change, can_read
+from workflows.domain import ACTIVE_STATUSES, DomainError, authorize_change, can_read
 from workflows.shared import (
     SUMMARY_MEMO_KEY,
     AbortRequest,
@@ -46,7 +41,6 @@ from workflows.shared import (
     SessionStatus,
     SessionSummary,
     SessionView,
-    StartSessionInput,
 )
 from workflows.work_session import WorkSessionWorkflow
 
@@ -104,35 +98,14 @@ class SessionGateway:
             session_id = str(uuid.uuid4())
         else:
             session_id = str(uuid.uuid5(_SESSION_ID_NAMESPACE, f"{user.id}\n{idempotency_key}"))
-        now = datetime.now(UTC)
         snapshot = sop.to_snapshot()
-        session, _ = WorkSession.start(session_id, user.id, snapshot, now)
-        summary = session.summary()
         try:
-            await self._client.start_workflow(
-                WorkSessionWorkflow.run,
-                StartSessionInput(
-                    session_id=session_id, worker_id=user.id, sop=snapshot, started_at=now
-                ),
-                id=session_id,
+            return await start_session_workflow(
+                self._client,
+                session_id=session_id,
+                worker_id=user.id,
+                sop=snapshot,
                 task_queue=self._task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                # A repeated key fails here instead: only then does the answer need a query.
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.WORKER_ID, user.id),
-                        SearchAttributePair(sa.SESSION_STATUS, summary.status.value),
-                        SearchAttributePair(sa.SOP_ID, snapshot.id),
-                        SearchAttributePair(sa.SOP_TITLE, snapshot.title),
-                    ]
-                ),
-                memo={SUMMARY_MEMO_KEY: summary},
-                static_summary=f"{snapshot.title} · worker {user.id}",
-                static_details=(
-                    f"SOP **{snapshot.title}** ({snapshot.id} v{snapshot.version}) "
-                    f"run by worker `{user.id}`"
-                ),
                 rpc_timeout=self._rpc_timeout,
             )
         except WorkflowAlreadyStartedError:
@@ -140,9 +113,6 @@ class SessionGateway:
             existing = await self.get(user, session_id)
         except (RPCError, RPCTimeoutOrCancelledError) as err:
             raise _unavailable(err, maybe_applied=True) from err
-        else:
-            # Started just now: the workflow builds its state from the same inputs.
-            return session.view()
         if existing.summary.sop_id != snapshot.id:
             raise ProblemError(
                 "idempotency_key_reused",

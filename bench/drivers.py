@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Protocol, TypeVar
 
 import httpx
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
 from temporalio.workflow import UpdateMethodMultiParam
 
-from workflows import search_attributes as sa
-from workflows.domain import WorkSession
+from runtime.starting import start_session_workflow
 from workflows.shared import (
-    SUMMARY_MEMO_KEY,
     AbortRequest,
     Actor,
     CheckKind,
@@ -30,7 +22,6 @@ from workflows.shared import (
     ResumeRequest,
     SessionView,
     SopSnapshot,
-    StartSessionInput,
 )
 from workflows.work_session import WorkSessionWorkflow
 
@@ -173,32 +164,12 @@ class SdkDriver:
     async def start(self) -> str:
         """Starts the workflow with the facade's options, search attributes and memo."""
         session_id = str(uuid.uuid4())
-        now = datetime.now(UTC)
-        session, _ = WorkSession.start(session_id, self._user_id, self._sop, now)
-        summary = session.summary()
-        await self._client.start_workflow(
-            WorkSessionWorkflow.run,
-            StartSessionInput(
-                session_id=session_id, worker_id=self._user_id, sop=self._sop, started_at=now
-            ),
-            id=session_id,
+        await start_session_workflow(
+            self._client,
+            session_id=session_id,
+            worker_id=self._user_id,
+            sop=self._sop,
             task_queue=self._task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.WORKER_ID, self._user_id),
-                    SearchAttributePair(sa.SESSION_STATUS, summary.status.value),
-                    SearchAttributePair(sa.SOP_ID, self._sop.id),
-                    SearchAttributePair(sa.SOP_TITLE, self._sop.title),
-                ]
-            ),
-            memo={SUMMARY_MEMO_KEY: summary},
-            static_summary=f"{self._sop.title} · worker {self._user_id}",
-            static_details=(
-                f"SOP **{self._sop.title}** ({self._sop.id} v{self._sop.version}) "
-                f"run by worker `{self._user_id}`"
-            ),
             rpc_timeout=RPC_TIMEOUT,
         )
         return session_id

@@ -7,15 +7,11 @@ histories they produce for the replay test.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from workflows import search_attributes as sa
-from workflows.domain import WorkSession
+from runtime.starting import start_session_workflow
 from workflows.shared import (
-    SUMMARY_MEMO_KEY,
     AbortRequest,
     Actor,
     CheckDefinition,
@@ -26,7 +22,6 @@ from workflows.shared import (
     ResumeRequest,
     SessionView,
     SopSnapshot,
-    StartSessionInput,
     StepDefinition,
 )
 from workflows.work_session import WorkSessionWorkflow
@@ -70,24 +65,10 @@ async def start(client: Client, task_queue: str, worker_id: str | None = None) -
     """Starts a session the way the API does: search attributes and memo set at start."""
     worker_id = worker_id or f"w-{uuid.uuid4().hex[:8]}"
     session_id = f"{worker_id}--{uuid.uuid4()}"
-    now = datetime.now(UTC)
-    session, _ = WorkSession.start(session_id, worker_id, SOP, now)
-    return await client.start_workflow(
-        WorkSessionWorkflow.run,
-        StartSessionInput(session_id=session_id, worker_id=worker_id, sop=SOP, started_at=now),
-        id=session_id,
-        task_queue=task_queue,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(sa.WORKER_ID, worker_id),
-                SearchAttributePair(sa.SESSION_STATUS, "IN_PROGRESS"),
-                SearchAttributePair(sa.SOP_ID, SOP.id),
-                SearchAttributePair(sa.SOP_TITLE, SOP.title),
-            ]
-        ),
-        memo={SUMMARY_MEMO_KEY: session.summary()},
-        static_summary=f"{SOP.title} · worker {worker_id}",
+    await start_session_workflow(
+        client, session_id=session_id, worker_id=worker_id, sop=SOP, task_queue=task_queue
     )
+    return client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
 
 
 async def check(

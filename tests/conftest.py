@@ -12,14 +12,13 @@ from typing import TypeVar
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.auth import mint_token
 from api.deps import Services
 from api.main import create_app
 from runtime.settings import Settings
-from runtime.temporal import register_search_attributes
+from runtime.temporal import DATA_CONVERTER, register_search_attributes
 from store.audit import AuditLog
 from store.db import create_engine, create_session_factory
 from store.migrate import migrate
@@ -43,7 +42,7 @@ async def start_dev_server(*extra_args: str) -> WorkflowEnvironment:
     """A dev server from the venv's `temporal` binary (offline), with the project's converter."""
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL_BIN),
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         dev_server_extra_args=[*DEV_SERVER_ARGS, *extra_args],
     )
 

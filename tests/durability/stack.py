@@ -24,8 +24,8 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from runtime.temporal import DATA_CONVERTER
 from store.__main__ import migrate_and_seed
 from store.audit import AuditLog
 from store.db import create_engine, create_session_factory
@@ -173,9 +173,7 @@ async def running_stack(data_dir: Path) -> AsyncIterator[Stack]:
         await asyncio.to_thread(wait_for_port, temporal_port)
         worker.start()
         api.start()
-        client = await Client.connect(
-            f"127.0.0.1:{temporal_port}", data_converter=pydantic_data_converter
-        )
+        client = await Client.connect(f"127.0.0.1:{temporal_port}", data_converter=DATA_CONVERTER)
         stack = Stack(
             task_queue=task_queue,
             temporal_port=temporal_port,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from runtime.temporal import DATA_CONVERTER
 from tests.workflows.changed_workflows import PatchedChange, UnguardedChange
 from workflows.work_session import WorkSessionWorkflow
 
@@ -22,7 +22,7 @@ def load(path: Path) -> WorkflowHistory:
 
 
 async def replay(workflow_class: type, path: Path) -> None:
-    replayer = Replayer(workflows=[workflow_class], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[workflow_class], data_converter=DATA_CONVERTER)
     await replayer.replay_workflow(load(path))
 
 

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from api.auth import mint_token
+from engine.client import connect_when_ready, register_search_attributes
 from runtime.processes import die_with_parent
 from runtime.settings import DEV_JWT_SECRET, Settings
-from runtime.temporal import connect_when_ready, register_search_attributes
-from store.db import create_engine, create_session_factory
+from store.db import create_engine, create_transaction_factory
 from store.migrate import migrate
 from store.seed import seed_examples
 from store.sops import SopCatalog
@@ -79,7 +79,7 @@ async def prepare(settings: Settings) -> None:
     await migrate(settings.database_url)
     engine = create_engine(settings.database_url)
     try:
-        seeded = await seed_examples(SopCatalog(create_session_factory(engine)))
+        seeded = await seed_examples(SopCatalog(create_transaction_factory(engine)))
     finally:
         await engine.dispose()
     if seeded:

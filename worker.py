@@ -15,11 +15,11 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.audit import AuditActivities
+from engine.client import connect_when_ready, register_search_attributes
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
-from runtime.temporal import connect_when_ready, register_search_attributes
 from store.audit import AuditLog
-from store.db import create_engine, create_session_factory
+from store.db import create_engine, create_transaction_factory
 from workflows.work_session import WorkSessionWorkflow
 
 log = logging.getLogger("worker")
@@ -53,7 +53,7 @@ async def main() -> None:
     client = await connect_when_ready(settings)
     await register_search_attributes(client, settings.temporal_namespace)
     engine = create_engine(settings.database_url)
-    worker = build_worker(client, settings, AuditLog(create_session_factory(engine)))
+    worker = build_worker(client, settings, AuditLog(create_transaction_factory(engine)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,15 +1,26 @@
 """Writes session audit events to the append-only audit trail."""
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from temporalio import activity
 
-from store.audit import AuditLog
 from workflows.shared import AuditEvent
+
+
+class AuditSink(Protocol):
+    """Where audit events are appended; the SQL audit log in production.
+
+    A protocol keeps SQL out of every module the workflow sandbox imports.
+    """
+
+    async def append(self, events: Sequence[AuditEvent]) -> int: ...
 
 
 class AuditActivities:
     """Audit activities bound to the audit log they write to."""
 
-    def __init__(self, audit_log: AuditLog) -> None:
+    def __init__(self, audit_log: AuditSink) -> None:
         self._audit_log = audit_log
 
     @activity.defn(name="append_audit_events")

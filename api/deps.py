@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import TokenVerifier, User
 from api.errors import ProblemError
-from api.sessions import SessionGateway
+from api.gateway import SessionGateway
+from engine.client import connect
 from runtime.logs import bind_log_context
 from runtime.settings import Settings
-from runtime.temporal import connect
 from store.audit import AuditLog
-from store.db import create_engine, create_session_factory
+from store.db import create_engine, create_transaction_factory
 from store.sops import SopCatalog
 
 
@@ -36,7 +36,7 @@ class Services:
         """Connects lazily to Temporal, so the API starts (and says not ready) without it."""
         client = await connect(settings, lazy=True)
         engine = create_engine(settings.database_url)
-        sessions = create_session_factory(engine)
+        sessions = create_transaction_factory(engine)
         return cls(
             settings=settings,
             gateway=SessionGateway(client, settings),

@@ -11,7 +11,7 @@ import httpx
 from temporalio.client import Client, WorkflowHandle
 from temporalio.workflow import UpdateMethodMultiParam
 
-from runtime.starting import start_session_workflow
+from engine.starting import start_session_workflow
 from workflows.shared import (
     AbortRequest,
     Actor,

@@ -34,8 +34,8 @@ from bench.idle import (
 from bench.lifecycle import Side
 from bench.report import Target, lifecycle_table, machine
 from bench.stack import Stack, start_stack
+from engine.client import connect
 from runtime.settings import Settings
-from runtime.temporal import connect
 from workflows.shared import SopSnapshot
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"

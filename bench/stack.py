@@ -10,9 +10,9 @@ from pathlib import Path
 
 from api.auth import mint_token
 from bench.drivers import BENCH_SOP_ID
+from engine.client import connect_when_ready, register_search_attributes
 from runtime.settings import Settings
-from runtime.temporal import connect_when_ready, register_search_attributes
-from store.db import create_engine, create_session_factory
+from store.db import create_engine, create_transaction_factory
 from store.migrate import migrate
 from store.seed import seed_examples
 from store.sops import PublishedSop, SopCatalog
@@ -112,7 +112,7 @@ async def _prepare(settings: Settings) -> PublishedSop:
     await migrate(settings.database_url)
     engine = create_engine(settings.database_url)
     try:
-        catalog = SopCatalog(create_session_factory(engine))
+        catalog = SopCatalog(create_transaction_factory(engine))
         await seed_examples(catalog)
         sop = await catalog.get(BENCH_SOP_ID)
     finally:

@@ -1,1 +1,1 @@
-"""Process-level plumbing shared by the API and the worker: settings, Temporal connection."""
+"""Process-level plumbing shared by the API and the worker: settings, logging, child processes."""

@@ -45,8 +45,8 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
     cursor.close()
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Creates the session factory the catalog and the audit log are built with."""
+def create_transaction_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Creates the factory the catalog and the audit log open their transactions from."""
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

@@ -17,10 +17,10 @@ from temporalio.testing import WorkflowEnvironment
 from api.auth import mint_token
 from api.deps import Services
 from api.main import create_app
+from engine.client import DATA_CONVERTER, register_search_attributes
 from runtime.settings import Settings
-from runtime.temporal import DATA_CONVERTER, register_search_attributes
 from store.audit import AuditLog
-from store.db import create_engine, create_session_factory
+from store.db import create_engine, create_transaction_factory
 from store.migrate import migrate
 from store.seed import seed_examples
 from store.sops import SopCatalog
@@ -103,7 +103,7 @@ async def worker(
 ) -> AsyncIterator[None]:
     await register_search_attributes(temporal_client, settings.temporal_namespace)
     engine = create_engine(settings.database_url)
-    running = build_worker(temporal_client, settings, AuditLog(create_session_factory(engine)))
+    running = build_worker(temporal_client, settings, AuditLog(create_transaction_factory(engine)))
     async with running:
         yield
     await engine.dispose()

@@ -10,7 +10,7 @@ import uuid
 
 from temporalio.client import Client, WorkflowHandle
 
-from runtime.starting import start_session_workflow
+from engine.starting import start_session_workflow
 from workflows.shared import (
     AbortRequest,
     Actor,

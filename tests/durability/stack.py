@@ -25,10 +25,10 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from runtime.temporal import DATA_CONVERTER
+from engine.client import DATA_CONVERTER
 from store.__main__ import migrate_and_seed
 from store.audit import AuditLog
-from store.db import create_engine, create_session_factory
+from store.db import create_engine, create_transaction_factory
 from store.seed import LOTO_PRESS_7
 from tests.conftest import bearer as conftest_bearer
 from tests.processes import (
@@ -182,7 +182,7 @@ async def running_stack(data_dir: Path) -> AsyncIterator[Stack]:
             worker=worker,
             api=api,
             client=client,
-            audit_log=AuditLog(create_session_factory(engine)),
+            audit_log=AuditLog(create_transaction_factory(engine)),
         )
         await stack.wait_for_worker()
         await stack.wait_until_ready()

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from engine.client import register_search_attributes
 from runtime.settings import Settings
-from runtime.temporal import register_search_attributes
 from store.audit import AuditLog
-from store.db import create_engine, create_session_factory
+from store.db import create_engine, create_transaction_factory
 from store.migrate import migrate
 from tests import scenarios
 from tests.conftest import start_dev_server, suggest_continue_as_new_after
@@ -82,7 +82,7 @@ async def capture(out_dir: Path) -> list[Path]:
         settings = Settings(temporal_task_queue=f"capture-{uuid.uuid4().hex[:8]}")
         try:
             await register_search_attributes(env.client, "default")
-            audit_log = AuditLog(create_session_factory(engine))
+            audit_log = AuditLog(create_transaction_factory(engine))
             async with build_worker(env.client, settings, audit_log):
                 for name, scenario in SCENARIOS.items():
                     handle = await scenario(env.client, settings.temporal_task_queue)

@@ -201,7 +201,7 @@ def test_setup_jobs_finish_before_what_needs_them() -> None:
     assert waits_for("temporal-register", "temporal", "service_healthy")
     assert waits_for("migrate", "app-postgresql", "service_healthy")
     assert SERVICES["migrate"]["command"] == ["python", "-m", "store", "migrate"]
-    assert SERVICES["temporal-register"]["command"][:3] == ["python", "-m", "runtime.register"]
+    assert SERVICES["temporal-register"]["command"][:3] == ["python", "-m", "engine.register"]
     for job in ONE_SHOT_JOBS:
         assert str(SERVICES[job]["restart"]).startswith("on-failure"), job
 

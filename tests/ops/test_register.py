@@ -1,4 +1,4 @@
-"""`python -m runtime.register`: the namespace and search attributes, idempotently."""
+"""`python -m engine.register`: the namespace and search attributes, idempotently."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
-from runtime.register import prepare
+from engine.register import prepare
 from runtime.settings import Settings
 from workflows import search_attributes as sa
 

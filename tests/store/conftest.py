@@ -18,7 +18,7 @@ from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store.audit import AuditLog
-from store.db import create_engine, create_session_factory
+from store.db import create_engine, create_transaction_factory
 from store.migrate import migrate
 from store.sops import SopCatalog
 
@@ -136,7 +136,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_session_factory(engine)
+    return create_transaction_factory(engine)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
-from store.db import create_engine, create_session_factory, ping
+from store.db import create_engine, create_transaction_factory, ping
 from store.migrate import migrate
 from store.models import Base
 from store.sops import SopCatalog, SopDefinition
@@ -37,7 +37,7 @@ async def test_migrate_creates_the_tables_and_running_it_again_keeps_the_data(
     await migrate(blank_database_url)
     engine = create_engine(blank_database_url)
     try:
-        await SopCatalog(create_session_factory(engine)).publish(MINIMAL_SOP, "tester")
+        await SopCatalog(create_transaction_factory(engine)).publish(MINIMAL_SOP, "tester")
         await migrate(blank_database_url)
         async with engine.connect() as connection:
             assert {"sop_versions", "audit_events", "alembic_version"} <= await connection.run_sync(
@@ -46,7 +46,7 @@ async def test_migrate_creates_the_tables_and_running_it_again_keeps_the_data(
             assert (
                 await connection.execute(text("SELECT version_num FROM alembic_version"))
             ).all() == [("0001",)]
-        assert await SopCatalog(create_session_factory(engine)).get("minimal") is not None
+        assert await SopCatalog(create_transaction_factory(engine)).get("minimal") is not None
     finally:
         await engine.dispose()
 

@@ -9,7 +9,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from runtime.temporal import DATA_CONVERTER
+from engine.client import DATA_CONVERTER
 from tests.workflows.changed_workflows import PatchedChange, UnguardedChange
 from workflows.work_session import WorkSessionWorkflow
 

@@ -17,11 +17,11 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
-from api.sessions import SessionGateway
+from api.gateway import SessionGateway
+from engine.client import register_search_attributes
 from runtime.settings import Settings
-from runtime.temporal import register_search_attributes
 from store.audit import AuditLog
-from store.db import create_engine, create_session_factory
+from store.db import create_engine, create_transaction_factory
 from tests import scenarios
 from tests.conftest import eventually, start_dev_server, suggest_continue_as_new_after
 from worker import build_worker
@@ -128,7 +128,7 @@ async def low_history_env(
         task_queue = f"can-{uuid.uuid4().hex[:8]}"
         worker_settings = settings.model_copy(update={"temporal_task_queue": task_queue})
         async with build_worker(
-            env.client, worker_settings, AuditLog(create_session_factory(engine))
+            env.client, worker_settings, AuditLog(create_transaction_factory(engine))
         ):
             yield env.client, task_queue
         await engine.dispose()

@@ -1,4 +1,4 @@
-"""Command line: `python -m runtime.register` prepares the Temporal namespace (idempotent).
+"""Command line: `python -m engine.register` prepares the Temporal namespace (idempotent).
 
 Creates the configured namespace with a retention period unless it exists, then
 registers the session search attributes on it. Run once per deployment, e.g. as
@@ -19,11 +19,11 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, Register
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from engine.client import connect_when_ready, register_search_attributes
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
-from runtime.temporal import connect_when_ready, register_search_attributes
 
-log = logging.getLogger("runtime.register")
+log = logging.getLogger("engine.register")
 
 DEFAULT_RETENTION_DAYS = 30
 
@@ -93,7 +93,7 @@ async def prepare(
 
 def main() -> None:
     """Parses the command line and prepares the namespace named by TEMPORAL_NAMESPACE."""
-    parser = argparse.ArgumentParser(prog="python -m runtime.register", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m engine.register", description=__doc__)
     parser.add_argument(
         "--retention-days",
         type=int,

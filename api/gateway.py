@@ -26,8 +26,8 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from api.auth import SUBJECT_PATTERN, User
 from api.errors import ProblemError
+from engine.starting import start_session_workflow
 from runtime.settings import Settings
-from runtime.starting import start_session_workflow
 from store.sops import PublishedSop
 from workflows import search_attributes as sa
 from workflows.domain import ACTIVE_STATUSES, DomainError, authorize_change, can_read

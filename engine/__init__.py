@@ -1,0 +1,1 @@
+"""Talking to Temporal: connecting, registering the namespace, starting session workflows."""

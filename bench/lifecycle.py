@@ -8,8 +8,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.drivers import Answer, Driver
+from bench.drivers import Driver
 from bench.stats import OpStats, Recorder
+from devstack.answers import Answer
 
 # One session in ABORT_EVERY is aborted after its pause; virtual worker i starts
 # counting at i, so that aborts happen from the first sessions of a short phase on.

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from bench.drivers import Driver, RestDriver, SdkDriver, passing_answers
+from bench.drivers import Driver, RestDriver, SdkDriver
 from bench.idle import (
     Paused,
     build_long_session,
@@ -33,7 +33,8 @@ from bench.idle import (
 )
 from bench.lifecycle import Side
 from bench.report import Target, lifecycle_table, machine
-from bench.stack import Stack, start_stack
+from bench.stack import BenchStack, start_stack
+from devstack.answers import passing_answers
 from engine.client import connect
 from runtime.settings import Settings
 from workflows.shared import SopSnapshot
@@ -66,7 +67,7 @@ def _say(text: str = "") -> None:
 
 async def _lifecycle(
     args: argparse.Namespace,
-    stack: Stack,
+    stack: BenchStack,
     http: httpx.AsyncClient,
     client: Client,
     sop: SopSnapshot,
@@ -118,7 +119,7 @@ async def _lifecycle(
 
 async def _idle_and_long(
     args: argparse.Namespace,
-    stack: Stack,
+    stack: BenchStack,
     http: httpx.AsyncClient,
     client: Client,
     sop: SopSnapshot,
@@ -231,8 +232,7 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             _say(f"Idle scale: {args.sessions} paused sessions; long sessions")
             results["idle"] = await _idle_and_long(args, stack, http, client, sop)
     except BaseException:
-        for process in (stack.server, stack.worker, stack.api):
-            _say(f"--- {process.name} log tail ---\n{process.log_tail()}")
+        _say(stack.stack.log_tails())
         raise
     finally:
         stack.stop()

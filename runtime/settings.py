@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     )
     temporal_rpc_timeout_seconds: float = 10.0
     worker_metrics_port: int | None = None
+    # Loopback unless the operator says otherwise, like every other listener.
+    worker_metrics_host: str = "127.0.0.1"
     # ~125 KiB each: a bound on the worker's memory, however many sessions sit paused.
     # An evicted session replays on its next message (+15 ms, +0.4 s at 1,000 events).
     worker_max_cached_workflows: int = 200

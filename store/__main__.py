@@ -6,20 +6,7 @@ import asyncio
 from sqlalchemy import make_url
 
 from runtime.settings import get_settings
-from store.db import create_engine, create_transaction_factory
-from store.migrate import migrate
-from store.seed import seed_examples
-from store.sops import SopCatalog
-
-
-async def migrate_and_seed(database_url: str) -> list[str]:
-    """Migrates the database to head and adds the example SOPs it lacks."""
-    await migrate(database_url)
-    engine = create_engine(database_url)
-    try:
-        return await seed_examples(SopCatalog(create_transaction_factory(engine)))
-    finally:
-        await engine.dispose()
+from store.seed import migrate_and_seed
 
 
 def main() -> None:

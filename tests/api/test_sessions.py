@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.helpers import act, publish_sop, record, start_session
-from tests.conftest import bearer, eventually, new_user
+from tests.helpers import assert_eventually, bearer, new_user
+from tests.helpers.api import act, publish_sop, record, start_session
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ async def test_worker_starts_a_second_session_while_one_is_in_progress(
     async def both_listed() -> None:
         assert set(await listed_ids(api, worker)) == {first["id"], second["id"]}
 
-    await eventually(both_listed)
+    await assert_eventually(both_listed)
 
 
 async def test_pause_and_resume_keep_every_check(
@@ -124,7 +124,7 @@ async def test_aborted_session_refuses_changes_keeps_checks_and_leaves_active_li
             sid,
         }
 
-    await eventually(only_kept_is_active)
+    await assert_eventually(only_kept_is_active)
 
 
 async def test_complete_needs_every_required_check_passed(
@@ -252,7 +252,7 @@ async def test_supervisor_lists_everyone_and_filters_by_worker(
         assert {a, b} <= set(everyone)
         assert await listed_ids(api, "sup", "supervisor", worker_id=bob, status="ABORTED") == [b]
 
-    await eventually(supervisor_sees_both)
+    await assert_eventually(supervisor_sees_both)
     forbidden = await api.get("/api/v1/sessions", params={"worker_id": bob}, headers=bearer(alice))
     assert forbidden.status_code == 403
 
@@ -285,7 +285,7 @@ async def test_list_items_carry_summary_fields_and_paginate(
         assert paused["pause_reason"] == "lunch"
         return items
 
-    items = await eventually(paged)
+    items = await assert_eventually(paged)
     for item in items:
         assert item["sop_title"] == sop["title"]
         assert "safety_checks" not in item
@@ -313,7 +313,7 @@ async def test_idempotency_key_returns_the_same_session_and_the_same_check(
     async def one_session() -> None:
         assert await listed_ids(api, worker) == [sid]
 
-    await eventually(one_session)
+    await assert_eventually(one_session)
 
 
 async def test_supervisor_reads_the_audit_trail_of_an_aborted_session(
@@ -342,7 +342,7 @@ async def test_supervisor_reads_the_audit_trail_of_an_aborted_session(
         assert [e["type"] for e in items] == expected
         return items
 
-    items = await eventually(trail_complete)
+    items = await assert_eventually(trail_complete)
     assert [e["seq"] for e in items] == [1, 2, 3, 4, 5]
     assert items[-1]["data"]["reason"] == "wrong machine"
     assert all(e["worker_id"] == worker and e["sop_id"] == sop["id"] for e in items)

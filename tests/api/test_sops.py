@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.helpers import publish_sop, record, sop_definition, start_session
-from tests.conftest import bearer, new_user
+from tests.helpers import bearer, new_user, sop_definition
+from tests.helpers.api import publish_sop, record, start_session
 
 SUPERVISOR = bearer("sup-catalog", "supervisor")
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.durability.stack import Stack, running_stack
+from tests.durability.stack import LiveStack, running_stack
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[LiveStack]:
     async with running_stack(tmp_path) as running:
         failed_before = request.session.testsfailed
         yield running

@@ -20,28 +20,18 @@ from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from engine.client import DATA_CONVERTER
-from store.__main__ import migrate_and_seed
+from devstack.answers import passing_answers
+from devstack.processes import ROOT, ManagedProcess, free_port
+from devstack.stack import Stack, build_stack
+from runtime.settings import Settings
 from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from store.seed import LOTO_PRESS_7
-from tests.conftest import bearer as conftest_bearer
-from tests.processes import (
-    ROOT,
-    ManagedProcess,
-    api_process,
-    dev_server,
-    free_port,
-    wait_for_port,
-    wait_until_ready,
-    worker_process,
-)
-from workflows.shared import AuditEvent, AuditEventType, CheckKind
+from store.sops import snapshot_of
+from tests.helpers import bearer as helpers_bearer
+from workflows.shared import AuditEvent, AuditEventType
 
 SECRET = "durability-secret-0123456789abcdef0123"
 RPC_TIMEOUT_SECONDS = 3
@@ -50,67 +40,49 @@ SOP_ID = LOTO_PRESS_7.id
 
 
 def bearer(user: str) -> dict[str, str]:
-    return conftest_bearer(user, "worker", secret=SECRET)
+    return helpers_bearer(user, "worker", secret=SECRET)
 
 
 def fitting_answers() -> list[dict[str, Any]]:
     """One passing answer for every check of the SOP the load uses."""
-    answers: list[dict[str, Any]] = []
-    for step in LOTO_PRESS_7.steps:
-        for check in step.checks:
-            if check.kind == CheckKind.CONFIRM:
-                answers.append({"check_id": check.id, "passed": True})
-            else:
-                low = check.min if check.min is not None else (check.max or 0) - 1
-                high = check.max if check.max is not None else low + 1
-                answers.append({"check_id": check.id, "value": (low + high) / 2})
-    return answers
+    return [answer.body() for answer in passing_answers(snapshot_of(LOTO_PRESS_7, 1))]
 
 
 @dataclass
-class Stack:
-    """Temporal dev server, worker and API as separate processes, and ways to look inside."""
+class LiveStack:
+    """The stack of real processes under test, and ways to look inside."""
 
-    task_queue: str
-    temporal_port: int
-    api_port: int
-    temporal: ManagedProcess
-    worker: ManagedProcess
-    api: ManagedProcess
-    client: Client
+    stack: Stack
     audit_log: AuditLog
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+    def temporal(self) -> ManagedProcess:
+        assert self.stack.server is not None
+        return self.stack.server
+
+    @property
+    def worker(self) -> ManagedProcess:
+        return self.stack.worker
+
+    @property
+    def api(self) -> ManagedProcess:
+        return self.stack.api
+
+    @property
+    def client(self) -> Client:
+        return self.stack.temporal()
 
     def http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, timeout=30)
+        return httpx.AsyncClient(base_url=self.stack.api_url(), timeout=30)
 
     async def wait_for_temporal(self) -> None:
-        await asyncio.to_thread(wait_for_port, self.temporal_port)
+        await self.stack.wait_for_server()
 
     async def wait_until_ready(self, timeout: float = 60) -> None:
-        await asyncio.to_thread(wait_until_ready, self.base_url, self.api, timeout)
+        await self.stack.wait_for_api(timeout=timeout)
 
     async def wait_for_worker(self, timeout: float = 30) -> None:
-        """Waits until this worker process (not a dead one's leftover poller) polls."""
-        assert self.worker.process is not None
-        identity = f"{self.worker.process.pid}@"
-        request = DescribeTaskQueueRequest(
-            namespace="default",
-            task_queue=TaskQueue(name=self.task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.worker.running:
-                raise AssertionError(f"worker exited:\n{self.worker.log_tail()}")
-            response = await self.client.workflow_service.describe_task_queue(request)
-            if any(p.identity.startswith(identity) for p in response.pollers):
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"worker not polling after {timeout}s:\n{self.worker.log_tail()}")
+        await self.stack.wait_for_worker(timeout=timeout)
 
     async def start_session(self, http: httpx.AsyncClient, user: str) -> dict[str, Any]:
         response = await http.post(
@@ -143,53 +115,29 @@ class Stack:
             await asyncio.sleep(0.25)
 
     def log_tails(self) -> str:
-        return "\n\n".join(
-            f"--- {p.name} ---\n{p.log_tail()}" for p in (self.temporal, self.worker, self.api)
-        )
+        return self.stack.log_tails()
 
 
 @asynccontextmanager
-async def running_stack(data_dir: Path) -> AsyncIterator[Stack]:
+async def running_stack(data_dir: Path) -> AsyncIterator[LiveStack]:
     """Starts a fresh stack in `data_dir`; every process is gone when the block is left."""
-    database_url = f"sqlite+aiosqlite:///{data_dir}/app.db"
-    await migrate_and_seed(database_url)
-    temporal_port, api_port = free_port(), free_port()
-    task_queue = f"durability-{uuid.uuid4().hex[:8]}"
-    env = {
-        "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
-        "TEMPORAL_TASK_QUEUE": task_queue,
-        "DATABASE_URL": database_url,
-        "AUTH_JWT_SECRET": SECRET,
-        "LOG_FORMAT": "text",
-        "TEMPORAL_RPC_TIMEOUT_SECONDS": str(RPC_TIMEOUT_SECONDS),
-        "EMBEDDED": "false",
-    }
-    temporal = dev_server(data_dir, temporal_port)
-    worker = worker_process(data_dir, env)
-    api = api_process(data_dir, env, api_port)
-    engine: AsyncEngine = create_engine(database_url)
+    settings = Settings(
+        temporal_address=f"127.0.0.1:{free_port()}",
+        temporal_task_queue=f"durability-{uuid.uuid4().hex[:8]}",
+        database_url=f"sqlite+aiosqlite:///{data_dir}/app.db",
+        auth_jwt_secret=SECRET,
+        api_port=free_port(),
+        log_format="text",
+        temporal_rpc_timeout_seconds=RPC_TIMEOUT_SECONDS,
+        embedded=False,
+    )
+    stack = build_stack(settings, data_dir)
+    engine: AsyncEngine = create_engine(settings.database_url)
     try:
-        temporal.start()
-        await asyncio.to_thread(wait_for_port, temporal_port)
-        worker.start()
-        api.start()
-        client = await Client.connect(f"127.0.0.1:{temporal_port}", data_converter=DATA_CONVERTER)
-        stack = Stack(
-            task_queue=task_queue,
-            temporal_port=temporal_port,
-            api_port=api_port,
-            temporal=temporal,
-            worker=worker,
-            api=api,
-            client=client,
-            audit_log=AuditLog(create_transaction_factory(engine)),
-        )
-        await stack.wait_for_worker()
-        await stack.wait_until_ready()
-        yield stack
+        await stack.start()
+        yield LiveStack(stack, AuditLog(create_transaction_factory(engine)))
     finally:
-        for process in (api, worker, temporal):
-            process.kill()
+        stack.stop(graceful=False)
         await engine.dispose()
 
 
@@ -282,7 +230,8 @@ async def retried(
 
 
 def _is_problem(response: httpx.Response) -> bool:
-    return response.headers.get("content-type") == "application/problem+json"
+    content_type: str = response.headers.get("content-type", "")
+    return content_type == "application/problem+json"
 
 
 def count_checks(

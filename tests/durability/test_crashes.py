@@ -8,6 +8,7 @@ figures and keeps them in test-artifacts/durability.json.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections import Counter
@@ -17,12 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import eventually
 from tests.durability.stack import (
     RPC_TIMEOUT_SECONDS,
     SOP_ID,
     CheckLoad,
-    Stack,
+    LiveStack,
     audit_gaps,
     bearer,
     count_checks,
@@ -30,6 +30,7 @@ from tests.durability.stack import (
     report,
     retried,
 )
+from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.slow
 
@@ -42,14 +43,6 @@ START_BURST = 30
 def unchanging(view: dict[str, Any]) -> dict[str, Any]:
     """A session without the durations, which grow with the clock."""
     return {k: v for k, v in view.items() if k not in ("active_seconds", "paused_seconds")}
-
-
-async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.1)
 
 
 async def expect(status: int, request: Awaitable[httpx.Response]) -> httpx.Response:
@@ -65,24 +58,29 @@ async def load_through(load: CheckLoad, crash: Callable[[], Awaitable[None]]) ->
     """
     running = asyncio.create_task(load.run())
     try:
-        await until(lambda: len(load.accepted) >= WARM_UP_OPERATIONS, 30, "load warmed up")
+
+        async def warmed_up() -> None:
+            assert len(load.accepted) >= WARM_UP_OPERATIONS, "load warmed up"
+
+        await assert_eventually(warmed_up, timeout=30)
         accepted_before = len(load.accepted)
         await crash()
         recovered = len(load.accepted)
-        await until(
-            lambda: (
-                len(load.accepted) >= recovered + 2 * len(load.sessions) or bool(load.unexpected)
-            ),
-            90,
-            "load progressing after recovery",
-        )
+
+        async def progressing() -> None:
+            progressed = len(load.accepted) >= recovered + 2 * len(load.sessions)
+            assert progressed or load.unexpected, "load progressing after recovery"
+
+        await assert_eventually(progressing, timeout=90)
     finally:
         load.stop.set()
         await running
     return accepted_before
 
 
-async def test_worker_killed_under_load_loses_and_duplicates_nothing(stack: Stack) -> None:
+async def test_worker_killed_under_load_loses_and_duplicates_nothing(
+    stack: LiveStack,
+) -> None:
     began = time.monotonic()
     async with stack.http() as http:
         sessions = [
@@ -106,7 +104,7 @@ async def test_worker_killed_under_load_loses_and_duplicates_nothing(stack: Stac
     waited = time.monotonic()
     audit = await stack.settled_audit(expected_rows)
 
-    figures = {
+    figures: dict[str, Any] = {
         "sessions": len(sessions),
         "accepted_before_kill": accepted_before,
         **count_checks(views, load, audit),
@@ -125,7 +123,9 @@ async def test_worker_killed_under_load_loses_and_duplicates_nothing(stack: Stac
     assert audit_gaps(audit) == []
 
 
-async def test_temporal_killed_mid_load_keeps_every_session_as_it_was(stack: Stack) -> None:
+async def test_temporal_killed_mid_load_keeps_every_session_as_it_was(
+    stack: LiveStack,
+) -> None:
     began = time.monotonic()
     user = "crew-server"
     headers = bearer(user)
@@ -150,7 +150,7 @@ async def test_temporal_killed_mid_load_keeps_every_session_as_it_was(stack: Sta
 
         sessions = [(user, (await stack.start_session(http, user))["id"]) for _ in range(4)]
         load = CheckLoad(http, sessions)
-        worker_pid, api_pid = stack.worker.process.pid, stack.api.process.pid
+        worker_pid, api_pid = stack.worker.pid, stack.api.pid
 
         async def kill_and_restart_temporal() -> None:
             stack.temporal.kill()
@@ -168,7 +168,7 @@ async def test_temporal_killed_mid_load_keeps_every_session_as_it_was(stack: Sta
             )
             assert {item["id"] for item in listed.json()["items"]} == set(paused)
 
-        await eventually(paused_still_listed_as_paused, timeout=30)
+        await assert_eventually(paused_still_listed_as_paused, timeout=30)
         resumed = await expect(200, post(f"{paused[0]}/resume"))
     expected_rows = {
         **{sid: 1 + sum(op.session_id == sid for op in load.accepted) for _user, sid in sessions},
@@ -179,7 +179,7 @@ async def test_temporal_killed_mid_load_keeps_every_session_as_it_was(stack: Sta
     }
     audit = await stack.settled_audit(expected_rows)
 
-    figures = {
+    figures: dict[str, Any] = {
         "sessions_under_load": len(sessions),
         "sessions_settled": len(settled),
         "sessions_changed_by_the_crash": sum(before[sid] != after[sid] for sid in settled),
@@ -201,11 +201,13 @@ async def test_temporal_killed_mid_load_keeps_every_session_as_it_was(stack: Sta
     assert figures["audit_rows"] == figures["audit_rows_expected"]
     assert audit_gaps(audit) == []
     # The worker and the API rode out the outage without a restart.
-    assert stack.worker.running and stack.worker.process.pid == worker_pid
-    assert stack.api.running and stack.api.process.pid == api_pid
+    assert stack.worker.running and stack.worker.pid == worker_pid
+    assert stack.api.running and stack.api.pid == api_pid
 
 
-async def test_api_killed_mid_request_then_same_key_retried_acts_once(stack: Stack) -> None:
+async def test_api_killed_mid_request_then_same_key_retried_acts_once(
+    stack: LiveStack,
+) -> None:
     began = time.monotonic()
     user = "crew-retry"
     headers = bearer(user)
@@ -254,7 +256,7 @@ async def test_api_killed_mid_request_then_same_key_retried_acts_once(stack: Sta
         unavailable = 0
         retried_starts: dict[str, httpx.Response] = {}
         for key in start_keys:
-            retried_starts[key], refused = await retried(lambda key=key: post_start(http, key))
+            retried_starts[key], refused = await retried(functools.partial(post_start, http, key))
             unavailable += refused
         retried_checks = []
         for _ in range(2):
@@ -269,12 +271,12 @@ async def test_api_killed_mid_request_then_same_key_retried_acts_once(stack: Sta
             assert ids == sorted([checked, *started.values()])
             return ids
 
-        listed = await eventually(every_session_once, timeout=15)
+        listed = await assert_eventually(every_session_once, timeout=15)
         view = await stack.session(http, user, checked)
     audit = await stack.settled_audit({checked: 2, **dict.fromkeys(started.values(), 1)})
     notes = Counter(c["note"] for c in view["safety_checks"])
 
-    figures = {
+    figures: dict[str, Any] = {
         "requests_in_flight": len(in_flight),
         "answered_before_kill": len(answered),
         "cut_off": sum(isinstance(o, httpx.TransportError) for o in outcomes),
@@ -306,14 +308,16 @@ async def test_api_killed_mid_request_then_same_key_retried_acts_once(stack: Sta
     )
 
 
-async def test_temporal_unreachable_means_503_then_recovers_by_itself(stack: Stack) -> None:
+async def test_temporal_unreachable_means_503_then_recovers_by_itself(
+    stack: LiveStack,
+) -> None:
     began = time.monotonic()
     user = "crew-outage"
     headers = bearer(user)
     check = fitting_answers()[0]
     async with stack.http() as http:
         session = (await stack.start_session(http, user))["id"]
-        worker_pid, api_pid = stack.worker.process.pid, stack.api.process.pid
+        worker_pid, api_pid = stack.worker.pid, stack.api.pid
         stack.temporal.kill()
 
         calls: list[tuple[str, str, Any]] = [
@@ -345,7 +349,7 @@ async def test_temporal_unreachable_means_503_then_recovers_by_itself(stack: Sta
 
         stack.temporal.start()
         restarted = time.monotonic()
-        await until_ready(http, timeout=60)
+        await stack.wait_until_ready(timeout=60)
         api_recovery_seconds = round(time.monotonic() - restarted, 1)
         # The worker polls again on its own schedule: a careful client retries its key.
         key = f"after-outage-{uuid.uuid4()}"
@@ -364,10 +368,10 @@ async def test_temporal_unreachable_means_503_then_recovers_by_itself(stack: Sta
             ids = sorted(item["id"] for item in listed.json()["items"])
             assert ids == sorted([session, new.json()["id"]])
 
-        await eventually(only_answered_starts_exist, timeout=15)
+        await assert_eventually(only_answered_starts_exist, timeout=15)
         after = await stack.session(http, user, session)
 
-    figures = {
+    figures: dict[str, Any] = {
         "requests_during_outage": len(during),
         "statuses_during_outage": dict(Counter(status for status, _code, _t in during.values())),
         "slowest_answer_seconds": max(t for _s, _c, t in during.values()),
@@ -392,13 +396,5 @@ async def test_temporal_unreachable_means_503_then_recovers_by_itself(stack: Sta
     # Nothing asked for during the outage happened.
     assert after["status"] == "IN_PROGRESS"
     assert [c["note"] for c in after["safety_checks"]] == [key]
-    assert stack.worker.running and stack.worker.process.pid == worker_pid
-    assert stack.api.running and stack.api.process.pid == api_pid
-
-
-async def until_ready(http: httpx.AsyncClient, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while (await http.get("/readyz")).status_code != 200:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"API not ready {timeout}s after Temporal came back")
-        await asyncio.sleep(0.2)
+    assert stack.worker.running and stack.worker.pid == worker_pid
+    assert stack.api.running and stack.api.pid == api_pid

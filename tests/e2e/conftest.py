@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
 
-from tests.conftest import TEST_SECRET
-from tests.processes import (
-    ROOT,
-    ManagedProcess,
-    api_process,
-    dev_server,
-    free_port,
-    wait_for_port,
-    wait_until_ready,
-)
-from tests.processes import (
-    worker_process as start_worker_process,
-)
+from devstack.processes import ROOT, free_port
+from devstack.stack import build_stack
+from runtime.settings import Settings
+from tests.helpers import TEST_SECRET
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -41,18 +30,6 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 expect.set_options(timeout=10_000)
 
 
-def wait_for_log_line(process: ManagedProcess, text: str, timeout: float = 60.0) -> None:
-    """Waits until `text` appears in the process's log, failing fast if the process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.running:
-            raise AssertionError(f"{process.name} exited:\n{process.log_tail()}")
-        if process.log_path.exists() and text in process.log_path.read_text(errors="replace"):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{process.name} did not log {text!r} in {timeout}s")
-
-
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """Debian's Chromium; Playwright's own browser download does not work here."""
@@ -65,40 +42,24 @@ def chromium() -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack_url(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+async def stack_url(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """Base URL of an API backed by its own Temporal dev server, worker and SQLite database."""
     data_dir = tmp_path_factory.mktemp("e2e")
-    temporal_port, api_port = free_port(), free_port()
-    env = {
-        "EMBEDDED": "true",
-        "AUTH_JWT_SECRET": TEST_SECRET,
-        "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
-        "TEMPORAL_NAMESPACE": "default",
-        "TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir}/app.db",
-        "LOG_FORMAT": "text",
-    }
-    subprocess.run(
-        [sys.executable, "-m", "store", "migrate"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        check=True,
+    settings = Settings(
+        embedded=True,
+        auth_jwt_secret=TEST_SECRET,
+        temporal_address=f"127.0.0.1:{free_port()}",
+        temporal_task_queue=f"e2e-{uuid.uuid4().hex[:8]}",
+        database_url=f"sqlite+aiosqlite:///{data_dir}/app.db",
+        api_port=free_port(),
+        log_format="text",
     )
-    base_url = f"http://127.0.0.1:{api_port}"
-    processes: list[ManagedProcess] = []
+    stack = build_stack(settings, data_dir)
+    await stack.start()
     try:
-        processes.append(dev_server(data_dir, temporal_port).start())
-        wait_for_port(temporal_port)
-        worker = start_worker_process(data_dir, env).start()
-        processes.append(worker)
-        api = api_process(data_dir, env, api_port).start()
-        processes.append(api)
-        wait_until_ready(base_url, api)
-        wait_for_log_line(worker, "worker polling task queue")
-        yield base_url
+        yield stack.api_url()
     finally:
-        for process in reversed(processes):
-            process.stop()
+        await asyncio.to_thread(stack.stop)
 
 
 @pytest.fixture(scope="session")

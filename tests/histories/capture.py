@@ -25,7 +25,7 @@ from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from store.migrate import migrate
 from tests import scenarios
-from tests.conftest import start_dev_server, suggest_continue_as_new_after
+from tests.helpers import start_dev_server, suggest_continue_as_new_after
 from worker import build_worker
 
 HISTORY_DIR = Path(__file__).resolve().parent

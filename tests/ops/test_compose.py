@@ -14,8 +14,8 @@ import pytest
 import yaml
 from sqlalchemy import make_url
 
+from devstack.stack import TEMPORAL_BIN
 from runtime.settings import Settings
-from tests.conftest import TEMPORAL_BIN
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

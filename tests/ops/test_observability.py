@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.auth import mint_token
 from runtime.logs import JsonFormatter, bind_log_context, reset_log_context, start_log_context
-from tests.api.helpers import act, publish_sop, record, start_session
-from tests.conftest import TEST_SECRET, new_user
+from tests.helpers import TEST_SECRET, new_user
+from tests.helpers.api import act, publish_sop, record, start_session
 
 PAUSE_ROUTE = "/api/v1/sessions/{session_id}/pause"
 

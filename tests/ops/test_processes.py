@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +22,10 @@ import httpx
 import pytest
 
 from api.auth import mint_token
-from tests.conftest import TEMPORAL_BIN
-from tests.processes import (
-    ROOT,
-    ManagedProcess,
-    api_process,
-    dev_server,
-    free_port,
-    wait_for_port,
-    wait_until_ready,
-    worker_process,
-)
+from devstack.processes import ManagedProcess, free_port
+from devstack.stack import TEMPORAL_BIN, build_stack
+from runtime.settings import Settings
+from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.slow
 
@@ -52,26 +42,6 @@ CONFIRM_CHECKS = [
 CHECKS_PER_PHASE = 6
 # Above the sticky-queue timeout (10 s) that a killed worker's cached session waits out.
 RPC_TIMEOUT_SECONDS = 30
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], what: str, timeout: float) -> None:
-    """Polls `condition` until it holds, failing with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.1)
-
-
-async def wait_until_polling(process: ManagedProcess) -> None:
-    """Waits until the worker's log says it polls its task queue."""
-
-    async def polling() -> bool:
-        if not process.running:
-            raise AssertionError(f"{process.name} exited:\n{process.log_tail()}")
-        return "worker polling task queue" in process.log_path.read_text(errors="replace")
-
-    await wait_for(polling, f"{process.name} polling", 60)
 
 
 class Api:
@@ -150,62 +120,35 @@ async def audit_rows(
     api: Api, session_id: str, expected: int, timeout: float
 ) -> list[dict[str, Any]]:
     """The session's audit events once `expected` have landed (an activity writes them)."""
-    rows: list[dict[str, Any]] = []
 
-    async def landed() -> bool:
-        nonlocal rows
-        rows = (await api.get(f"/api/v1/sessions/{session_id}/audit"))["items"]
-        return len(rows) >= expected
+    async def landed() -> list[dict[str, Any]]:
+        audit = await api.get(f"/api/v1/sessions/{session_id}/audit")
+        rows: list[dict[str, Any]] = audit["items"]
+        assert len(rows) >= expected, f"{expected} audit events of {session_id}"
+        return rows
 
-    await wait_for(landed, f"{expected} audit events of {session_id}", timeout)
-    return rows
+    return await assert_eventually(landed, timeout)
 
 
 async def test_two_apis_and_two_workers_keep_every_check_once_in_order(tmp_path: Path) -> None:
-    temporal_port = free_port()
     metrics_ports = [free_port(), free_port()]
     api_ports = [free_port(), free_port()]
-    env = {
-        "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
-        "TEMPORAL_NAMESPACE": "default",
-        "TEMPORAL_TASK_QUEUE": f"work-sessions-ops-{uuid.uuid4().hex[:8]}",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/app.db",
-        "AUTH_JWT_SECRET": SECRET,
-        "LOG_FORMAT": "json",
-        "TEMPORAL_RPC_TIMEOUT_SECONDS": str(RPC_TIMEOUT_SECONDS),
-        "EMBEDDED": "false",
-    }
+    settings = Settings(
+        temporal_address=f"127.0.0.1:{free_port()}",
+        temporal_task_queue=f"work-sessions-ops-{uuid.uuid4().hex[:8]}",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/app.db",
+        auth_jwt_secret=SECRET,
+        log_format="json",
+        temporal_rpc_timeout_seconds=RPC_TIMEOUT_SECONDS,
+        embedded=False,
+    )
     worker = f"field-worker-{uuid.uuid4().hex[:6]}"
     token = mint_token(SECRET, worker, ["worker"])
-    processes: list[ManagedProcess] = []
+    stack = build_stack(settings, tmp_path, api_ports=api_ports, worker_metrics_ports=metrics_ports)
+    workers = stack.workers
     apis: list[Api] = []
     try:
-        processes.append(dev_server(tmp_path, temporal_port).start())
-        await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "store", "migrate"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        await asyncio.to_thread(wait_for_port, temporal_port)
-        workers = [
-            worker_process(
-                tmp_path, {**env, "WORKER_METRICS_PORT": str(port)}, name=f"worker-{i}"
-            ).start()
-            for i, port in enumerate(metrics_ports, start=1)
-        ]
-        apis_running = [
-            api_process(tmp_path, env, port, name=f"api-{i}").start()
-            for i, port in enumerate(api_ports, start=1)
-        ]
-        processes += workers + apis_running
-        for process, port in zip(apis_running, api_ports, strict=True):
-            await asyncio.to_thread(wait_until_ready, f"http://127.0.0.1:{port}", process)
-        for process in workers:
-            await wait_until_polling(process)
+        await stack.start()
         apis += [Api(port, token) for port in api_ports]
 
         session = await apis[0].post("/sessions", {"sop_id": SOP_ID}, key="ops-session")
@@ -217,7 +160,7 @@ async def test_two_apis_and_two_workers_keep_every_check_once_in_order(tmp_path:
         # victim is the worker holding the session, so the resume must fail over.
         await audit_rows(apis[0], session_id, 1 + CHECKS_PER_PHASE + 1, timeout=20)
         victim = await asyncio.to_thread(
-            worker_holding, session_id, env["TEMPORAL_ADDRESS"], workers
+            worker_holding, session_id, settings.temporal_address, workers
         )
         await asyncio.to_thread(victim.kill)
         survivor = workers[1] if victim is workers[0] else workers[0]
@@ -266,17 +209,17 @@ async def test_two_apis_and_two_workers_keep_every_check_once_in_order(tmp_path:
         assert "work_sessions_started_total 1.0" in await apis[0].get("/metrics")
         paused_metric = 'work_session_transitions_total{type="session_paused"} 1.0'
         assert paused_metric in await apis[1].get("/metrics")
-        for process in processes[1:]:
+        for process in stack.processes[1:]:
+            assert process.log_path is not None
             log = process.log_path.read_text(errors="replace")
             assert token not in log, f"{process.name} logged the bearer token"
         access = [
             json.loads(line)
-            for line in apis_running[1].log_path.read_text().splitlines()
+            for line in (tmp_path / "api-2.log").read_text().splitlines()
             if line.startswith("{") and '"api.access"' in line
         ]
         assert any(e.get("session_id") == session_id and e["request_id"] for e in access)
     finally:
         for api in apis:
             await api.client.aclose()
-        for process in reversed(processes):
-            await asyncio.to_thread(process.stop)
+        await asyncio.to_thread(stack.stop)

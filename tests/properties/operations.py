@@ -138,6 +138,7 @@ def _keys() -> st.SearchStrategy[str | None]:
 
 def _fitting_answer(check_id: str) -> st.SearchStrategy[Record]:
     """An answer of the right kind from the owner, which the session accepts when in progress."""
+    answer: st.SearchStrategy[dict[str, bool | float | None]]
     if CHECK_KINDS[check_id] == CheckKind.CONFIRM:
         answer = st.fixed_dictionaries(
             {"passed": st.sampled_from([True, True, False]), "value": st.none()}

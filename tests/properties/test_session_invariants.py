@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from runtime.settings import Settings
 from store.audit import AuditLog
 from tests import scenarios
-from tests.conftest import eventually
+from tests.helpers import assert_eventually
 from tests.properties.operations import (
     CHECK_KINDS,
     EVENT_TYPE,
@@ -208,4 +208,4 @@ async def test_the_workflow_accepts_and_refuses_exactly_what_the_domain_does(
         stored = await audit_log.for_session(handle.id)
         assert [(e.seq, e.type) for e in stored] == [(e.seq, e.type) for e in events]
 
-    await eventually(every_accepted_change_audited_once, timeout=15)
+    await assert_eventually(every_accepted_change_audited_once, timeout=15)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -83,7 +84,7 @@ def test_a_new_session_is_in_progress_with_nothing_recorded() -> None:
 def test_each_status_allows_exactly_its_commands(status: SessionStatus, allowed: set[str]) -> None:
     session = new_session()
     session.state.status = status
-    attempts = {
+    attempts: dict[str, Callable[[], object]] = {
         "pause": lambda: session.check_pause(OWNER, None),
         "resume": lambda: session.check_resume(OWNER),
         "abort": lambda: session.check_abort(OWNER, None),

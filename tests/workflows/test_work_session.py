@@ -23,7 +23,7 @@ from runtime.settings import Settings
 from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from tests import scenarios
-from tests.conftest import eventually, start_dev_server, suggest_continue_as_new_after
+from tests.helpers import assert_eventually, start_dev_server, suggest_continue_as_new_after
 from worker import build_worker
 from workflows.domain import WorkSession
 from workflows.search_attributes import SESSION_STATUS
@@ -154,7 +154,7 @@ async def test_continue_as_new_keeps_the_session_its_audit_trail_and_its_keys(
         assert description.run_id != first_run
         assert description.status == WorkflowExecutionStatus.RUNNING
 
-    await eventually(continued_as_new)
+    await assert_eventually(continued_as_new)
 
     repeated = await scenarios.check(handle, "breaker-off", passed=True, key="before-can")
     assert len(repeated.safety_checks) == 41
@@ -172,7 +172,7 @@ async def test_continue_as_new_keeps_the_session_its_audit_trail_and_its_keys(
         # start + 41 checks + pause + resume + pause
         assert [e.seq for e in events] == list(range(1, 46))
 
-    await eventually(audit_complete)
+    await assert_eventually(audit_complete)
 
     async def listed_once() -> None:
         gateway = SessionGateway(client, Settings(temporal_task_queue=task_queue))
@@ -182,7 +182,7 @@ async def test_continue_as_new_keeps_the_session_its_audit_trail_and_its_keys(
         assert [s.id for s in summaries] == [handle.id]
         assert summaries[0].status == SessionStatus.PAUSED
 
-    await eventually(listed_once)
+    await assert_eventually(listed_once)
     runs = [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}'")]
     assert len(runs) >= 2
     assert sum(r.status == WorkflowExecutionStatus.RUNNING for r in runs) == 1
@@ -224,7 +224,7 @@ async def test_a_paused_session_continues_in_a_fresh_run_with_everything_intact(
         assert description.status == WorkflowExecutionStatus.RUNNING
         return len((await latest.fetch_history()).events)
 
-    events_in_fresh_run = await eventually(fresh_run)
+    events_in_fresh_run = await assert_eventually(fresh_run)
     assert events_in_fresh_run < 10
 
     view = await scenarios.resume(handle)
@@ -239,4 +239,4 @@ async def test_a_paused_session_continues_in_a_fresh_run_with_everything_intact(
         assert [e.seq for e in events] == [1, 2, 3, 4, 5]
         assert events[3].type == AuditEventType.SESSION_PAUSED
 
-    await eventually(audit_in_order)
+    await assert_eventually(audit_in_order)

@@ -1,0 +1,51 @@
+"""API calls as one user: publish the test SOP, start a session, send a command or a check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.helpers import bearer, sop_definition
+
+
+async def publish_sop(api: httpx.AsyncClient, **kwargs: Any) -> dict[str, Any]:
+    """Publishes a fresh test SOP as a supervisor."""
+    response = await api.post(
+        "/api/v1/sops", json=sop_definition(**kwargs), headers=bearer("sup-publisher", "supervisor")
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def start_session(
+    api: httpx.AsyncClient, worker: str, sop_id: str, **headers: str
+) -> dict[str, Any]:
+    """Starts a session as `worker` and returns it."""
+    response = await api.post(
+        "/api/v1/sessions", json={"sop_id": sop_id}, headers={**bearer(worker), **headers}
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def act(
+    api: httpx.AsyncClient, worker: str, session_id: str, action: str, body: Any = None
+) -> httpx.Response:
+    """Sends one session command as `worker`."""
+    return await api.post(
+        f"/api/v1/sessions/{session_id}/{action}", json=body, headers=bearer(worker)
+    )
+
+
+async def record(
+    api: httpx.AsyncClient, worker: str, session_id: str, check_id: str, **answer: Any
+) -> httpx.Response:
+    """Records one check answer as `worker`."""
+    return await api.post(
+        f"/api/v1/sessions/{session_id}/checks",
+        json={"check_id": check_id, **answer},
+        headers=bearer(worker),
+    )

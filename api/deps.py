@@ -1,4 +1,4 @@
-"""Named dependencies every route uses: services, the current user, roles."""
+"""Named dependencies the routes take: each the one service it needs, the current user, roles."""
 
 from __future__ import annotations
 
@@ -58,6 +58,38 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_settings_in_force(services: ServicesDep) -> Settings:
+    """Gets the settings the app was built with."""
+    return services.settings
+
+
+async def get_gateway(services: ServicesDep) -> SessionGateway:
+    """Gets the gateway to the session workflows."""
+    return services.gateway
+
+
+async def get_catalog(services: ServicesDep) -> SopCatalog:
+    """Gets the SOP catalog."""
+    return services.catalog
+
+
+async def get_audit_log(services: ServicesDep) -> AuditLog:
+    """Gets the audit log."""
+    return services.audit_log
+
+
+async def get_database(services: ServicesDep) -> AsyncEngine:
+    """Gets the app database's engine."""
+    return services.engine
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_in_force)]
+GatewayDep = Annotated[SessionGateway, Depends(get_gateway)]
+CatalogDep = Annotated[SopCatalog, Depends(get_catalog)]
+AuditLogDep = Annotated[AuditLog, Depends(get_audit_log)]
+DatabaseDep = Annotated[AsyncEngine, Depends(get_database)]
 
 _bearer = HTTPBearer(auto_error=False, description="JWT with `sub` and `roles` claims")
 

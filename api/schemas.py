@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from workflows.domain import MAX_NOTE_LENGTH, MAX_REASON_LENGTH, durations
 from workflows.shared import (
-    AuditEvent,
     AuditEventType,
-    CheckRecord,
+    CheckKind,
     SessionStatus,
     SessionSummary,
     SessionView,
-    StatusChange,
 )
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -48,13 +46,19 @@ class RecordCheckIn(RequestBody):
     note: Annotated[str, Field(max_length=MAX_NOTE_LENGTH)] | None = None
 
 
-class ProgressOut(BaseModel):
+class ResponseModel(BaseModel):
+    """A response read field by field from an object of its shape: a dataclass, a store model."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ProgressOut(ResponseModel):
     checks_passed: int
     checks_required: int
     checks_total: int
 
 
-class SafetyCheckOut(BaseModel):
+class SafetyCheckOut(ResponseModel):
     seq: int
     check_id: str
     step_id: str
@@ -64,25 +68,15 @@ class SafetyCheckOut(BaseModel):
     recorded_at: datetime
     recorded_by: str
 
-    @classmethod
-    def of(cls, record: CheckRecord) -> SafetyCheckOut:
-        """Converts a workflow check record."""
-        return cls(**vars(record))
 
-
-class HistoryEntryOut(BaseModel):
+class HistoryEntryOut(ResponseModel):
     status: SessionStatus
     at: datetime
     by: str
     reason: str | None
 
-    @classmethod
-    def of(cls, change: StatusChange) -> HistoryEntryOut:
-        """Converts a workflow status change."""
-        return cls(**vars(change))
 
-
-class WorkSessionSummaryOut(BaseModel):
+class WorkSessionSummaryOut(ResponseModel):
     id: str
     worker_id: str
     sop_id: str
@@ -101,32 +95,14 @@ class WorkSessionSummaryOut(BaseModel):
     current_step_id: str | None
 
     @classmethod
-    def fields_of(cls, summary: SessionSummary, now: datetime) -> dict[str, Any]:
-        """The summary fields, with durations computed as of `now`."""
-        active, paused = durations(summary, now)
-        return {
-            "id": summary.id,
-            "worker_id": summary.worker_id,
-            "sop_id": summary.sop_id,
-            "sop_version": summary.sop_version,
-            "sop_title": summary.sop_title,
-            "status": summary.status,
-            "started_at": summary.started_at,
-            "updated_at": summary.updated_at,
-            "paused_at": summary.paused_at,
-            "pause_reason": summary.pause_reason,
-            "ended_at": summary.ended_at,
-            "abort_reason": summary.abort_reason,
-            "active_seconds": active,
-            "paused_seconds": paused,
-            "progress": ProgressOut(**vars(summary.progress)),
-            "current_step_id": summary.current_step_id,
-        }
+    def of(cls, summary: SessionSummary, now: datetime) -> Self:
+        """Converts a workflow summary, with durations computed as of `now`."""
+        return cls.model_validate(_with_durations(summary, now))
 
-    @classmethod
-    def of(cls, summary: SessionSummary, now: datetime) -> WorkSessionSummaryOut:
-        """Converts a workflow summary."""
-        return cls(**cls.fields_of(summary, now))
+
+def _with_durations(summary: SessionSummary, now: datetime) -> dict[str, Any]:
+    active, paused = durations(summary, now)
+    return {**vars(summary), "active_seconds": active, "paused_seconds": paused}
 
 
 class WorkSessionOut(WorkSessionSummaryOut):
@@ -135,11 +111,13 @@ class WorkSessionOut(WorkSessionSummaryOut):
 
     @classmethod
     def of_view(cls, view: SessionView, now: datetime) -> WorkSessionOut:
-        """Converts the whole workflow view."""
-        return cls(
-            **cls.fields_of(view.summary, now),
-            safety_checks=[SafetyCheckOut.of(r) for r in view.safety_checks],
-            history=[HistoryEntryOut.of(h) for h in view.history],
+        """Converts the whole workflow view, with durations computed as of `now`."""
+        return cls.model_validate(
+            {
+                **_with_durations(view.summary, now),
+                "safety_checks": view.safety_checks,
+                "history": view.history,
+            }
         )
 
 
@@ -148,7 +126,7 @@ class SessionPage(BaseModel):
     next_page_token: str | None
 
 
-class AuditEventOut(BaseModel):
+class AuditEventOut(ResponseModel):
     session_id: str
     seq: int
     type: AuditEventType
@@ -158,14 +136,50 @@ class AuditEventOut(BaseModel):
     sop_id: str
     data: dict[str, Any]
 
-    @classmethod
-    def of(cls, event: AuditEvent) -> AuditEventOut:
-        """Converts a stored audit event."""
-        return cls(**vars(event))
-
 
 class AuditPage(BaseModel):
     items: list[AuditEventOut]
+
+
+class SopCheckOut(ResponseModel):
+    id: str
+    prompt: str
+    kind: CheckKind
+    required: bool
+    unit: str | None
+    min: float | None
+    max: float | None
+
+
+class SopStepOut(ResponseModel):
+    id: str
+    title: str
+    instructions: str
+    checks: list[SopCheckOut]
+
+
+class SopOut(ResponseModel):
+    """One published version of an SOP: its definition and who published it when."""
+
+    id: str
+    version: int
+    title: str
+    description: str
+    steps: list[SopStepOut]
+    published_at: datetime
+    published_by: str
+
+
+class SopSummaryOut(ResponseModel):
+    id: str
+    version: int
+    title: str
+    step_count: int
+    check_count: int
+
+
+class SopPage(BaseModel):
+    items: list[SopSummaryOut]
 
 
 class Problem(BaseModel):

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, BeforeValidator
 
 from api.auth import SUBJECT_PATTERN
-from api.deps import ServicesDep, Supervisor
+from api.deps import AuditLogDep, Supervisor
 from api.errors import ProblemError
 from api.schemas import ID_PATTERN, AuditEventOut, AuditPage, problems
 
@@ -45,7 +45,7 @@ CSV_COLUMNS = ("session_id", "seq", "type", "actor", "at", "worker_id", "sop_id"
 )
 async def search_audit(
     _user: Supervisor,
-    services: ServicesDep,
+    audit_log: AuditLogDep,
     worker_id: Annotated[str | None, Query(pattern=SUBJECT_PATTERN.pattern)] = None,
     session_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     since: Timestamp | None = None,
@@ -56,10 +56,10 @@ async def search_audit(
     """Lists audit events, oldest first, as JSON or CSV."""
     if since and until and since > until:
         raise ProblemError("validation_error", "`since` must not be after `until`.")
-    events = await services.audit_log.search(
+    events = await audit_log.search(
         worker_id=worker_id, session_id=session_id, since=since, until=until, limit=limit
     )
-    items = [AuditEventOut.of(e) for e in events]
+    items = [AuditEventOut.model_validate(e) for e in events]
     if format == "json":
         return AuditPage(items=items)
     buffer = io.StringIO()

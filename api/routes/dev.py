@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.auth import mint_token
-from api.deps import ServicesDep
+from api.deps import SettingsDep
 from api.schemas import DevTokenIn, DevTokenOut, problems
 
 router = APIRouter(prefix="/api/v1/dev", tags=["dev"])
@@ -14,9 +14,9 @@ DEV_TOKEN_TTL_SECONDS = 12 * 3600
 
 
 @router.post("/token", responses=problems())
-async def dev_token(body: DevTokenIn, services: ServicesDep) -> DevTokenOut:
+async def dev_token(body: DevTokenIn, settings: SettingsDep) -> DevTokenOut:
     """Mints a token for any user and role (embedded mode only)."""
-    secret = services.settings.jwt_secret()
+    secret = settings.jwt_secret()
     assert secret is not None, "embedded mode always has a secret"
     token = mint_token(secret, body.sub, list(body.roles), body.name, DEV_TOKEN_TTL_SECONDS)
     return DevTokenOut(access_token=token, expires_in=DEV_TOKEN_TTL_SECONDS)

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import ServicesDep
+from api.deps import DatabaseDep, GatewayDep
 from api.errors import problem_response
 from api.schemas import problems
 from store.db import ping
@@ -22,9 +22,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=None, responses={503: problems()[503]})
-async def readyz(services: ServicesDep) -> dict[str, str] | JSONResponse:
+async def readyz(gateway: GatewayDep, database: DatabaseDep) -> dict[str, str] | JSONResponse:
     """Says whether Temporal and the database both answer."""
-    checks = {"temporal": services.gateway.ping(), "database": ping(services.engine)}
+    checks = {"temporal": gateway.ping(), "database": ping(database)}
     results = await asyncio.gather(
         *(asyncio.wait_for(c, timeout=3) for c in checks.values()), return_exceptions=True
     )

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Path, Query, status
 
 from api.auth import SUBJECT_PATTERN
-from api.deps import CurrentUser, ServicesDep, Worker
+from api.deps import AuditLogDep, CatalogDep, CurrentUser, GatewayDep, Worker
 from api.errors import ProblemError
 from api.schemas import (
     ID_PATTERN,
@@ -46,21 +46,22 @@ def _out(view: SessionView) -> WorkSessionOut:
 async def start_session(
     body: StartSessionIn,
     user: Worker,
-    services: ServicesDep,
+    catalog: CatalogDep,
+    gateway: GatewayDep,
     idempotency_key: IdempotencyKey = None,
 ) -> WorkSessionOut:
     """Starts a session of an SOP for the calling worker."""
-    sop = await services.catalog.get(body.sop_id, body.sop_version)
+    sop = await catalog.get(body.sop_id, body.sop_version)
     if sop is None:
         version = f" version {body.sop_version}" if body.sop_version else ""
         raise ProblemError("sop_not_found", f"SOP '{body.sop_id}'{version} does not exist.")
-    return _out(await services.gateway.start(user, sop, idempotency_key))
+    return _out(await gateway.start(user, sop, idempotency_key))
 
 
 @router.get("", responses=problems(403))
 async def list_sessions(
     user: CurrentUser,
-    services: ServicesDep,
+    gateway: GatewayDep,
     status_filter: Annotated[
         list[SessionStatus] | None,
         Query(alias="status", description="Repeatable; default IN_PROGRESS and PAUSED."),
@@ -74,7 +75,7 @@ async def list_sessions(
         if worker_id is not None and worker_id != user.id:
             raise ProblemError("forbidden", "Workers may list only their own sessions.")
         worker_id = user.id
-    summaries, next_token = await services.gateway.list(
+    summaries, next_token = await gateway.list(
         worker_id=worker_id,
         statuses=sorted(set(status_filter or [])),
         limit=limit,
@@ -88,50 +89,50 @@ async def list_sessions(
 
 @router.get("/{session_id}", responses=problems(404))
 async def get_session(
-    session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
+    session_id: SessionIdPath, user: CurrentUser, gateway: GatewayDep
 ) -> WorkSessionOut:
     """Gets one session with its checks and history."""
-    return _out(await services.gateway.get(user, session_id))
+    return _out(await gateway.get(user, session_id))
 
 
 @router.post("/{session_id}/pause", responses=problems(403, 404, 409))
 async def pause_session(
     session_id: SessionIdPath,
     user: CurrentUser,
-    services: ServicesDep,
+    gateway: GatewayDep,
     body: Annotated[PauseIn | None, Body()] = None,
 ) -> WorkSessionOut:
     """Pauses a session in progress."""
     reason = body.reason if body else None
-    return _out(await services.gateway.pause(user, session_id, reason))
+    return _out(await gateway.pause(user, session_id, reason))
 
 
 @router.post("/{session_id}/resume", responses=problems(403, 404, 409))
 async def resume_session(
-    session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
+    session_id: SessionIdPath, user: CurrentUser, gateway: GatewayDep
 ) -> WorkSessionOut:
     """Resumes a paused session."""
-    return _out(await services.gateway.resume(user, session_id))
+    return _out(await gateway.resume(user, session_id))
 
 
 @router.post("/{session_id}/abort", responses=problems(403, 404, 409))
 async def abort_session(
     session_id: SessionIdPath,
     user: CurrentUser,
-    services: ServicesDep,
+    gateway: GatewayDep,
     body: Annotated[AbortIn | None, Body()] = None,
 ) -> WorkSessionOut:
     """Aborts a session; it is kept for audit and never resumes."""
     reason = body.reason if body else None
-    return _out(await services.gateway.abort(user, session_id, reason))
+    return _out(await gateway.abort(user, session_id, reason))
 
 
 @router.post("/{session_id}/complete", responses=problems(403, 404, 409))
 async def complete_session(
-    session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
+    session_id: SessionIdPath, user: CurrentUser, gateway: GatewayDep
 ) -> WorkSessionOut:
     """Completes a session whose required checks have all passed."""
-    return _out(await services.gateway.complete(user, session_id))
+    return _out(await gateway.complete(user, session_id))
 
 
 @router.post(
@@ -143,11 +144,11 @@ async def record_check(
     session_id: SessionIdPath,
     body: RecordCheckIn,
     user: CurrentUser,
-    services: ServicesDep,
+    gateway: GatewayDep,
     idempotency_key: IdempotencyKey = None,
 ) -> WorkSessionOut:
     """Records one answer to a safety check of a session in progress."""
-    view = await services.gateway.record_check(
+    view = await gateway.record_check(
         user,
         session_id,
         body.check_id,
@@ -161,9 +162,9 @@ async def record_check(
 
 @router.get("/{session_id}/audit", responses=problems(404))
 async def session_audit(
-    session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
+    session_id: SessionIdPath, user: CurrentUser, gateway: GatewayDep, audit_log: AuditLogDep
 ) -> AuditPage:
     """Lists a session's audit events, oldest first."""
-    await services.gateway.get(user, session_id)
-    events = await services.audit_log.for_session(session_id)
-    return AuditPage(items=[AuditEventOut.of(e) for e in events])
+    await gateway.get(user, session_id)
+    events = await audit_log.for_session(session_id)
+    return AuditPage(items=[AuditEventOut.model_validate(e) for e in events])

@@ -5,43 +5,37 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
-from pydantic import BaseModel
 
-from api.deps import CurrentUser, ServicesDep, Supervisor
+from api.deps import CatalogDep, CurrentUser, Supervisor
 from api.errors import ProblemError
-from api.schemas import problems
-from store.sops import PublishedSop, SopDefinition, SopListItem
+from api.schemas import SopOut, SopPage, SopSummaryOut, problems
+from store.sops import SopDefinition
 
 router = APIRouter(prefix="/api/v1/sops", tags=["sops"])
 
 
-class SopPage(BaseModel):
-    items: list[SopListItem]
-
-
 @router.get("", responses=problems())
-async def list_sops(_user: CurrentUser, services: ServicesDep) -> SopPage:
+async def list_sops(_user: CurrentUser, catalog: CatalogDep) -> SopPage:
     """Lists the latest version of every SOP."""
-    return SopPage(items=await services.catalog.list_latest())
+    items = await catalog.list_latest()
+    return SopPage(items=[SopSummaryOut.model_validate(item) for item in items])
 
 
 @router.get("/{sop_id}", responses=problems(404))
 async def get_sop(
     sop_id: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")],
     _user: CurrentUser,
-    services: ServicesDep,
+    catalog: CatalogDep,
     version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
-) -> PublishedSop:
+) -> SopOut:
     """Gets an SOP's full definition: the latest version, or the one asked for."""
-    sop = await services.catalog.get(sop_id, version)
+    sop = await catalog.get(sop_id, version)
     if sop is None:
         raise ProblemError("sop_not_found", f"SOP '{sop_id}' has no such version.")
-    return sop
+    return SopOut.model_validate(sop)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problems(403))
-async def publish_sop(
-    definition: SopDefinition, user: Supervisor, services: ServicesDep
-) -> PublishedSop:
+async def publish_sop(definition: SopDefinition, user: Supervisor, catalog: CatalogDep) -> SopOut:
     """Publishes a new immutable version of an SOP."""
-    return await services.catalog.publish(definition, user.id)
+    return SopOut.model_validate(await catalog.publish(definition, user.id))

@@ -7,15 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.helpers import sop_snapshot
 from workflows.domain import DomainError, WorkSession, durations
 from workflows.shared import (
     Actor,
     AuditEventType,
-    CheckDefinition,
-    CheckKind,
     SessionStatus,
-    SopSnapshot,
-    StepDefinition,
 )
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -23,26 +20,7 @@ OWNER = Actor("alice", ["worker"])
 OTHER = Actor("bob", ["worker"])
 SUPERVISOR = Actor("sam", ["supervisor"])
 
-SOP = SopSnapshot(
-    id="loto",
-    version=3,
-    title="Lockout",
-    steps=[
-        StepDefinition(
-            id="isolate",
-            title="Isolate",
-            checks=[
-                CheckDefinition("breaker", "Breaker off", CheckKind.CONFIRM),
-                CheckDefinition("volts", "Voltage", CheckKind.MEASUREMENT, True, "V", 0, 5),
-            ],
-        ),
-        StepDefinition(
-            id="close",
-            title="Close",
-            checks=[CheckDefinition("photo", "Photo", CheckKind.CONFIRM, required=False)],
-        ),
-    ],
-)
+SOP = sop_snapshot("loto", 3, "Lockout")
 
 
 def at(minutes: float) -> datetime:
@@ -67,8 +45,8 @@ def test_a_new_session_is_in_progress_with_nothing_recorded() -> None:
     session = new_session()
     assert session.status == SessionStatus.IN_PROGRESS
     assert session.progress().checks_passed == 0
-    assert session.progress().checks_required == 2
-    assert session.progress().checks_total == 3
+    assert session.progress().checks_required == 3
+    assert session.progress().checks_total == 4
     assert session.current_step_id() == "isolate"
 
 
@@ -88,7 +66,7 @@ def test_each_status_allows_exactly_its_commands(status: SessionStatus, allowed:
         "pause": lambda: session.check_pause(OWNER, None),
         "resume": lambda: session.check_resume(OWNER),
         "abort": lambda: session.check_abort(OWNER, None),
-        "record_check": lambda: session.check_record(OWNER, "breaker", True, None, None),
+        "record_check": lambda: session.check_record(OWNER, "breaker-off", True, None, None),
     }
     for command, attempt in attempts.items():
         if command in allowed:
@@ -106,14 +84,14 @@ def test_only_the_owner_may_change_and_others_learn_nothing() -> None:
 
 def test_pause_resume_keeps_checks_and_counts_paused_time_apart() -> None:
     session = new_session()
-    session.record_check(OWNER, "breaker", True, None, "ok", at(5))
+    session.record_check(OWNER, "breaker-off", True, None, "ok", at(5))
     session.pause(OWNER, "lunch", at(10))
     assert session.summary().pause_reason == "lunch"
     assert durations(session.summary(), at(40)) == (600.0, 1800.0)
     session.resume(OWNER, at(40))
-    session.record_check(OWNER, "volts", None, 1.5, None, at(45))
+    session.record_check(OWNER, "residual-v", None, 1.5, None, at(45))
 
-    assert [r.check_id for r in session.state.checks] == ["breaker", "volts"]
+    assert [r.check_id for r in session.state.checks] == ["breaker-off", "residual-v"]
     assert durations(session.summary(), at(50)) == (20 * 60.0, 30 * 60.0)
     assert session.summary().paused_at is None
     assert [h.status for h in session.state.history] == [
@@ -136,17 +114,18 @@ def test_abort_while_paused_stops_both_clocks() -> None:
 
 def test_measurements_are_judged_by_their_limits_and_redone_checks_count_latest() -> None:
     session = new_session()
-    session.record_check(OWNER, "breaker", True, None, None, at(1))
-    session.record_check(OWNER, "volts", None, 12.0, None, at(2))
-    assert session.missing_required_checks() == ["volts"]
+    session.record_check(OWNER, "breaker-off", True, None, None, at(1))
+    session.record_check(OWNER, "try-start", True, None, None, at(1.5))
+    session.record_check(OWNER, "residual-v", None, 12.0, None, at(2))
+    assert session.missing_required_checks() == ["residual-v"]
     assert codes_of(lambda: session.complete(OWNER, at(3))) == "checks_incomplete"
 
-    session.record_check(OWNER, "volts", None, 5.0, None, at(4))
+    session.record_check(OWNER, "residual-v", None, 5.0, None, at(4))
 
-    assert [r.passed for r in session.state.checks] == [True, False, True]
+    assert [r.passed for r in session.state.checks] == [True, True, False, True]
     assert session.current_step_id() is None
     event = session.complete(OWNER, at(5))
-    assert event.seq == 5
+    assert event.seq == 6
     assert session.status == SessionStatus.COMPLETED
 
 
@@ -154,11 +133,11 @@ def test_measurements_are_judged_by_their_limits_and_redone_checks_count_latest(
     ("check_id", "passed", "value", "code"),
     [
         ("nope", True, None, "unknown_check"),
-        ("breaker", None, None, "invalid_check_answer"),
-        ("breaker", True, 1.0, "invalid_check_answer"),
-        ("volts", True, None, "invalid_check_answer"),
-        ("volts", None, float("nan"), "invalid_check_answer"),
-        ("volts", None, float("inf"), "invalid_check_answer"),
+        ("breaker-off", None, None, "invalid_check_answer"),
+        ("breaker-off", True, 1.0, "invalid_check_answer"),
+        ("residual-v", True, None, "invalid_check_answer"),
+        ("residual-v", None, float("nan"), "invalid_check_answer"),
+        ("residual-v", None, float("inf"), "invalid_check_answer"),
     ],
 )
 def test_answers_must_fit_the_check(
@@ -172,8 +151,8 @@ def test_answers_must_fit_the_check(
 
 def test_a_repeated_idempotency_key_records_nothing_new() -> None:
     session = new_session()
-    first = session.record_check(OWNER, "breaker", True, None, None, at(1), "k1")
-    again = session.record_check(OWNER, "breaker", True, None, None, at(2), "k1")
+    first = session.record_check(OWNER, "breaker-off", True, None, None, at(1), "k1")
+    again = session.record_check(OWNER, "breaker-off", True, None, None, at(2), "k1")
 
     assert first is not None
     assert again is None
@@ -185,7 +164,9 @@ def test_text_limits_are_enforced() -> None:
     assert codes_of(lambda: session.pause(OWNER, "x" * 501, at(1))) == "text_too_long"
     too_long_note = "n" * 2001
     assert (
-        codes_of(lambda: session.record_check(OWNER, "breaker", True, None, too_long_note, at(1)))
+        codes_of(
+            lambda: session.record_check(OWNER, "breaker-off", True, None, too_long_note, at(1))
+        )
         == "text_too_long"
     )
 
@@ -193,7 +174,7 @@ def test_text_limits_are_enforced() -> None:
 def test_audit_sequence_numbers_follow_every_change() -> None:
     session = new_session()
     events = [
-        session.record_check(OWNER, "breaker", True, None, None, at(1)),
+        session.record_check(OWNER, "breaker-off", True, None, None, at(1)),
         session.pause(OWNER, None, at(2)),
         session.resume(OWNER, at(3)),
         session.abort(OWNER, None, at(4)),

@@ -43,6 +43,7 @@ class Launcher:
         }
         env.pop("AUTH_JWT_SECRET", None)
         env.pop("EMBEDDED", None)
+        self.api = f"http://127.0.0.1:{ports['api']}"
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "embedded.py")],
@@ -75,6 +76,19 @@ class Launcher:
 
         return await assert_eventually(printed, timeout, interval=0.1)
 
+    async def banner(self) -> str:
+        """The output up to the end of the banner, once the API it announces is ready."""
+        banner = await self.line_starting(BANNER_END)
+        await until_ready(self.api)
+        return banner
+
+    def as_worker(self, banner: str) -> httpx.AsyncClient:
+        """A client of the API with the worker token the banner gives."""
+        token = re.search(r"WORKER_TOKEN=(\S+)", banner)
+        assert token, banner
+        headers = {"Authorization": f"Bearer {token[1]}"}
+        return httpx.AsyncClient(base_url=self.api, headers=headers, timeout=30)
+
     def child(self, marker: str) -> int:
         """The pid of the launcher's child whose command line holds `marker`."""
         pid = self.process.pid
@@ -103,12 +117,6 @@ async def until_ready(api: str, timeout: float = 60) -> None:
         await assert_eventually(ready, timeout, interval=0.2)
 
 
-def worker_token(banner: str) -> str:
-    token = re.search(r"WORKER_TOKEN=(\S+)", banner)
-    assert token, banner
-    return token[1]
-
-
 async def test_one_command_starts_everything_and_a_restart_keeps_every_session(
     tmp_path: Path,
 ) -> None:
@@ -116,15 +124,12 @@ async def test_one_command_starts_everything_and_a_restart_keeps_every_session(
     api = f"http://127.0.0.1:{ports['api']}"
     launcher = Launcher(tmp_path, ports)
     try:
-        banner = await launcher.line_starting(BANNER_END)
+        banner = await launcher.banner()
         assert f"http://localhost:{ports['api']}/docs" in banner
         assert f"http://localhost:{ports['ui']}" in banner
         assert f"http://localhost:{ports['metrics']}/metrics" in banner
         assert re.search(r"SUPERVISOR_TOKEN=(\S+)", banner)
-        await until_ready(api)
-        async with httpx.AsyncClient(
-            base_url=api, headers={"Authorization": f"Bearer {worker_token(banner)}"}
-        ) as http:
+        async with launcher.as_worker(banner) as http:
             sops = (await http.get("/api/v1/sops")).json()["items"]
             assert {"loto-press-7", "confined-space-entry", "forklift-preshift"} <= {
                 s["id"] for s in sops
@@ -152,12 +157,9 @@ async def test_one_command_starts_everything_and_a_restart_keeps_every_session(
 
     launcher = Launcher(tmp_path, ports)
     try:
-        banner = await launcher.line_starting(BANNER_END)
+        banner = await launcher.banner()
         assert "Loaded example SOPs" not in banner
-        await until_ready(api)
-        async with httpx.AsyncClient(
-            base_url=api, headers={"Authorization": f"Bearer {worker_token(banner)}"}
-        ) as http:
+        async with launcher.as_worker(banner) as http:
             kept = await http.get(f"/api/v1/sessions/{session_id}")
             assert kept.status_code == 200
             assert kept.json()["status"] == "PAUSED"
@@ -170,15 +172,10 @@ async def test_one_command_starts_everything_and_a_restart_keeps_every_session(
 async def test_a_killed_worker_api_or_server_is_started_again_and_serves(
     tmp_path: Path,
 ) -> None:
-    ports = {name: free_port() for name in PORTS}
-    api = f"http://127.0.0.1:{ports['api']}"
-    launcher = Launcher(tmp_path, ports)
+    launcher = Launcher(tmp_path, {name: free_port() for name in PORTS})
     try:
-        banner = await launcher.line_starting(BANNER_END)
-        await until_ready(api)
-        async with httpx.AsyncClient(
-            base_url=api, headers={"Authorization": f"Bearer {worker_token(banner)}"}, timeout=30
-        ) as http:
+        banner = await launcher.banner()
+        async with launcher.as_worker(banner) as http:
             started = await http.post("/api/v1/sessions", json={"sop_id": "loto-press-7"})
             session_id = started.json()["id"]
 
@@ -191,7 +188,7 @@ async def test_a_killed_worker_api_or_server_is_started_again_and_serves(
                 os.kill(launcher.child(marker), signal.SIGKILL)
                 said = await launcher.line_starting(f"Restarted the {name}", after=before)
                 assert f"The {name} stopped unexpectedly" in said
-                await until_ready(api)
+                await until_ready(launcher.api)
 
                 async def served(command: str = command) -> None:
                     # The first command after a worker restart may wait out a sticky queue.

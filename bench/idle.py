@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from bench.drivers import RestDriver, SdkDriver
 from bench.stack import BenchStack
 from bench.stats import percentile
 from devstack.answers import Answer
+from devstack.stack import wait_until
 
 # Paused sessions per idle worker: the list one worker sees.
 SESSIONS_PER_USER = 5
@@ -122,17 +125,17 @@ async def warm_up(driver: SdkDriver) -> None:
 
 async def wait_until_quiet(client: Client, session_ids: Iterable[str]) -> None:
     """Waits until no session has a workflow task or an audit activity still to run."""
+
+    async def settled(handle: WorkflowHandle[Any, Any]) -> bool:
+        description = (await handle.describe()).raw_description
+        busy = description.pending_activities or description.HasField("pending_workflow_task")
+        return not busy
+
     for session_id in session_ids:
         handle = client.get_workflow_handle(session_id)
-        deadline = time.monotonic() + 60
-        while True:
-            description = (await handle.describe()).raw_description
-            busy = description.pending_activities or description.HasField("pending_workflow_task")
-            if not busy:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"session {session_id} did not settle")
-            await asyncio.sleep(0.1)
+        await wait_until(
+            functools.partial(settled, handle), f"session {session_id} settles", timeout=60
+        )
 
 
 async def measure_resumes(

@@ -78,29 +78,28 @@ def note(n: int) -> str:
     return f"check-{n:02d}"
 
 
-def worker_holding(session_id: str, address: str, workers: list[ManagedProcess]) -> ManagedProcess:
+async def worker_holding(
+    session_id: str, address: str, workers: list[ManagedProcess]
+) -> ManagedProcess:
     """The worker that ran the session's latest workflow task, so has it in its cache."""
+    command = [str(TEMPORAL_BIN), "workflow", "show", "--workflow-id", session_id]
+    command += ["--address", address, "--output", "json"]
+
     # A pause continues the session in a fresh run: wait for that run's first task.
-    deadline = time.monotonic() + 10
-    while True:
-        shown = subprocess.run(
-            [str(TEMPORAL_BIN), "workflow", "show", "--workflow-id", session_id]
-            + ["--address", address, "--output", "json"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
+    async def identities() -> list[str]:
+        shown = await asyncio.to_thread(
+            subprocess.run, command, capture_output=True, text=True, check=True, timeout=30
         )
-        identities = [
+        found = [
             event["workflowTaskCompletedEventAttributes"]["identity"]
             for event in json.loads(shown.stdout)["events"]
             if "identity" in event.get("workflowTaskCompletedEventAttributes", {})
         ]
-        if identities or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    pid = int(identities[-1].split("@")[0])
-    return next(w for w in workers if w.process is not None and w.process.pid == pid)
+        assert found, f"no workflow task of {session_id} completed yet"
+        return found
+
+    pid = int((await assert_eventually(identities, timeout=10, interval=0.1))[-1].split("@")[0])
+    return next(w for w in workers if w.pid == pid)
 
 
 def api_for(apis: list[Api], n: int) -> Api:
@@ -159,9 +158,7 @@ async def test_two_apis_and_two_workers_keep_every_check_once_in_order(tmp_path:
         # Kill only once the pause's audit event is written: no activity is cut off. The
         # victim is the worker holding the session, so the resume must fail over.
         await audit_rows(apis[0], session_id, 1 + CHECKS_PER_PHASE + 1, timeout=20)
-        victim = await asyncio.to_thread(
-            worker_holding, session_id, settings.temporal_address, workers
-        )
+        victim = await worker_holding(session_id, settings.temporal_address, workers)
         await asyncio.to_thread(victim.kill)
         survivor = workers[1] if victim is workers[0] else workers[0]
 

@@ -1,44 +1,34 @@
 """The append-only audit trail of work sessions."""
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store.models import AuditEventRow
-from workflows.shared import AuditEvent, AuditEventType
+from workflows.shared import AuditEvent
 
 # Keeps a multi-row INSERT well under SQLite's limit of bound parameters.
 INSERT_BATCH_SIZE = 500
 
 
+# A row has every field of the event under the same name; pydantic turns `type` back
+# into its enum and checks the rest.
+_AUDIT_EVENT = TypeAdapter(AuditEvent)
+_EVENT_FIELDS = [field.name for field in dataclasses.fields(AuditEvent)]
+
+
 def _event(row: AuditEventRow) -> AuditEvent:
-    return AuditEvent(
-        session_id=row.session_id,
-        seq=row.seq,
-        type=AuditEventType(row.type),
-        actor=row.actor,
-        at=row.at,
-        worker_id=row.worker_id,
-        sop_id=row.sop_id,
-        data=dict(row.data),
-    )
+    return _AUDIT_EVENT.validate_python({name: getattr(row, name) for name in _EVENT_FIELDS})
 
 
 def _values(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "session_id": event.session_id,
-        "seq": event.seq,
-        "type": str(event.type),
-        "actor": event.actor,
-        "at": event.at,
-        "worker_id": event.worker_id,
-        "sop_id": event.sop_id,
-        "data": event.data,
-    }
+    return {**dataclasses.asdict(event), "type": str(event.type)}
 
 
 class AuditLog:

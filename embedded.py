@@ -112,7 +112,10 @@ async def run(settings: Settings) -> int:
         return 0
     finally:
         watching.cancel()
-        _say("Stopping the API, the worker and the Temporal server...")
+        _say(
+            "Stopping the API, the worker"
+            + (" and the Temporal dev server..." if stack.server else "...")
+        )
         await asyncio.to_thread(stack.stop)
         _say("Stopped.")
 

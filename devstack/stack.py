@@ -128,7 +128,7 @@ class Stack:
     def ports_in_use(self) -> list[str]:
         """One sentence for each port of the stack that something else already holds."""
         return [
-            f"Port {claim.port} is already in use: set {claim.variable} to free another one."
+            f"Port {claim.port} is already in use: set {claim.variable} to use a free port."
             for claim in self.ports
             if port_in_use(claim.port, claim.host)
         ]
@@ -152,8 +152,8 @@ class Stack:
         """Waits until every worker process polls the task queue and every API is ready."""
         for worker in self.workers:
             await self.wait_for_worker(worker, timeout)
-        for api, port in zip(self.apis, self.api_ports, strict=True):
-            await self.wait_for_api(api, port, timeout)
+        for index in range(len(self.apis)):
+            await self.wait_for_api(index, timeout)
 
     async def wait_for_worker(
         self, worker: ManagedProcess | None = None, timeout: float = 60
@@ -175,12 +175,10 @@ class Stack:
 
         await wait_until(polling, f"{worker.name} polls {request.task_queue.name}", timeout)
 
-    async def wait_for_api(
-        self, api: ManagedProcess | None = None, port: int | None = None, timeout: float = 60
-    ) -> None:
-        """Waits until the API's /readyz says that Temporal and the database answer."""
-        api = api or self.api
-        url = f"http://127.0.0.1:{port or self.api_ports[0]}/readyz"
+    async def wait_for_api(self, index: int = 0, timeout: float = 60) -> None:
+        """Waits until API number `index` says on /readyz that Temporal and the database answer."""
+        api = self.apis[index]
+        url = f"{self.api_url(index)}/readyz"
         async with httpx.AsyncClient(timeout=2) as http:
 
             async def ready() -> bool:
@@ -314,7 +312,9 @@ def build_stack(
     for number, metrics_port in enumerate(metrics_ports, start=1):
         name = "worker" if len(metrics_ports) == 1 else f"worker-{number}"
         if metrics_port:
-            ports.append(PortClaim(metrics_port, "127.0.0.1", "WORKER_METRICS_PORT"))
+            ports.append(
+                PortClaim(metrics_port, settings.worker_metrics_host, "WORKER_METRICS_PORT")
+            )
         metrics_env = {"WORKER_METRICS_PORT": str(metrics_port) if metrics_port else ""}
         workers.append(
             ManagedProcess(

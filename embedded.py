@@ -93,10 +93,10 @@ async def run(settings: Settings) -> int:
         loop.add_signal_handler(sig, stopping.set)
     watching = asyncio.create_task(_watch_launching_process(stopping))
     starting = asyncio.create_task(_start(stack))
+    asked_to_stop = asyncio.create_task(stopping.wait())
     try:
-        await asyncio.wait(
-            [starting, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait([starting, asked_to_stop], return_when=asyncio.FIRST_COMPLETED)
+        asked_to_stop.cancel()
         if not starting.done():
             starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -52,6 +52,9 @@ class ProgressOut(BaseModel):
     checks_passed: int
     checks_required: int
     checks_total: int
+    checks_failed: int = Field(
+        description="Checks, optional ones included, whose latest record failed."
+    )
 
 
 class SafetyCheckOut(BaseModel):
@@ -98,6 +101,7 @@ class WorkSessionSummaryOut(BaseModel):
     active_seconds: float
     paused_seconds: float
     progress: ProgressOut
+    worker_name: str | None
     current_step_id: str | None
 
     @classmethod
@@ -120,6 +124,7 @@ class WorkSessionSummaryOut(BaseModel):
             "active_seconds": active,
             "paused_seconds": paused,
             "progress": ProgressOut(**vars(summary.progress)),
+            "worker_name": summary.worker_name,
             "current_step_id": summary.current_step_id,
         }
 

@@ -56,6 +56,9 @@ class ProgressOut(ResponseModel):
     checks_passed: int
     checks_required: int
     checks_total: int
+    checks_failed: int = Field(
+        description="Checks, optional ones included, whose latest record failed."
+    )
 
 
 class SafetyCheckOut(ResponseModel):
@@ -92,6 +95,7 @@ class WorkSessionSummaryOut(ResponseModel):
     active_seconds: float
     paused_seconds: float
     progress: ProgressOut
+    worker_name: str | None
     current_step_id: str | None
 
     @classmethod

@@ -96,19 +96,6 @@ async def test_only_supervisors_publish_sops(api: httpx.AsyncClient) -> None:
     assert response.status_code == 403
 
 
-async def test_the_dev_token_endpoint_mints_working_tokens_in_embedded_mode(
-    api: httpx.AsyncClient,
-) -> None:
-    minted = await api.post(
-        "/api/v1/dev/token", json={"sub": "dana", "roles": ["worker"], "name": "Dana"}
-    )
-    assert minted.status_code == 200
-    access = minted.json()["access_token"]
-
-    listed = await api.get("/api/v1/sessions", headers={"Authorization": f"Bearer {access}"})
-    assert listed.status_code == 200
-
-
 async def test_the_dev_token_endpoint_does_not_exist_outside_embedded_mode() -> None:
     app = create_app(Settings(embedded=False, auth_jwt_secret=TEST_SECRET))
     async with httpx.AsyncClient(

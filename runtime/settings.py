@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     auth_jwks_url: str | None = None
     auth_issuer: str | None = None
     auth_audience: str | None = None
+    auth_max_token_lifetime_seconds: int = Field(default=86400, ge=60)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -108,7 +108,7 @@ async def test_the_activity_counts_and_logs_each_dead_letter(
 
     assert inserted == 3
     refused_lines = [r for r in caplog.records if "kept as a dead letter" in r.getMessage()]
-    assert sorted(getattr(r, "seq") for r in refused_lines) == sorted(REFUSED)
+    assert sorted(r.__dict__["seq"] for r in refused_lines) == sorted(REFUSED)
     async with httpx.AsyncClient() as client:
         scraped = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
     [sample] = [line for line in scraped.splitlines() if line.startswith(DEAD_LETTER_METRIC)]

@@ -1,4 +1,4 @@
-"""Every text the API accepts comes back unchanged: through Temporal, into PostgreSQL's audit rows."""
+"""Every text the API accepts comes back unchanged, through Temporal into PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """Configuration from environment variables (DESIGN section 3)."""
 
+import hashlib
+import hmac
 import ipaddress
+import secrets
 from functools import lru_cache
 from typing import Literal
 
@@ -9,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Public: it is in the source. It signs nothing once an operator configures real sign-in.
 DEV_JWT_SECRET = "dev-secret-change-me-0123456789abcdef"
+# Public too: signs list page tokens on the embedded stack only.
+DEV_PAGE_TOKEN_SECRET = "dev-page-tokens-change-me-0123456789"
 
 
 def is_loopback_host(host: str) -> bool:
@@ -39,6 +44,7 @@ class Settings(BaseSettings):
     auth_issuer: str | None = None
     auth_audience: str | None = None
     auth_max_token_lifetime_seconds: int = Field(default=86400, ge=60)
+    page_token_secret: str | None = Field(default=None, min_length=32)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -68,6 +74,23 @@ class Settings(BaseSettings):
         if self.dev_secret_in_force():
             return DEV_JWT_SECRET
         return self.auth_jwt_secret if self.auth_jwt_secret != DEV_JWT_SECRET else None
+
+    def page_token_key(self) -> bytes:
+        """The HMAC key of list page tokens; every replica with the same settings agrees on it.
+
+        PAGE_TOKEN_SECRET, else one derived from the operator's AUTH_JWT_SECRET, else the
+        embedded default; with only an identity provider and no PAGE_TOKEN_SECRET, a key of
+        this process alone (a page token then works only on the replica that issued it).
+        """
+        if self.page_token_secret:
+            return self.page_token_secret.encode()
+        shared_secret = self.jwt_secret()
+        if shared_secret is not None and not self.dev_secret_in_force():
+            # Domain-separated, so a page token's MAC never doubles as anything a JWT needs.
+            return hmac.new(shared_secret.encode(), b"page tokens", hashlib.sha256).digest()
+        if self.embedded:
+            return DEV_PAGE_TOKEN_SECRET.encode()
+        return secrets.token_bytes(32)
 
     def exposure_refusal(self) -> str | None:
         """Why these settings must not serve at all, or None when they are safe to serve."""

@@ -75,6 +75,7 @@ async def list_sessions(
             raise ProblemError("forbidden", "Workers may list only their own sessions.")
         worker_id = user.id
     summaries, next_token = await services.gateway.list(
+        caller=user,
         worker_id=worker_id,
         statuses=sorted(set(status_filter or [])),
         limit=limit,

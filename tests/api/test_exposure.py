@@ -53,14 +53,14 @@ async def test_the_public_dev_secret_is_refused_once_real_sign_in_is_configured(
     assert "/api/v1/dev/token" not in create_app(settings).openapi()["paths"]
 
 
-async def test_setting_the_dev_secret_as_the_operator_secret_keeps_the_dev_rules() -> None:
-    settings = DEV_SETTINGS.model_copy(update={"auth_jwt_secret": DEV_JWT_SECRET})
+async def test_the_public_dev_secret_as_auth_jwt_secret_counts_as_no_secret() -> None:
+    embedded = DEV_SETTINGS.model_copy(update={"auth_jwt_secret": DEV_JWT_SECRET})
+    outside_embedded = embedded.model_copy(update={"embedded": False})
 
-    assert settings.dev_secret_in_force()
-    assert settings.exposure_refusal() is None
-    refused = settings.model_copy(update={"api_host": "0.0.0.0", "embedded": False})
+    assert embedded.dev_secret_in_force()
+    assert embedded.model_copy(update={"api_host": "0.0.0.0"}).exposure_refusal() is not None
     with pytest.raises(ProblemError):
-        await TokenVerifier(refused).verify(dev_secret_token(["worker"]))
+        await TokenVerifier(outside_embedded).verify(dev_secret_token(["worker"]))
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.2", "tablets.plant.example"])

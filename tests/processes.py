@@ -114,9 +114,9 @@ def worker_process(data_dir: Path, env: Mapping[str, str], name: str = "worker")
 
 
 def api_process(
-    data_dir: Path, env: Mapping[str, str], port: int, name: str = "api"
+    data_dir: Path, env: Mapping[str, str], port: int, name: str = "api", host: str = "127.0.0.1"
 ) -> ManagedProcess:
-    """An API process (uvicorn) on `port` with the given settings environment."""
+    """An API process (uvicorn) on `host`:`port`, launched as `make run` launches it."""
     return ManagedProcess(
         name=name,
         command=[
@@ -126,10 +126,11 @@ def api_process(
             "--factory",
             "api.main:create_app",
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(port),
             "--no-access-log",
+            "--no-proxy-headers",
         ],
         env=env,
         log_path=data_dir / f"{name}.log",

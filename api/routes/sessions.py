@@ -75,6 +75,7 @@ async def list_sessions(
             raise ProblemError("forbidden", "Workers may list only their own sessions.")
         worker_id = user.id
     summaries, next_token = await services.gateway.list(
+        caller=user,
         worker_id=worker_id,
         statuses=sorted(set(status_filter or [])),
         limit=limit,
@@ -97,7 +98,7 @@ async def get_session(
 @router.post("/{session_id}/pause", responses=problems(403, 404, 409))
 async def pause_session(
     session_id: SessionIdPath,
-    user: CurrentUser,
+    user: Worker,
     services: ServicesDep,
     body: Annotated[PauseIn | None, Body()] = None,
 ) -> WorkSessionOut:
@@ -108,7 +109,7 @@ async def pause_session(
 
 @router.post("/{session_id}/resume", responses=problems(403, 404, 409))
 async def resume_session(
-    session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
+    session_id: SessionIdPath, user: Worker, services: ServicesDep
 ) -> WorkSessionOut:
     """Resumes a paused session."""
     return _out(await services.gateway.resume(user, session_id))
@@ -117,7 +118,7 @@ async def resume_session(
 @router.post("/{session_id}/abort", responses=problems(403, 404, 409))
 async def abort_session(
     session_id: SessionIdPath,
-    user: CurrentUser,
+    user: Worker,
     services: ServicesDep,
     body: Annotated[AbortIn | None, Body()] = None,
 ) -> WorkSessionOut:
@@ -128,7 +129,7 @@ async def abort_session(
 
 @router.post("/{session_id}/complete", responses=problems(403, 404, 409))
 async def complete_session(
-    session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
+    session_id: SessionIdPath, user: Worker, services: ServicesDep
 ) -> WorkSessionOut:
     """Completes a session whose required checks have all passed."""
     return _out(await services.gateway.complete(user, session_id))
@@ -142,7 +143,7 @@ async def complete_session(
 async def record_check(
     session_id: SessionIdPath,
     body: RecordCheckIn,
-    user: CurrentUser,
+    user: Worker,
     services: ServicesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> WorkSessionOut:

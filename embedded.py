@@ -32,29 +32,35 @@ def _say(message: str) -> None:
 
 def banner(settings: Settings) -> str:
     """What a newcomer needs to start clicking and curling."""
-    secret = settings.jwt_secret() or DEV_JWT_SECRET
-    worker = mint_token(secret, "alice", ["worker"], "Alice (worker)")
-    supervisor = mint_token(secret, "sam", ["supervisor"], "Sam (supervisor)")
     api = f"http://localhost:{settings.api_port}"
-    return "\n".join(
-        [
-            "",
-            "Work sessions are running.",
-            f"  Web page:         {api}/",
-            f"  API docs:         {api}/docs",
-            f"  Temporal Web UI:  {settings.temporal_ui_url}",
-            f"  Worker metrics:   http://localhost:{settings.worker_metrics_port}/metrics",
-            # A secret the operator chose is never printed; the dev secret is public anyway.
-            "  Token secret:     "
-            + (
-                "from AUTH_JWT_SECRET"
-                if settings.auth_jwt_secret
-                else f"the dev secret AUTH_JWT_SECRET={secret}"
-            ),
+    metrics = (
+        [f"  Worker metrics:   http://localhost:{settings.worker_metrics_port}/metrics"]
+        if settings.worker_metrics_port
+        else []
+    )
+    if settings.dev_secret_in_force():
+        # The dev secret is public anyway; tokens signed with an operator's secret never show.
+        worker = mint_token(DEV_JWT_SECRET, "alice", ["worker"], "Alice (worker)")
+        supervisor = mint_token(DEV_JWT_SECRET, "sam", ["supervisor"], "Sam (supervisor)")
+        sign_in = [
+            f"  Token secret:     the dev secret AUTH_JWT_SECRET={DEV_JWT_SECRET}",
             "  Tokens (12 h):",
             f"    worker alice:   export WORKER_TOKEN={worker}",
             f"    supervisor sam: export SUPERVISOR_TOKEN={supervisor}",
             "  More tokens: .venv/bin/python -m api.tokens <user> --role worker|supervisor",
+        ]
+    else:
+        sign_in = ["  Sign-in:          real sign-in is configured; the dev sign-in is off"]
+    return "\n".join(
+        [
+            "",
+            "Work sessions are running.",
+            f"  Listening on:     {settings.api_host}:{settings.api_port}",
+            f"  Web page:         {api}/",
+            f"  API docs:         {api}/docs",
+            f"  Temporal Web UI:  {settings.temporal_ui_url}",
+            *metrics,
+            *sign_in,
             "A process that stops is started again.",
             "Press Ctrl-C to stop.",
             "",
@@ -126,7 +132,12 @@ def main() -> int:
     os.environ.setdefault("EMBEDDED", "true")
     os.environ.setdefault("LOG_FORMAT", "text")
     os.environ.setdefault("WORKER_METRICS_PORT", str(WORKER_METRICS_PORT))
-    return asyncio.run(run(Settings()))
+    settings = Settings()
+    refusal = settings.exposure_refusal()
+    if refusal:
+        _say(refusal)
+        return 2
+    return asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -106,6 +106,10 @@ async def get_current_user(
             headers={"WWW-Authenticate": "Bearer"},
         )
     user = await services.verifier.verify(credentials.credentials)
+    if not user.roles:
+        raise ProblemError(
+            "forbidden", "The token carries neither the worker nor the supervisor role."
+        )
     # A supervisor is not a worker: their id is logged under its own name.
     bind_log_context(**{("worker_id" if user.is_worker else "supervisor_id"): user.id})
     return user
@@ -125,9 +129,9 @@ Supervisor = Annotated[User, Depends(get_supervisor)]
 
 
 async def get_worker(user: CurrentUser) -> User:
-    """Lets only workers through."""
+    """Lets only workers through: starting and changing a session are a worker's acts."""
     if not user.is_worker:
-        raise ProblemError("forbidden", "Only workers start sessions.")
+        raise ProblemError("forbidden", "This needs the worker role.")
     return user
 
 

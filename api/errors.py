@@ -117,6 +117,16 @@ _HTTP_CODES = {
 }
 
 
+def _validation_code(exc: RequestValidationError) -> str:
+    """A validator may name its problem code as the error type; any other error is generic."""
+    types = {str(err.get("type")) for err in exc.errors()}
+    if len(types) == 1:
+        (code,) = types
+        if STATUS_BY_CODE.get(code) == 422:
+            return code
+    return "validation_error"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Maps every exception the API can meet to a problem response."""
 
@@ -136,7 +146,7 @@ def install_error_handlers(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "Invalid request"
-        return problem_response(422, "validation_error", detail, {"errors": errors})
+        return problem_response(422, _validation_code(exc), detail, {"errors": errors})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

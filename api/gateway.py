@@ -174,6 +174,7 @@ class SessionGateway:
         self._namespace = settings.temporal_namespace
         self._rpc_timeout = timedelta(seconds=settings.temporal_rpc_timeout_seconds)
         self._views = _Views(_CACHED_VIEWS)
+        self._page_tokens = PageTokens(settings.page_token_key())
 
     def _handle(self, session_id: str) -> WorkflowHandle[WorkSessionWorkflow, SessionView]:
         return self._client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
@@ -358,6 +359,7 @@ class SessionGateway:
     async def list(
         self,
         *,
+        caller: User,
         worker_id: str | None,
         statuses: Sequence[SessionStatus],
         limit: int,
@@ -379,7 +381,7 @@ class SessionGateway:
         request = ListWorkflowExecutionsRequest(
             namespace=self._namespace,
             page_size=limit,
-            next_page_token=_decode_token(query, page_token),
+            next_page_token=self._page_tokens.open(caller.id, query, page_token),
             query=query,
         )
         response = await self._call(
@@ -394,7 +396,7 @@ class SessionGateway:
                 continue
             decoded = await self._client.data_converter.decode([payload], [SessionSummary])
             summaries.append(decoded[0])
-        return summaries, _encode_token(query, response.next_page_token)
+        return summaries, self._page_tokens.seal(caller.id, query, response.next_page_token)
 
     async def _call(self, rpc: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -419,30 +421,40 @@ def _suspended() -> ProblemError:
     )
 
 
-# Temporal answers a garbled page token with UNKNOWN after retries, not INVALID_ARGUMENT:
-# tokens carry a digest of themselves and their query, so garbage is refused up front.
-_TOKEN_DIGEST_BYTES = 12
+class PageTokens:
+    """Temporal's page tokens, sealed with an HMAC over the caller and the list query.
 
+    Temporal answers a garbled page token with UNKNOWN after ~10 s of retries, not
+    INVALID_ARGUMENT: a token that is forged, altered, or taken to another caller or
+    another list is refused here, before any call to Temporal.
+    """
 
-def _token_digest(query: str, token: bytes) -> bytes:
-    return hashlib.sha256(query.encode() + b"\0" + token).digest()[:_TOKEN_DIGEST_BYTES]
+    _MAC_BYTES = 16
 
+    def __init__(self, key: bytes) -> None:
+        self._key = key
 
-def _encode_token(query: str, token: bytes) -> str | None:
-    if not token:
-        return None
-    return base64.urlsafe_b64encode(_token_digest(query, token) + token).decode()
+    def _mac(self, caller_id: str, query: str, token: bytes) -> bytes:
+        # The caller id and the query hold no NUL (both are validated), so the fields cannot blur.
+        message = f"{caller_id}\0{query}\0".encode() + token
+        return hmac.new(self._key, message, hashlib.sha256).digest()[: self._MAC_BYTES]
 
+    def seal(self, caller_id: str, query: str, token: bytes) -> str | None:
+        """The token to hand the caller for the next page, or None on the last page."""
+        if not token:
+            return None
+        return base64.urlsafe_b64encode(self._mac(caller_id, query, token) + token).decode()
 
-def _decode_token(query: str, token: str | None) -> bytes:
-    if not token:
-        return b""
-    invalid = ProblemError("validation_error", "The page token is not valid for this list.")
-    try:
-        raw = base64.urlsafe_b64decode(token.encode())
-    except (binascii.Error, ValueError) as err:
-        raise invalid from err
-    digest, inner = raw[:_TOKEN_DIGEST_BYTES], raw[_TOKEN_DIGEST_BYTES:]
-    if not inner or not hmac.compare_digest(digest, _token_digest(query, inner)):
-        raise invalid
-    return inner
+    def open(self, caller_id: str, query: str, sealed: str | None) -> bytes:
+        """Temporal's token inside a sealed one, or a 422 problem if it was not sealed for this."""
+        if not sealed:
+            return b""
+        invalid = ProblemError("validation_error", "The page token is not valid for this list.")
+        try:
+            raw = base64.urlsafe_b64decode(sealed.encode())
+        except (binascii.Error, ValueError) as err:
+            raise invalid from err
+        mac, token = raw[: self._MAC_BYTES], raw[self._MAC_BYTES :]
+        if not token or not hmac.compare_digest(mac, self._mac(caller_id, query, token)):
+            raise invalid
+        return token

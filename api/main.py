@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(sops.router)
     app.include_router(sessions.router)
     app.include_router(audit.router)
-    if settings.embedded:
+    if settings.dev_secret_in_force():
         app.include_router(dev.router)
 
     @app.get("/api/v1/config", tags=["config"])

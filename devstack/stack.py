@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -259,12 +259,28 @@ async def prepare(client: Client, settings: Settings) -> Prepared:
     return Prepared(search_attributes, await migrate_and_seed(settings.database_url))
 
 
+def api_process(
+    name: str, env: Mapping[str, str], host: str, port: int, log_path: Path | None
+) -> ManagedProcess:
+    """An API process (uvicorn) on `host`:`port`, launched as `make run` launches it."""
+    return ManagedProcess(
+        name=name,
+        command=[
+            *(sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"),
+            *("--host", host, "--port", str(port), "--no-access-log"),
+            # Callers are judged by the socket peer; no header may rewrite it.
+            "--no-proxy-headers",
+        ],
+        env=env,
+        log_path=log_path,
+    )
+
+
 def build_stack(
     settings: Settings,
     data_dir: Path,
     *,
     api_ports: Sequence[int] | None = None,
-    api_host: str = "127.0.0.1",
     worker_metrics_ports: Sequence[int | None] | None = None,
     web_ui: bool = False,
     log_to_files: bool = True,
@@ -329,16 +345,6 @@ def build_stack(
     apis = []
     for number, port in enumerate(api_ports, start=1):
         name = "API" if len(api_ports) == 1 else f"API-{number}"
-        ports.append(PortClaim(port, api_host, "API_PORT"))
-        apis.append(
-            ManagedProcess(
-                name=name,
-                command=[
-                    *(sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"),
-                    *("--host", api_host, "--port", str(port), "--no-access-log"),
-                ],
-                env=env,
-                log_path=log_path(name.lower()),
-            )
-        )
+        ports.append(PortClaim(port, settings.api_host, "API_PORT"))
+        apis.append(api_process(name, env, settings.api_host, port, log_path(name.lower())))
     return Stack(settings, server, workers, apis, api_ports, ports)

@@ -6,10 +6,11 @@ import csv
 import io
 import json
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from api.auth import SUBJECT_PATTERN
 from api.deps import AuditLogDep, Supervisor
@@ -26,9 +27,18 @@ def _iso_8601_only(value: object) -> object:
     return value
 
 
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as err:
+        # Year 1 at +14:00 is a moment before the first representable UTC instant.
+        raise ValueError("is outside the representable range of dates") from err
+
+
 Timestamp = Annotated[
     AwareDatetime,
     BeforeValidator(_iso_8601_only),
+    AfterValidator(_in_utc),
     Query(description="ISO 8601 date-time with a time zone, e.g. 2026-11-25T08:00:00Z"),
 ]
 

@@ -76,6 +76,7 @@ async def list_sessions(
             raise ProblemError("forbidden", "Workers may list only their own sessions.")
         worker_id = user.id
     summaries, next_token = await gateway.list(
+        caller=user,
         worker_id=worker_id,
         statuses=sorted(set(status_filter or [])),
         limit=limit,
@@ -98,7 +99,7 @@ async def get_session(
 @router.post("/{session_id}/pause", responses=problems(403, 404, 409))
 async def pause_session(
     session_id: SessionIdPath,
-    user: CurrentUser,
+    user: Worker,
     gateway: GatewayDep,
     body: Annotated[PauseIn | None, Body()] = None,
 ) -> WorkSessionOut:
@@ -109,7 +110,7 @@ async def pause_session(
 
 @router.post("/{session_id}/resume", responses=problems(403, 404, 409))
 async def resume_session(
-    session_id: SessionIdPath, user: CurrentUser, gateway: GatewayDep
+    session_id: SessionIdPath, user: Worker, gateway: GatewayDep
 ) -> WorkSessionOut:
     """Resumes a paused session."""
     return _out(await gateway.resume(user, session_id))
@@ -118,7 +119,7 @@ async def resume_session(
 @router.post("/{session_id}/abort", responses=problems(403, 404, 409))
 async def abort_session(
     session_id: SessionIdPath,
-    user: CurrentUser,
+    user: Worker,
     gateway: GatewayDep,
     body: Annotated[AbortIn | None, Body()] = None,
 ) -> WorkSessionOut:
@@ -129,7 +130,7 @@ async def abort_session(
 
 @router.post("/{session_id}/complete", responses=problems(403, 404, 409))
 async def complete_session(
-    session_id: SessionIdPath, user: CurrentUser, gateway: GatewayDep
+    session_id: SessionIdPath, user: Worker, gateway: GatewayDep
 ) -> WorkSessionOut:
     """Completes a session whose required checks have all passed."""
     return _out(await gateway.complete(user, session_id))
@@ -143,7 +144,7 @@ async def complete_session(
 async def record_check(
     session_id: SessionIdPath,
     body: RecordCheckIn,
-    user: CurrentUser,
+    user: Worker,
     gateway: GatewayDep,
     idempotency_key: IdempotencyKey = None,
 ) -> WorkSessionOut:

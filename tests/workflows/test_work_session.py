@@ -18,6 +18,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
+from api.auth import User
 from api.gateway import SessionGateway
 from engine.client import register_search_attributes
 from runtime.settings import Settings
@@ -180,8 +181,13 @@ async def test_continue_as_new_keeps_the_session_its_audit_trail_and_its_keys(
 
     async def listed_once() -> None:
         gateway = SessionGateway(client, Settings(temporal_task_queue=task_queue))
+        owner = scenarios.owner_of(handle).user_id
         summaries, _ = await gateway.list(
-            worker_id=scenarios.owner_of(handle).user_id, statuses=[], limit=50, page_token=None
+            caller=User(owner, frozenset({"worker"})),
+            worker_id=owner,
+            statuses=[],
+            limit=50,
+            page_token=None,
         )
         assert [s.id for s in summaries] == [handle.id]
         assert summaries[0].status == SessionStatus.PAUSED

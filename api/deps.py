@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import TokenVerifier, User
-from api.errors import ProblemError
+from api.errors import ProblemCode, ProblemError
 from api.gateway import SessionGateway
 from engine.client import connect
 from runtime.logs import bind_log_context
@@ -69,7 +69,7 @@ async def get_current_user(
     """Authenticates the caller from the bearer token."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ProblemError(
-            "unauthorized",
+            ProblemCode.UNAUTHORIZED,
             "Send `Authorization: Bearer <token>`.",
             headers={"WWW-Authenticate": "Bearer"},
         )
@@ -85,7 +85,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 async def get_supervisor(user: CurrentUser) -> User:
     """Lets only supervisors through."""
     if not user.is_supervisor:
-        raise ProblemError("forbidden", "This needs the supervisor role.")
+        raise ProblemError(ProblemCode.FORBIDDEN, "This needs the supervisor role.")
     return user
 
 
@@ -95,7 +95,7 @@ Supervisor = Annotated[User, Depends(get_supervisor)]
 async def get_worker(user: CurrentUser) -> User:
     """Lets only workers through."""
     if not user.is_worker:
-        raise ProblemError("forbidden", "Only workers start sessions.")
+        raise ProblemError(ProblemCode.FORBIDDEN, "Only workers start sessions.")
     return user
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from api.deps import Services
-from api.errors import install_error_handlers
+from api.errors import install_error_handlers, install_problem_schema
 from api.limits import BodySizeLimit
 from api.middleware import install_observability
 from api.routes import audit, dev, health, sessions, sops
@@ -40,17 +41,21 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             await created.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the installed package: the docs work without internet.
+    app = FastAPIOffline(
         title="Work sessions",
         version="1.0.0",
         description="Field workers execute SOPs step by step and record safety checks.",
         lifespan=lifespan,
+        # Operation ids are the route functions' names: what a generated client calls.
+        generate_unique_id_function=lambda route: route.name,
     )
     if services is not None:
         app.state.services = services
     app.add_middleware(BodySizeLimit)
     install_observability(app)
     install_error_handlers(app)
+    install_problem_schema(app)
     app.include_router(health.router)
     app.include_router(sops.router)
     app.include_router(sessions.router)
@@ -59,7 +64,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(dev.router)
 
     @app.get("/api/v1/config", tags=["config"])
-    async def public_config() -> PublicConfig:
+    async def get_config() -> PublicConfig:
         """Tells the web page how this deployment is set up."""
         return PublicConfig(
             embedded=settings.embedded,

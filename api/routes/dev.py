@@ -6,15 +6,16 @@ from fastapi import APIRouter
 
 from api.auth import mint_token
 from api.deps import ServicesDep
-from api.schemas import DevTokenIn, DevTokenOut, problems
+from api.errors import problems
+from api.schemas import DevTokenIn, DevTokenOut
 
 router = APIRouter(prefix="/api/v1/dev", tags=["dev"])
 
 DEV_TOKEN_TTL_SECONDS = 12 * 3600
 
 
-@router.post("/token", responses=problems())
-async def dev_token(body: DevTokenIn, services: ServicesDep) -> DevTokenOut:
+@router.post("/token", responses=problems(413))
+async def mint_dev_token(body: DevTokenIn, services: ServicesDep) -> DevTokenOut:
     """Mints a token for any user and role (embedded mode only)."""
     secret = services.settings.jwt_secret()
     assert secret is not None, "embedded mode always has a secret"

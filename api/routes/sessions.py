@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, status
 
 from api.auth import SUBJECT_PATTERN
 from api.deps import CurrentUser, ServicesDep, Worker
-from api.errors import ProblemError
+from api.errors import ProblemCode, ProblemError, problems
 from api.schemas import (
     ID_PATTERN,
     AbortIn,
@@ -21,7 +21,6 @@ from api.schemas import (
     StartSessionIn,
     WorkSessionOut,
     WorkSessionSummaryOut,
-    problems,
 )
 from workflows.shared import SessionStatus, SessionView
 
@@ -42,7 +41,7 @@ def _out(view: SessionView) -> WorkSessionOut:
     return WorkSessionOut.of_view(view, datetime.now(UTC))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(403, 404, 409))
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(403, 404, 409, 413))
 async def start_session(
     body: StartSessionIn,
     user: Worker,
@@ -53,7 +52,9 @@ async def start_session(
     sop = await services.catalog.get(body.sop_id, body.sop_version)
     if sop is None:
         version = f" version {body.sop_version}" if body.sop_version else ""
-        raise ProblemError("sop_not_found", f"SOP '{body.sop_id}'{version} does not exist.")
+        raise ProblemError(
+            ProblemCode.SOP_NOT_FOUND, f"SOP '{body.sop_id}'{version} does not exist."
+        )
     return _out(await services.gateway.start(user, sop, idempotency_key))
 
 
@@ -72,7 +73,7 @@ async def list_sessions(
     """Lists sessions newest first: a worker's own, or anyone's for a supervisor."""
     if not user.is_supervisor:
         if worker_id is not None and worker_id != user.id:
-            raise ProblemError("forbidden", "Workers may list only their own sessions.")
+            raise ProblemError(ProblemCode.FORBIDDEN, "Workers may list only their own sessions.")
         worker_id = user.id
     summaries, next_token = await services.gateway.list(
         worker_id=worker_id,
@@ -94,16 +95,15 @@ async def get_session(
     return _out(await services.gateway.get(user, session_id))
 
 
-@router.post("/{session_id}/pause", responses=problems(403, 404, 409))
+@router.post("/{session_id}/pause", responses=problems(403, 404, 409, 413))
 async def pause_session(
     session_id: SessionIdPath,
     user: CurrentUser,
     services: ServicesDep,
-    body: Annotated[PauseIn | None, Body()] = None,
+    body: Annotated[PauseIn, Body(default_factory=PauseIn)],
 ) -> WorkSessionOut:
     """Pauses a session in progress."""
-    reason = body.reason if body else None
-    return _out(await services.gateway.pause(user, session_id, reason))
+    return _out(await services.gateway.pause(user, session_id, body.reason))
 
 
 @router.post("/{session_id}/resume", responses=problems(403, 404, 409))
@@ -114,16 +114,15 @@ async def resume_session(
     return _out(await services.gateway.resume(user, session_id))
 
 
-@router.post("/{session_id}/abort", responses=problems(403, 404, 409))
+@router.post("/{session_id}/abort", responses=problems(403, 404, 409, 413))
 async def abort_session(
     session_id: SessionIdPath,
     user: CurrentUser,
     services: ServicesDep,
-    body: Annotated[AbortIn | None, Body()] = None,
+    body: Annotated[AbortIn, Body(default_factory=AbortIn)],
 ) -> WorkSessionOut:
     """Aborts a session; it is kept for audit and never resumes."""
-    reason = body.reason if body else None
-    return _out(await services.gateway.abort(user, session_id, reason))
+    return _out(await services.gateway.abort(user, session_id, body.reason))
 
 
 @router.post("/{session_id}/complete", responses=problems(403, 404, 409))
@@ -137,7 +136,7 @@ async def complete_session(
 @router.post(
     "/{session_id}/checks",
     status_code=status.HTTP_201_CREATED,
-    responses=problems(403, 404, 409),
+    responses=problems(403, 404, 409, 413),
 )
 async def record_check(
     session_id: SessionIdPath,
@@ -160,7 +159,7 @@ async def record_check(
 
 
 @router.get("/{session_id}/audit", responses=problems(404))
-async def session_audit(
+async def get_session_audit(
     session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
 ) -> AuditPage:
     """Lists a session's audit events, oldest first."""

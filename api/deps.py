@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 
 from api.auth import TokenVerifier, User
 from api.errors import ProblemCode, ProblemError
@@ -25,6 +26,7 @@ class Services:
     """The process-wide objects the API needs, created once at start-up."""
 
     settings: Settings
+    client: Client
     gateway: SessionGateway
     catalog: SopCatalog
     audit_log: AuditLog
@@ -39,6 +41,7 @@ class Services:
         sessions = create_transaction_factory(engine)
         return cls(
             settings=settings,
+            client=client,
             gateway=SessionGateway(client, settings),
             catalog=SopCatalog(sessions),
             audit_log=AuditLog(sessions),
@@ -74,8 +77,7 @@ async def get_current_user(
             headers={"WWW-Authenticate": "Bearer"},
         )
     user = await services.verifier.verify(credentials.credentials)
-    # A supervisor is not a worker: their id is logged under its own name.
-    bind_log_context(**{("worker_id" if user.is_worker else "supervisor_id"): user.id})
+    bind_log_context(sub=user.id)
     return user
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -14,6 +16,7 @@ from fastapi_offline import FastAPIOffline
 from api.deps import Services
 from api.errors import install_error_handlers, install_problem_schema
 from api.limits import BodySizeLimit
+from api.metrics import keep_session_gauges_fresh
 from api.middleware import install_observability
 from api.routes import audit, dev, health, sessions, sops
 from api.schemas import PublicConfig
@@ -36,9 +39,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         configure_logging(settings.log_format)
         created = await Services.create(settings)
         app.state.services = created
+        gauges = asyncio.create_task(
+            keep_session_gauges_fresh(
+                created.client,
+                interval=timedelta(seconds=settings.session_gauge_interval_seconds),
+                rpc_timeout=timedelta(seconds=settings.temporal_rpc_timeout_seconds),
+            )
+        )
         try:
             yield
         finally:
+            gauges.cancel()
             await created.close()
 
     # Swagger UI and ReDoc from the installed package: the docs work without internet.

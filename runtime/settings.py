@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # An evicted session replays on its next message (+15 ms, +0.4 s at 1,000 events).
     worker_max_cached_workflows: int = 200
     log_format: Literal["json", "text"] = "json"
+    # Each replica asks visibility for two counts per interval.
+    session_gauge_interval_seconds: float = 30.0
 
     def jwt_secret(self) -> str | None:
         """The HS256 secret in force: the configured one, or the dev secret when embedded."""

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Path, Query, status
 
+from api import metrics
 from api.auth import SUBJECT_PATTERN
 from api.deps import CurrentUser, ServicesDep, Worker
 from api.errors import ProblemCode, ProblemError, problems
@@ -155,6 +156,10 @@ async def record_check(
         body.note,
         idempotency_key,
     )
+    recorded = max(
+        (r for r in view.safety_checks if r.check_id == body.check_id), key=lambda r: r.seq
+    )
+    metrics.observe_check(recorded)
     return _out(view)
 
 

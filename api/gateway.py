@@ -164,12 +164,15 @@ class SessionGateway:
             raise
 
     async def _is_paused_by_operator(self, session_id: str) -> bool:
-        response = await self._client.workflow_service.describe_workflow_execution(
-            DescribeWorkflowExecutionRequest(
-                namespace=self._namespace, execution=WorkflowExecution(workflow_id=session_id)
-            ),
-            timeout=self._rpc_timeout,
+        request = DescribeWorkflowExecutionRequest(
+            namespace=self._namespace, execution=WorkflowExecution(workflow_id=session_id)
         )
+        try:
+            response = await self._client.workflow_service.describe_workflow_execution(
+                request, timeout=self._rpc_timeout
+            )
+        except RPCError as err:
+            raise _unavailable(err) from err
         status = response.workflow_execution_info.status
         return status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_PAUSED
 

@@ -69,10 +69,14 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # The context goes on the message's line, before any traceback.
+        line = super().formatMessage(record)
         context = " ".join(f"{key}={value}" for key, value in (_context.get() or {}).items())
-        return _redacted(f"{line} {context}" if context else line)
+        return f"{line} {context}" if context else line
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _redacted(super().format(record))
 
 
 def configure_logging(log_format: str) -> None:

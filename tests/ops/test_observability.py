@@ -184,21 +184,25 @@ async def test_a_forged_token_is_refused_and_neither_logged_nor_trusted(
     assert forged not in json_logs.getvalue()
 
 
-def test_json_lines_carry_the_context_and_redact_tokens_that_slip_in() -> None:
+def test_log_lines_carry_the_context_and_redact_tokens_that_slip_in() -> None:
     token = mint_token(TEST_SECRET, "alice", ["worker"])
     record = logging.makeLogRecord(
         {"name": "t", "levelname": "INFO", "msg": "header was Bearer %s", "args": (token,)}
     )
     context = start_log_context(request_id="req-1")
     try:
-        bind_log_context(session_id="s-1", worker_id="alice")
+        bind_log_context(session_id="s-1", sub="alice")
         entry = json.loads(JsonFormatter().format(record))
+        text = TextFormatter().format(record)
     finally:
         reset_log_context(context)
 
     assert entry["request_id"] == "req-1"
-    assert entry["session_id"] == "s-1" and entry["worker_id"] == "alice"
+    assert entry["session_id"] == "s-1" and entry["sub"] == "alice"
     assert token not in entry["message"] and "[redacted-token]" in entry["message"]
+    assert text.endswith(
+        "header was Bearer [redacted-token] request_id=req-1 session_id=s-1 sub=alice"
+    )
     assert "request_id" not in json.loads(JsonFormatter().format(record))
 
 

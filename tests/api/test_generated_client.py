@@ -87,6 +87,21 @@ def app(settings: Settings, services: Services) -> Any:
     return create_app(settings, services)
 
 
+def test_every_error_response_is_the_one_problem_and_bodiless_calls_cannot_413(app: Any) -> None:
+    document = app.openapi()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    schema = response["content"]["application/problem+json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Problem"}, (path, status)
+            if "requestBody" not in operation:
+                assert "413" not in operation["responses"], (method, path)
+    problem = document["components"]["schemas"]["Problem"]
+    assert problem["properties"]["code"] == {"$ref": "#/components/schemas/ProblemCode"}
+    assert "invalid_transition" in document["components"]["schemas"]["ProblemCode"]["enum"]
+
+
 async def test_a_generated_client_runs_sessions_and_gets_typed_problems(
     generated: ModuleType, app: Any
 ) -> None:

@@ -78,6 +78,7 @@ def stack_url(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir}/app.db",
         "LOG_FORMAT": "text",
         "TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
+        "SESSION_GAUGE_INTERVAL_SECONDS": "0.5",
     }
     subprocess.run(
         [sys.executable, "-m", "store", "migrate"],

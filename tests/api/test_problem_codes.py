@@ -55,13 +55,13 @@ async def test_a_session_an_operator_paused_in_temporal_answers_session_suspende
     worker = new_user()
     session = await start_session(api, worker, sop["id"])
     service = temporal_client.workflow_service
+    operator = {
+        "namespace": settings.temporal_namespace,
+        "workflow_id": session["id"],
+        "reason": "operator",
+    }
     await service.pause_workflow_execution(
-        PauseWorkflowExecutionRequest(
-            namespace=settings.temporal_namespace,
-            workflow_id=session["id"],
-            reason="operator",
-            request_id=str(uuid.uuid4()),
-        )
+        PauseWorkflowExecutionRequest(**operator, request_id=str(uuid.uuid4()))
     )
     try:
         read = await api.get(f"/api/v1/sessions/{session['id']}", headers=bearer(worker))
@@ -69,11 +69,6 @@ async def test_a_session_an_operator_paused_in_temporal_answers_session_suspende
         assert read.json()["code"] == "session_suspended"
     finally:
         await service.unpause_workflow_execution(
-            UnpauseWorkflowExecutionRequest(
-                namespace=settings.temporal_namespace,
-                workflow_id=session["id"],
-                reason="operator",
-                request_id=str(uuid.uuid4()),
-            )
+            UnpauseWorkflowExecutionRequest(**operator, request_id=str(uuid.uuid4()))
         )
     assert (await act(api, worker, session["id"], "pause")).status_code == 200

@@ -139,19 +139,7 @@ def problem_response(
     return JSONResponse(body, status_code=code.status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """Declares problem responses for the OpenAPI document, each referring to `Problem`.
-
-    Every operation may meet 400, 401, 422 and 503; a body-carrying one adds 413.
-    """
-    reference = {"content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}}
-    return {
-        status: {**reference, "description": HTTP_STATUS_MEANINGS[status]}
-        for status in sorted({400, 401, 422, 503, *statuses})
-    }
-
-
-HTTP_STATUS_MEANINGS = {
+_RESPONSE_DESCRIPTIONS = {
     400: "Malformed request",
     401: "Missing, malformed or expired token",
     403: "Not allowed for this caller",
@@ -161,6 +149,19 @@ HTTP_STATUS_MEANINGS = {
     422: "Invalid request",
     503: "A dependency is unavailable; retry shortly",
 }
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Declares problem responses for the OpenAPI document, each referring to `Problem`.
+
+    Every operation may meet 400, 401, 422 and 503; a body-carrying one adds 413.
+    """
+    reference = {"content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}}
+    return {
+        status: {**reference, "description": _RESPONSE_DESCRIPTIONS[status]}
+        for status in sorted({400, 401, 422, 503, *statuses})
+    }
+
 
 _CODE_BY_HTTP_STATUS = {
     code.status: code

@@ -128,7 +128,8 @@ async def keep_session_gauges_fresh(
     while True:
         try:
             await refresh_session_gauges(client, rpc_timeout)
-        except (RPCError, RPCTimeoutOrCancelledError) as err:
+        # A lazy client that has never reached Temporal raises RuntimeError.
+        except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as err:
             log.warning("session gauges not refreshed: %s", err)
         await asyncio.sleep(interval.total_seconds())
 

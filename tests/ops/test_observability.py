@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +20,8 @@ from temporalio.client import Client
 
 from activities.audit import AuditActivities
 from api.auth import mint_token
-from api.metrics import refresh_session_gauges
+from api.metrics import keep_session_gauges_fresh, refresh_session_gauges
+from engine.client import connect
 from runtime.logs import (
     JsonFormatter,
     TextFormatter,
@@ -26,6 +29,7 @@ from runtime.logs import (
     reset_log_context,
     start_log_context,
 )
+from runtime.settings import Settings
 from store.audit import AuditLog
 from tests.api.helpers import act, publish_sop, record, start_session
 from tests.conftest import TEST_SECRET, bearer, eventually, new_user
@@ -320,3 +324,24 @@ async def test_the_audit_activity_logs_one_short_line_per_batch(
         f"audit of session {session_id} seq 1-2 appended, 0 new",
     ]
     assert logged[0]["first_seq"] == 1 and logged[0]["last_seq"] == 2
+
+
+async def test_session_gauges_keep_trying_while_temporal_is_unreachable(
+    json_logs: io.StringIO,
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{unused.getsockname()[1]}"
+    client = await connect(Settings(temporal_address=address), lazy=True)
+    refresher = asyncio.create_task(
+        keep_session_gauges_fresh(client, timedelta(seconds=0.05), timedelta(seconds=1))
+    )
+
+    async def retried() -> None:
+        warnings = [e for e in lines(json_logs) if e["logger"] == "api.metrics"]
+        assert len(warnings) >= 2 and not refresher.done()
+
+    try:
+        await eventually(retried)
+    finally:
+        refresher.cancel()

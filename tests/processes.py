@@ -78,8 +78,10 @@ class ManagedProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def dev_server(data_dir: Path, port: int, extra_args: list[str] | None = None) -> ManagedProcess:
-    """A Temporal dev server on a SQLite file in `data_dir` (survives restarts)."""
+def dev_server(
+    data_dir: Path, port: int, extra_args: list[str] | None = None, ui_port: int | None = None
+) -> ManagedProcess:
+    """A Temporal dev server on a SQLite file in `data_dir` (survives restarts), Web UI optional."""
     return ManagedProcess(
         name=f"temporal:{port}",
         command=[
@@ -92,7 +94,11 @@ def dev_server(data_dir: Path, port: int, extra_args: list[str] | None = None) -
             "127.0.0.1",
             "--port",
             str(port),
-            "--headless",
+            *(
+                ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+                if ui_port
+                else ["--headless"]
+            ),
             "--log-level",
             "warn",
             *DEV_SERVER_ARGS,

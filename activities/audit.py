@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from temporalio import activity
@@ -13,6 +15,10 @@ if TYPE_CHECKING:
     from store.audit import AuditAppend
 
 DEAD_LETTER_METRIC = "audit_events_dead_lettered"
+WRITTEN_METRIC = "work_session_audit_events_written"
+LAG_METRIC = "work_session_audit_lag"
+
+log = logging.getLogger(__name__)
 
 
 class AuditSink(Protocol):
@@ -38,25 +44,43 @@ class AuditActivities:
         logged, so it never holds back the events after it; other failures retry.
         """
         outcome = await self._audit_log.append(events)
+        meter = activity.metric_meter()
         if outcome.dead_lettered:
-            activity.metric_meter().create_counter(
+            meter.create_counter(
                 DEAD_LETTER_METRIC,
                 "Audit events the database refused for good, kept in audit_dead_letters.",
             ).add(len(outcome.dead_lettered))
         for refused in outcome.dead_lettered:
-            activity.logger.error(
-                "audit event refused by the database; kept as a dead letter",
-                extra={
-                    "session_id": refused.event.session_id,
-                    "seq": refused.event.seq,
-                    "refusal": refused.refusal,
-                },
+            log.error(
+                "audit event %s/%d refused by the database; kept as a dead letter: %s",
+                refused.event.session_id,
+                refused.event.seq,
+                refused.refusal,
+                extra={"session_id": refused.event.session_id, "seq": refused.event.seq},
             )
-        activity.logger.info(
-            "audit events appended",
+        if not events:
+            return outcome.inserted
+        # Accepted minus written (the workflows count what they accept) is the backlog.
+        meter.create_counter(WRITTEN_METRIC, "Audit events written or found written.").add(
+            len(events)
+        )
+        oldest = min(e.at for e in events)
+        meter.create_histogram_float(
+            LAG_METRIC, "Seconds from a change's acceptance to its audit row.", "s"
+        ).record(max(0.0, (datetime.now(UTC) - oldest).total_seconds()))
+        # One short line a batch; the module logger, since the activity logger
+        # would append the whole activity info to the message.
+        first, last = min(e.seq for e in events), max(e.seq for e in events)
+        log.info(
+            "audit of session %s seq %d-%d appended, %d new",
+            events[0].session_id,
+            first,
+            last,
+            outcome.inserted,
             extra={
-                "session_id": events[0].session_id if events else None,
-                "worker_id": events[0].worker_id if events else None,
+                "session_id": events[0].session_id,
+                "first_seq": first,
+                "last_seq": last,
                 "inserted": outcome.inserted,
             },
         )

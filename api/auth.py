@@ -10,7 +10,7 @@ from typing import Any
 
 import jwt
 
-from api.errors import ProblemError
+from api.errors import ProblemCode, ProblemError
 from runtime.settings import Settings
 from workflows.shared import Actor
 
@@ -41,7 +41,7 @@ class User:
 
 
 def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError("unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+    return ProblemError(ProblemCode.UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
 class TokenVerifier:

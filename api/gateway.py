@@ -15,7 +15,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TypeVar
 
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest, ListWorkflowExecutionsRequest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkflowExecutionRequest,
+    GetSystemInfoRequest,
+    ListWorkflowExecutionsRequest,
+)
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
@@ -28,7 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from api.auth import SUBJECT_PATTERN, User
-from api.errors import ProblemError
+from api.errors import ProblemCode, ProblemError
 from engine.starting import start_session_workflow
 from runtime.settings import Settings
 from store.sops import PublishedSop
@@ -83,7 +89,7 @@ Request = TypeVar("Request")
 def _quote(value: str) -> str:
     """Quotes a value for a visibility query; only pre-validated values get here."""
     if not SUBJECT_PATTERN.fullmatch(value):
-        raise ProblemError("validation_error", "The value has unsupported characters.")
+        raise ProblemError(ProblemCode.VALIDATION_ERROR, "The value has unsupported characters.")
     return f"'{value}'"
 
 
@@ -95,7 +101,19 @@ def _unavailable(err: BaseException, *, maybe_applied: bool = False) -> ProblemE
         if maybe_applied
         else "The workflow engine cannot be reached right now. Retry shortly."
     )
-    return ProblemError("temporal_unavailable", detail, headers={"Retry-After": "2"})
+    return ProblemError(ProblemCode.TEMPORAL_UNAVAILABLE, detail, headers={"Retry-After": "2"})
+
+
+def _refusal(err: WorkflowUpdateFailedError) -> ProblemError:
+    """The domain's refusal of an update; a failure type the API does not know is no 4xx."""
+    cause = err.cause
+    if not isinstance(cause, ApplicationError):
+        return _unavailable(err)
+    code = ProblemCode.known(cause.type) if cause.type in _REFUSAL_CODES else None
+    if code is None:
+        return _unavailable(err)
+    details = cause.details[0] if cause.details else {}
+    return ProblemError(code, cause.message, extra=details if isinstance(details, dict) else {})
 
 
 def _was_not_processed(cause: BaseException | None) -> bool:
@@ -162,7 +180,7 @@ class _Views:
 
 
 def _not_found() -> ProblemError:
-    return ProblemError("session_not_found", "No such session.")
+    return ProblemError(ProblemCode.SESSION_NOT_FOUND, "No such session.")
 
 
 class SessionGateway:
@@ -207,7 +225,7 @@ class SessionGateway:
             return self._views.remember(view)
         if existing.summary.sop_id != snapshot.id:
             raise ProblemError(
-                "idempotency_key_reused",
+                ProblemCode.IDEMPOTENCY_KEY_REUSED,
                 "This Idempotency-Key was already used to start a session of another SOP.",
             )
         return existing
@@ -237,8 +255,25 @@ class SessionGateway:
             except (WorkflowQueryFailedError, RPCTimeoutOrCancelledError) as err:
                 raise _unavailable(err) from err
             except ValueError as err:
-                raise _suspended() from err
+                # SDK 1.35 cannot name the status of a workflow an operator paused in
+                # Temporal; any other ValueError is a fault of ours and stays a 500.
+                if await self._is_paused_by_operator(session_id):
+                    raise _suspended() from err
+                raise
             return self._views.remember(view)
+
+    async def _is_paused_by_operator(self, session_id: str) -> bool:
+        request = DescribeWorkflowExecutionRequest(
+            namespace=self._namespace, execution=WorkflowExecution(workflow_id=session_id)
+        )
+        try:
+            response = await self._client.workflow_service.describe_workflow_execution(
+                request, timeout=self._rpc_timeout
+            )
+        except RPCError as err:
+            raise _unavailable(err) from err
+        status = response.workflow_execution_info.status
+        return status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_PAUSED
 
     async def pause(self, user: User, session_id: str, reason: str | None) -> SessionView:
         """Pauses a session."""
@@ -306,16 +341,8 @@ class SessionGateway:
                     update, request, id=update_id, rpc_timeout=deadline.left()
                 )
             except WorkflowUpdateFailedError as err:
-                cause = err.cause
-                if isinstance(cause, ApplicationError) and cause.type in _REFUSAL_CODES:
-                    details = cause.details[0] if cause.details else {}
-                    raise ProblemError(
-                        cause.type,
-                        cause.message,
-                        extra=details if isinstance(details, dict) else {},
-                    ) from err
-                if not _was_not_processed(cause) or deadline.passed():
-                    raise _unavailable(err) from err
+                if not _was_not_processed(err.cause) or deadline.passed():
+                    raise _refusal(err) from err
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     raise _unavailable(err) from err
@@ -351,7 +378,7 @@ class SessionGateway:
         if view.summary.status in ACTIVE_STATUSES:
             return
         raise ProblemError(
-            "invalid_transition",
+            ProblemCode.INVALID_TRANSITION,
             f"The session is {STATUS_WORDS[view.summary.status]} and can no longer change.",
             extra={"status": view.summary.status.value},
         )
@@ -403,7 +430,9 @@ class SessionGateway:
             return await rpc()
         except RPCError as err:
             if err.status == RPCStatusCode.INVALID_ARGUMENT:
-                raise ProblemError("validation_error", "The page token is not valid.") from err
+                raise ProblemError(
+                    ProblemCode.VALIDATION_ERROR, "The page token is not valid."
+                ) from err
             raise _unavailable(err) from err
 
     async def ping(self) -> None:
@@ -415,7 +444,7 @@ class SessionGateway:
 
 def _suspended() -> ProblemError:
     return ProblemError(
-        "session_suspended",
+        ProblemCode.SESSION_SUSPENDED,
         "An operator has suspended this session's workflow in Temporal; "
         "it can be read and changed again once they unpause it.",
     )
@@ -449,7 +478,9 @@ class PageTokens:
         """Temporal's token inside a sealed one, or a 422 problem if it was not sealed for this."""
         if not sealed:
             return b""
-        invalid = ProblemError("validation_error", "The page token is not valid for this list.")
+        invalid = ProblemError(
+            ProblemCode.VALIDATION_ERROR, "The page token is not valid for this list."
+        )
         try:
             raw = base64.urlsafe_b64decode(sealed.encode())
         except (binascii.Error, ValueError) as err:

@@ -218,14 +218,6 @@ class SopPage(BaseModel):
     items: list[SopSummaryOut]
 
 
-class Problem(BaseModel):
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-
-
 class DevTokenIn(RequestBody):
     sub: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:|+-]{0,127}$")]
     roles: Annotated[list[Literal["worker", "supervisor"]], Field(min_length=1, max_length=2)]
@@ -244,10 +236,9 @@ class PublicConfig(BaseModel):
     temporal_namespace: str
 
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """Declares problem responses for the OpenAPI document, with the media type they are sent as."""
-    schema = Problem.model_json_schema()
-    return {
-        status: {"content": {"application/problem+json": {"schema": schema}}}
-        for status in (400, 401, 413, 422, 503, *statuses)
-    }
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]

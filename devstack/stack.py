@@ -304,7 +304,8 @@ def build_stack(
         if web_ui:
             ui_port = urlsplit(settings.temporal_ui_url).port or 80
             ports.append(PortClaim(ui_port, "127.0.0.1", "TEMPORAL_UI_URL"))
-            ui_args = ["--ui-port", str(ui_port)]
+            # The UI would fetch news from the internet, which a plant network may not reach.
+            ui_args = ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
         else:
             ui_args = ["--headless"]
         server = ManagedProcess(

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # An evicted session replays on its next message (+15 ms, +0.4 s at 1,000 events).
     worker_max_cached_workflows: int = 200
     log_format: Literal["json", "text"] = "json"
+    # Each replica asks visibility for two counts per interval.
+    session_gauge_interval_seconds: float = 30.0
 
     def dev_secret_in_force(self) -> bool:
         """True only in the embedded stack with neither an operator secret nor an identity provider.

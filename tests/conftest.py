@@ -25,7 +25,8 @@ from worker import build_worker
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server()
+    # An operator may pause a workflow in Temporal; the API must answer for that too.
+    env = await start_dev_server("--dynamic-config-value", "frontend.WorkflowPauseEnabled=true")
     yield env
     await env.shutdown()
 

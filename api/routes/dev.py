@@ -7,8 +7,8 @@ import re
 from fastapi import APIRouter, Request
 
 from api.auth import mint_token
-from api.errors import ProblemError
-from api.schemas import DevTokenIn, DevTokenOut, problems
+from api.errors import ProblemCode, ProblemError, problems
+from api.schemas import DevTokenIn, DevTokenOut
 from runtime.settings import DEV_JWT_SECRET, is_loopback_host
 
 router = APIRouter(prefix="/api/v1/dev", tags=["dev"])
@@ -40,12 +40,12 @@ def _refuse_remote_callers(request: Request) -> None:
     claimed = _forwarded_addresses(request)
     if not is_loopback_host(peer) or not all(is_loopback_host(a) for a in claimed):
         raise ProblemError(
-            "forbidden", "The dev sign-in answers only requests made on this machine."
+            ProblemCode.FORBIDDEN, "The dev sign-in answers only requests made on this machine."
         )
 
 
-@router.post("/token", responses=problems(403))
-async def dev_token(body: DevTokenIn, request: Request) -> DevTokenOut:
+@router.post("/token", responses=problems(403, 413))
+async def mint_dev_token(body: DevTokenIn, request: Request) -> DevTokenOut:
     """Mints a token for any user and role, for callers on this machine (embedded mode only)."""
     _refuse_remote_callers(request)
     token = mint_token(DEV_JWT_SECRET, body.sub, list(body.roles), body.name, DEV_TOKEN_TTL_SECONDS)

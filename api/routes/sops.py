@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from api.deps import CatalogDep, CurrentUser, Supervisor
-from api.errors import ProblemError
-from api.schemas import SopOut, SopPage, SopSummaryOut, problems
+from api.errors import ProblemCode, ProblemError, problems
+from api.schemas import SopOut, SopPage, SopSummaryOut
 from store.sops import SopDefinition
 
 router = APIRouter(prefix="/api/v1/sops", tags=["sops"])
@@ -31,11 +31,11 @@ async def get_sop(
     """Gets an SOP's full definition: the latest version, or the one asked for."""
     sop = await catalog.get(sop_id, version)
     if sop is None:
-        raise ProblemError("sop_not_found", f"SOP '{sop_id}' has no such version.")
+        raise ProblemError(ProblemCode.SOP_NOT_FOUND, f"SOP '{sop_id}' has no such version.")
     return SopOut.model_validate(sop)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(403))
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(403, 413))
 async def publish_sop(definition: SopDefinition, user: Supervisor, catalog: CatalogDep) -> SopOut:
     """Publishes a new immutable version of an SOP."""
     return SopOut.model_validate(await catalog.publish(definition, user.id))

@@ -14,7 +14,6 @@ from playwright.async_api import Browser, async_playwright, expect
 from devstack.processes import ROOT, free_port
 from devstack.stack import build_stack
 from runtime.settings import Settings
-from tests.helpers import TEST_SECRET
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -45,16 +44,18 @@ def chromium() -> Path:
 async def stack_url(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """Base URL of an API backed by its own Temporal dev server, worker and SQLite database."""
     data_dir = tmp_path_factory.mktemp("e2e")
+    # No operator secret: the page signs in through the dev sign-in, as under `make run`.
     settings = Settings(
         embedded=True,
-        auth_jwt_secret=TEST_SECRET,
         temporal_address=f"127.0.0.1:{free_port()}",
         temporal_task_queue=f"e2e-{uuid.uuid4().hex[:8]}",
+        temporal_ui_url=f"http://127.0.0.1:{free_port()}",
         database_url=f"sqlite+aiosqlite:///{data_dir}/app.db",
         api_port=free_port(),
         log_format="text",
+        session_gauge_interval_seconds=0.5,
     )
-    stack = build_stack(settings, data_dir)
+    stack = build_stack(settings, data_dir, web_ui=True)
     await stack.start()
     try:
         yield stack.api_url()

@@ -343,10 +343,14 @@ class SessionGateway:
             except WorkflowUpdateFailedError as err:
                 if not _was_not_processed(err.cause) or deadline.passed():
                     raise _refusal(err) from err
+                log.info("update %s met a run continuing as new; sending it again", update_id)
             except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    await self._refuse_change_of_finished(user, session_id)
+                    log.info("update %s met a closing run; sending it again", update_id)
+                # More than the engine's updates in flight for one session is brief too.
+                elif err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
                     raise _unavailable(err) from err
-                await self._refuse_change_of_finished(user, session_id)
                 if deadline.passed():
                     raise _unavailable(err) from err
             except RPCTimeoutOrCancelledError as err:

@@ -79,6 +79,8 @@ _TRANSIENT = frozenset(
         RPCStatusCode.FAILED_PRECONDITION,
     )
 )
+# What the API's lazy client raises until its first connection to Temporal succeeds.
+_NeverConnected = RuntimeError
 # Whole views kept per API process to turn compact update results into full responses.
 _CACHED_VIEWS = 2048
 
@@ -221,6 +223,8 @@ class SessionGateway:
             existing = await self.get(user, session_id)
         except (RPCError, RPCTimeoutOrCancelledError) as err:
             raise _unavailable(err, maybe_applied=True) from err
+        except _NeverConnected as err:
+            raise _unavailable(err) from err
         else:
             return self._views.remember(view)
         if existing.summary.sop_id != snapshot.id:
@@ -252,7 +256,7 @@ class SessionGateway:
                     await deadline.pause()
                     continue
                 raise _unavailable(err) from err
-            except (WorkflowQueryFailedError, RPCTimeoutOrCancelledError) as err:
+            except (WorkflowQueryFailedError, RPCTimeoutOrCancelledError, _NeverConnected) as err:
                 raise _unavailable(err) from err
             except ValueError as err:
                 # SDK 1.35 cannot name the status of a workflow an operator paused in
@@ -343,14 +347,20 @@ class SessionGateway:
             except WorkflowUpdateFailedError as err:
                 if not _was_not_processed(err.cause) or deadline.passed():
                     raise _refusal(err) from err
+                log.info("update %s met a run continuing as new; sending it again", update_id)
             except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    await self._refuse_change_of_finished(user, session_id)
+                    log.info("update %s met a closing run; sending it again", update_id)
+                # More than the engine's updates in flight for one session is brief too.
+                elif err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
                     raise _unavailable(err) from err
-                await self._refuse_change_of_finished(user, session_id)
                 if deadline.passed():
                     raise _unavailable(err) from err
             except RPCTimeoutOrCancelledError as err:
                 raise _unavailable(err, maybe_applied=True) from err
+            except _NeverConnected as err:
+                raise _unavailable(err) from err
             else:
                 return await self._view_after(session_id, result)
             await deadline.pause()
@@ -433,6 +443,8 @@ class SessionGateway:
                 raise ProblemError(
                     ProblemCode.VALIDATION_ERROR, "The page token is not valid."
                 ) from err
+            raise _unavailable(err) from err
+        except _NeverConnected as err:
             raise _unavailable(err) from err
 
     async def ping(self) -> None:

@@ -14,7 +14,7 @@ from api.deps import Services
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.middleware import install_observability
-from api.routes import audit, dev, health, sessions, sops
+from api.routes import audit, dev, health, sessions, sops, vocabulary
 from api.schemas import PublicConfig
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(sops.router)
     app.include_router(sessions.router)
     app.include_router(audit.router)
+    app.include_router(vocabulary.router)
     if settings.embedded:
         app.include_router(dev.router)
 

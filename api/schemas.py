@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from workflows.domain import MAX_NOTE_LENGTH, MAX_REASON_LENGTH, durations
 from workflows.shared import (
@@ -20,8 +21,19 @@ from workflows.shared import (
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 SessionId = Annotated[str, Field(pattern=ID_PATTERN, max_length=128)]
-SopId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", max_length=64)]
+SOP_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+SopId = Annotated[str, Field(pattern=SOP_ID_PATTERN, max_length=64)]
 Reason = Annotated[str, Field(max_length=MAX_REASON_LENGTH)]
+
+
+def _iso_8601_only(value: object) -> object:
+    # Pydantic would read a bare number as a Unix timestamp; the contract says date-time.
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+(\.\d*)?\s*", value):
+        raise ValueError("expected an ISO 8601 date-time with a time zone")
+    return value
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only)]
 
 
 class RequestBody(BaseModel):

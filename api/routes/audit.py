@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime, BeforeValidator
 
+from api.audit_csv import audit_csv
 from api.auth import SUBJECT_PATTERN
 from api.deps import ServicesDep, Supervisor
 from api.errors import ProblemError
-from api.schemas import ID_PATTERN, AuditEventOut, AuditPage, problems
+from api.schemas import ID_PATTERN, AuditEventOut, AuditPage, IsoDateTime, problems
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 
-def _iso_8601_only(value: object) -> object:
-    # Pydantic would read a bare number as a Unix timestamp; the contract says date-time.
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+(\.\d*)?\s*", value):
-        raise ValueError("expected an ISO 8601 date-time with a time zone")
-    return value
-
-
 Timestamp = Annotated[
-    AwareDatetime,
-    BeforeValidator(_iso_8601_only),
+    IsoDateTime,
     Query(description="ISO 8601 date-time with a time zone, e.g. 2026-11-25T08:00:00Z"),
 ]
-
-CSV_COLUMNS = ("session_id", "seq", "type", "actor", "at", "worker_id", "sop_id", "data")
 
 
 @router.get(
@@ -62,24 +48,9 @@ async def search_audit(
     items = [AuditEventOut.of(e) for e in events]
     if format == "json":
         return AuditPage(items=items)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for item in items:
-        writer.writerow(
-            [
-                item.session_id,
-                item.seq,
-                item.type.value,
-                item.actor,
-                item.at.isoformat(),
-                item.worker_id,
-                item.sop_id,
-                json.dumps(item.data, sort_keys=True),
-            ]
-        )
+    text = await audit_csv(events, services.audit_log, services.catalog)
     return Response(
-        buffer.getvalue(),
+        text,
         media_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
     )

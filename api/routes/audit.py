@@ -45,9 +45,8 @@ async def search_audit(
     events = await services.audit_log.search(
         worker_id=worker_id, session_id=session_id, since=since, until=until, limit=limit
     )
-    items = [AuditEventOut.of(e) for e in events]
     if format == "json":
-        return AuditPage(items=items)
+        return AuditPage(items=[AuditEventOut.of(e) for e in events])
     text = await audit_csv(events, services.audit_log, services.catalog)
     return Response(
         text,

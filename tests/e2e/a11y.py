@@ -100,3 +100,27 @@ async def tab_to(page: Page, target: Locator, max_presses: int = 60) -> None:
         if await target.evaluate("(el) => el === document.activeElement"):
             return
     raise AssertionError(f"Tab never reached {target}")
+
+
+# WCAG 2.5.5 (AAA) size: 44 by 44 CSS px for every visible thing a finger may tap. A checkbox
+# counts by its label, which takes the tap for it.
+SMALL_TAP_TARGETS = """() =>
+  [...document.querySelectorAll('a[href], button, input, select, textarea, summary')]
+    .filter((el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden')
+    .filter((el) => !el.closest('dialog:not([open])'))
+    .map((el) => [el, el.matches('[type=checkbox], [type=radio]') ? el.closest('label') ?? el : el])
+    .filter(([, target]) => {
+      const box = target.getBoundingClientRect();
+      return box.width < 44 || box.height < 44;
+    })
+    .map(([el, target]) => {
+      const box = target.getBoundingClientRect();
+      return `${Math.round(box.width)}x${Math.round(box.height)}: ${el.outerHTML.slice(0, 100)}`;
+    })
+"""
+
+
+async def small_tap_targets(page: Page) -> list[str]:
+    """Visible controls and links smaller than 44 by 44 CSS px."""
+    failures: list[str] = await page.evaluate(SMALL_TAP_TARGETS)
+    return failures

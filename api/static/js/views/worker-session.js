@@ -236,12 +236,12 @@ export async function workerSessionView(root, { args: [id] }) {
     const missing = checks.filter((c) => c.required && !latest.get(c.id)?.passed);
     if (missing.length) {
       return h(
-        'div',
+        'details',
         { class: 'complete' },
         h(
-          'p',
+          'summary',
           { testid: 'complete-blocked' },
-          `To complete: ${missing.length} required ${missing.length === 1 ? 'check has' : 'checks have'} not passed.`,
+          `To complete: ${missing.length} required ${missing.length === 1 ? 'check has' : 'checks have'} not passed`,
         ),
         h(
           'ul',
@@ -253,8 +253,12 @@ export async function workerSessionView(root, { args: [id] }) {
               button(`Go to: ${check.prompt}`, {
                 class: 'link',
                 onclick: () => {
-                  select(sop.steps.findIndex((s) => s.checks.includes(check)), false);
-                  content.querySelector(`[data-check="${CSS.escape(check.id)}"] button, [data-check="${CSS.escape(check.id)}"] input`)?.focus();
+                  select(
+                    sop.steps.findIndex((s) => s.checks.includes(check)),
+                    false,
+                  );
+                  const item = content.querySelector(`[data-check="${CSS.escape(check.id)}"]`);
+                  item?.querySelector('button, input')?.focus();
                 },
               }),
             ),
@@ -335,17 +339,19 @@ export async function workerSessionView(root, { args: [id] }) {
       extraFor: (check) => waitingFor(entries, check),
     });
     section.querySelector('h2').setAttribute('tabindex', '-1');
-    return h(
-      'fieldset',
-      {
-        class: 'steps',
-        disabled: !editable,
-        'aria-describedby': session.status === 'PAUSED' ? 'paused-note' : null,
-      },
-      h('legend', { class: 'visually-hidden' }, 'Record checks'),
-      section,
+    return [
+      h(
+        'fieldset',
+        {
+          class: 'steps',
+          disabled: !editable,
+          'aria-describedby': session.status === 'PAUSED' ? 'paused-note' : null,
+        },
+        h('legend', { class: 'visually-hidden' }, 'Record checks'),
+        section,
+      ),
       stepPager(sop, selected, select),
-    );
+    ];
   }
 
   function about() {

@@ -124,3 +124,25 @@ async def small_tap_targets(page: Page) -> list[str]:
     """Visible controls and links smaller than 44 by 44 CSS px."""
     failures: list[str] = await page.evaluate(SMALL_TAP_TARGETS)
     return failures
+
+
+# A control is covered when the topmost element at its centre is neither it nor inside it.
+COVERED_CONTROLS = """() =>
+  [...document.querySelectorAll('a[href], button, input, select, textarea, summary')]
+    .filter((el) => el.getClientRects().length > 0)
+    .filter((el) => {
+      const box = el.getBoundingClientRect();
+      const x = box.left + box.width / 2;
+      const y = box.top + box.height / 2;
+      if (y < 0 || y > innerHeight || x < 0 || x > innerWidth) return false;
+      const top = document.elementFromPoint(x, y);
+      return !(top && (el === top || el.contains(top) || top.closest('label')?.control === el));
+    })
+    .map((el) => el.outerHTML.slice(0, 100))
+"""
+
+
+async def covered_controls(page: Page) -> list[str]:
+    """Controls in view that something else sits on top of."""
+    covered: list[str] = await page.evaluate(COVERED_CONTROLS)
+    return covered

@@ -3,7 +3,8 @@ import { ApiError, currentUser, newKey, postJson } from './api.js';
 // Checks, pauses and resumes wait here, with the Idempotency-Key they are sent with, until the
 // server has answered: a tap made offline is sent when the network returns, and never dropped.
 const STORE_KEY = 'ws.outbox';
-const RETRY_MS = 10_000;
+// Waits between attempts while entries cannot be sent: soon at first, then every half minute.
+const RETRY_MS = [1000, 2000, 5000, 10_000, 30_000];
 
 const read = () => {
   try {
@@ -56,7 +57,7 @@ async function send(entry) {
  * Sends a change now, or keeps it to send later. Resolves with the session once the server took it,
  * or with null when it waits; rejects with the server's refusal (then nothing is kept).
  */
-export async function submit({ sessionId, path, body, label }) {
+export async function submit({ sessionId, path, body, label, action }) {
   const entry = {
     key: newKey(),
     userId: currentUser()?.id ?? null,
@@ -64,6 +65,7 @@ export async function submit({ sessionId, path, body, label }) {
     path,
     body,
     label,
+    action,
     state: 'sending',
     queuedAt: new Date().toISOString(),
   };
@@ -77,6 +79,7 @@ export async function submit({ sessionId, path, body, label }) {
   } catch (err) {
     if (err instanceof ApiError && worthRetrying(err)) {
       update(entry.key, { state: 'waiting' });
+      if (err.status !== 401) retryLater();
       return null;
     }
     remove(entry.key);
@@ -85,25 +88,36 @@ export async function submit({ sessionId, path, body, label }) {
 }
 
 let flushing = null;
+let retryTimer = null;
+let failedAttempts = 0;
+
+function retryLater() {
+  clearTimeout(retryTimer);
+  const delay = RETRY_MS[Math.min(failedAttempts, RETRY_MS.length - 1)];
+  failedAttempts += 1;
+  retryTimer = setTimeout(() => flushOutbox().catch(() => {}), delay);
+}
+
+async function sendWaiting() {
+  for (const entry of read().filter((e) => mine(e) && e.state === 'waiting')) {
+    try {
+      await send(entry);
+      failedAttempts = 0;
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      if (err.status === 401) return; // sent again once signed in
+      // A network just back can drop the first request: try again soon rather than at the next tap.
+      if (worthRetrying(err)) return retryLater();
+      update(entry.key, { state: 'refused', problem: err.problem, status: err.status });
+    }
+  }
+}
 
 /** Sends every waiting entry of the signed-in user, oldest first; refusals stay, with the reason. */
 export function flushOutbox() {
-  flushing ??= (async () => {
-    try {
-      for (const entry of read().filter((e) => mine(e) && e.state === 'waiting')) {
-        if (!navigator.onLine) return;
-        try {
-          await send(entry);
-        } catch (err) {
-          if (!(err instanceof ApiError)) throw err;
-          if (worthRetrying(err)) return;
-          update(entry.key, { state: 'refused', problem: err.problem, status: err.status });
-        }
-      }
-    } finally {
-      flushing = null;
-    }
-  })();
+  flushing ??= sendWaiting().finally(() => {
+    flushing = null;
+  });
   return flushing;
 }
 
@@ -113,9 +127,5 @@ export function startOutbox() {
   const flush = () => flushOutbox().catch(() => {});
   window.addEventListener('online', flush);
   window.addEventListener('focus', flush);
-  // The network can come back without an `online` event (the server was down, not the radio).
-  setInterval(() => {
-    if (read().some((e) => mine(e) && e.state === 'waiting')) flush();
-  }, RETRY_MS);
   flush();
 }

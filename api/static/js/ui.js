@@ -137,7 +137,7 @@ function describe(err, action) {
   return { title: err.title, detail: err.detail ?? '', errors: [] };
 }
 
-function problemContent(err, action) {
+export function problemContent(err, action) {
   const { title, detail, errors } = describe(err, action);
   return [
     h('p', { class: 'alert-title' }, title),

@@ -1,4 +1,4 @@
-import { currentUser, getJson, getSop, hasRole, listSessions, postJson, rememberSession } from '../api.js';
+import { ApiError, currentUser, getJson, getSop, hasRole, listSessions, postJson, rememberSession } from '../api.js';
 import { confirmControls, measurementControls } from '../check-controls.js';
 import { clearDraft } from '../check-drafts.js';
 import { supervisorHref, workerHref } from '../nav.js';
@@ -24,13 +24,12 @@ import {
   focusKey,
   h,
   mount,
+  problemContent,
   restoreFocus,
   say,
   time,
 } from '../ui.js';
 import { completionSummary, reasonDialog } from './session-dialogs.js';
-
-const answerText = (entry) => entry.label;
 
 function outboxPanel(entries) {
   if (!entries.length) return null;
@@ -42,8 +41,8 @@ function outboxPanel(entries) {
         ? h(
             'div',
             { class: 'outbox-entry outbox-refused', testid: 'refused-entry' },
-            h('p', {}, h('strong', {}, 'Not recorded: '), answerText(entry)),
-            h('p', {}, entry.problem?.detail || entry.problem?.title || 'The server refused it.'),
+            h('p', {}, h('strong', {}, 'Not recorded: '), entry.label),
+            problemContent(new ApiError(entry.status, entry.problem ?? {}), entry.action),
             button('Dismiss', { class: 'secondary', onclick: () => dismiss(entry.key) }),
           )
         : h(
@@ -51,7 +50,7 @@ function outboxPanel(entries) {
             { class: 'outbox-entry outbox-waiting', testid: 'waiting-to-send' },
             h('span', { 'aria-hidden': 'true' }, '⏳ '),
             h('strong', {}, 'Waiting to send: '),
-            answerText(entry),
+            entry.label,
           ),
     ),
   );
@@ -108,7 +107,7 @@ export async function workerSessionView(root, { args: [id] }) {
     content.setAttribute('aria-busy', 'true');
     errors.delete(slot);
     try {
-      const updated = await submit({ sessionId: id, ...request });
+      const updated = await submit({ sessionId: id, action, ...request });
       if (updated) {
         accept(updated);
         say(doneMessage(updated));
@@ -404,6 +403,15 @@ export async function workerSessionView(root, { args: [id] }) {
     }
   }
   const onVisible = () => document.visibilityState === 'visible' && refresh();
+  let refusals = outboxFor(id).filter((e) => e.state === 'refused').length;
+  // A change refused after the network came back means this screen is out of date.
+  async function outboxChanged() {
+    if (!content.isConnected) return stop();
+    const now = outboxFor(id).filter((e) => e.state === 'refused').length;
+    if (now > refusals) await reloadSession();
+    refusals = now;
+    render();
+  }
   const rerender = () => (content.isConnected ? render() : stop());
   const stopSent = onSent((updated) => {
     if (updated.id === id && content.isConnected) {
@@ -411,7 +419,7 @@ export async function workerSessionView(root, { args: [id] }) {
       render();
     }
   });
-  const stopWatch = watchOutbox(rerender);
+  const stopWatch = watchOutbox(outboxChanged);
   function stop() {
     window.removeEventListener('focus', refresh);
     document.removeEventListener('visibilitychange', onVisible);

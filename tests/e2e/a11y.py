@@ -129,7 +129,7 @@ async def small_tap_targets(page: Page) -> list[str]:
 # A control is covered when the topmost element at its centre is neither it nor inside it.
 COVERED_CONTROLS = """() =>
   [...document.querySelectorAll('a[href], button, input, select, textarea, summary')]
-    .filter((el) => el.getClientRects().length > 0)
+    .filter((el) => el.checkVisibility({ visibilityProperty: true }))
     .filter((el) => {
       const box = el.getBoundingClientRect();
       const x = box.left + box.width / 2;

@@ -87,6 +87,7 @@ def check(page: Page, check_id: str) -> Locator:
 
 async def show_check(page: Page, check_id: str) -> Locator:
     """Goes through the steps until the one holding the check is on screen."""
+    await expect(page.get_by_test_id("session-title")).to_be_visible()
     item = check(page, check_id)
     if await item.count():
         return item

@@ -4,15 +4,22 @@ import { button, confirmDialog, field, h, uid } from './ui.js';
 
 // `ctx`: {sessionId, submit(check, answer)} — submit records the answer and the typed note.
 
+// Folded away until wanted, so that on a phone the answer buttons sit on the first screen.
 function noteField(check, ctx) {
-  return field(
-    'Note (optional)',
-    h('input', {
-      type: 'text',
-      name: 'note',
-      value: readDraft(ctx.sessionId, check.id).note,
-      oninput: (e) => writeDraft(ctx.sessionId, check.id, { note: e.target.value }),
-    }),
+  const note = readDraft(ctx.sessionId, check.id).note;
+  return h(
+    'details',
+    { class: 'note-field', open: Boolean(note) },
+    h('summary', { testid: 'add-note' }, 'Add a note'),
+    field(
+      'Note (optional)',
+      h('input', {
+        type: 'text',
+        name: 'note',
+        value: note,
+        oninput: (e) => writeDraft(ctx.sessionId, check.id, { note: e.target.value }),
+      }),
+    ),
   );
 }
 

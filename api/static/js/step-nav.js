@@ -42,7 +42,8 @@ export function stepList(sop, session, selected, onSelect) {
   return h('nav', { class: 'step-nav', 'aria-label': 'Steps' }, toggle, list);
 }
 
-export function stepPager(sop, selected, onSelect) {
+// Once the step on screen is done, moving on is the obvious next tap.
+export function stepPager(sop, selected, onSelect, stepDone) {
   const last = sop.steps.length - 1;
   return h(
     'div',
@@ -54,7 +55,7 @@ export function stepPager(sop, selected, onSelect) {
       onclick: () => onSelect(selected - 1),
     }),
     button('Next step →', {
-      class: 'secondary',
+      class: stepDone ? null : 'secondary',
       testid: 'step-next',
       disabled: selected === last,
       onclick: () => onSelect(selected + 1),

@@ -13,6 +13,7 @@ import {
   sessionFacts,
   sessionHeader,
   stepSection,
+  stepState,
   stepsList,
 } from '../session-parts.js';
 import { stepList, stepPager } from '../step-nav.js';
@@ -83,15 +84,9 @@ export async function workerSessionView(root, { args: [id] }) {
     if (focusStep) content.querySelector('.step h2')?.focus();
   }
 
-  // Finishing the step on screen moves on to the next one; looking back at another step stays there.
   function accept(updated) {
-    const followed = sop.steps[selected]?.id === session.current_step_id;
     session = updated;
     rememberSession(updated);
-    if (followed && updated.current_step_id && updated.current_step_id !== sop.steps[selected].id) {
-      selected = indexOf(updated.current_step_id);
-      sessionStorage.setItem(stepStore, String(selected));
-    }
   }
 
   async function reloadSession() {
@@ -349,7 +344,7 @@ export async function workerSessionView(root, { args: [id] }) {
         h('legend', { class: 'visually-hidden' }, 'Record checks'),
         section,
       ),
-      stepPager(sop, selected, select),
+      stepPager(sop, selected, select, stepState(sop.steps[selected], latestRecords(session)).done),
     ];
   }
 
@@ -370,7 +365,6 @@ export async function workerSessionView(root, { args: [id] }) {
     const ended = isEnded(session);
     mount(
       content,
-      h('div', { class: 'page-head' }, h('a', { href: '#/sessions', class: 'back-link' }, '← My sessions'), switcher()),
       sessionHeader(session, { facts: false }),
       failuresNote(session),
       statusBanner(),
@@ -382,7 +376,7 @@ export async function workerSessionView(root, { args: [id] }) {
             'div',
             { class: 'step-layout' },
             stepList(sop, session, selected, select),
-            h('div', { class: 'step-main' }, currentStep(entries), actions(), about()),
+            h('div', { class: 'step-main' }, currentStep(entries), actions(), switcher(), about()),
           ),
     );
     restoreFocus(content, focus);

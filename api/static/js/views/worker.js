@@ -1,7 +1,7 @@
 import { currentUser, getJson, postIdempotent, rememberSession } from '../api.js';
 import { navigate, reload, workerHref } from '../nav.js';
 import { ownSessionParams, sessionList } from '../session-parts.js';
-import { announce, button, busyGuard, clearError, h, mount, pageHeading, showError } from '../ui.js';
+import { button, busyGuard, clearError, h, mount, pageHeading, say, showError } from '../ui.js';
 
 export { workerSessionView } from './worker-session.js';
 
@@ -64,7 +64,7 @@ function sopCard(sop) {
       try {
         const session = await postIdempotent(`start:${sop.id}`, '/sessions', { sop_id: sop.id });
         rememberSession(session);
-        announce(`Session started: ${session.sop_title}.`);
+        say(`Session started: ${session.sop_title}.`);
         navigate(workerHref(session.id));
       } catch (err) {
         showError(err);

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from api.schemas import AuditEventOut
 from store.audit import AuditLog
 from store.sops import CheckDefinitionModel, SopCatalog
-from workflows.shared import AuditEvent, AuditEventType
+from workflows.shared import AuditEventType
 
 COLUMNS = (
     "session_id",
@@ -61,7 +62,7 @@ def _passed(value: Any) -> str:
     return "" if value is None else ("true" if value else "false")
 
 
-async def _sop_versions(events: Sequence[AuditEvent], audit_log: AuditLog) -> dict[str, int]:
+async def _sop_versions(events: Sequence[AuditEventOut], audit_log: AuditLog) -> dict[str, int]:
     """Maps each session to its SOP version, read from its start event."""
     versions = {
         e.session_id: int(e.data["sop_version"])
@@ -76,7 +77,7 @@ async def _sop_versions(events: Sequence[AuditEvent], audit_log: AuditLog) -> di
 
 
 async def _check_definitions(
-    events: Sequence[AuditEvent], versions: dict[str, int], catalog: SopCatalog
+    events: Sequence[AuditEventOut], versions: dict[str, int], catalog: SopCatalog
 ) -> dict[tuple[str, int], dict[str, CheckDefinitionModel]]:
     definitions: dict[tuple[str, int], dict[str, CheckDefinitionModel]] = {}
     for key in {(e.sop_id, versions[e.session_id]) for e in events if e.session_id in versions}:
@@ -87,7 +88,9 @@ async def _check_definitions(
     return definitions
 
 
-async def audit_csv(events: Sequence[AuditEvent], audit_log: AuditLog, catalog: SopCatalog) -> str:
+async def audit_csv(
+    events: Sequence[AuditEventOut], audit_log: AuditLog, catalog: SopCatalog
+) -> str:
     """Writes events, oldest first, one flat row each, checks beside their definitions."""
     versions = await _sop_versions(events, audit_log)
     definitions = await _check_definitions(events, versions, catalog)

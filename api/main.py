@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from api.deps import Services
-from api.errors import install_error_handlers
+from api.errors import install_error_handlers, install_problem_schema
 from api.limits import BodySizeLimit
+from api.metrics import keep_session_gauges_fresh
 from api.middleware import install_observability
 from api.routes import audit, dev, health, sessions, sops, vocabulary
 from api.schemas import PublicConfig
@@ -35,32 +39,44 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         configure_logging(settings.log_format)
         created = await Services.create(settings)
         app.state.services = created
+        gauges = asyncio.create_task(
+            keep_session_gauges_fresh(
+                created.client,
+                interval=timedelta(seconds=settings.session_gauge_interval_seconds),
+                rpc_timeout=timedelta(seconds=settings.temporal_rpc_timeout_seconds),
+            )
+        )
         try:
             yield
         finally:
+            gauges.cancel()
             await created.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the installed package: the docs work without internet.
+    app = FastAPIOffline(
         title="Work sessions",
         version="1.0.0",
         description="Field workers execute SOPs step by step and record safety checks.",
         lifespan=lifespan,
+        # Operation ids are the route functions' names: what a generated client calls.
+        generate_unique_id_function=lambda route: route.name,
     )
     if services is not None:
         app.state.services = services
     app.add_middleware(BodySizeLimit)
     install_observability(app)
     install_error_handlers(app)
+    install_problem_schema(app)
     app.include_router(health.router)
     app.include_router(sops.router)
     app.include_router(sessions.router)
     app.include_router(audit.router)
     app.include_router(vocabulary.router)
-    if settings.embedded:
+    if settings.dev_secret_in_force():
         app.include_router(dev.router)
 
     @app.get("/api/v1/config", tags=["config"])
-    async def public_config() -> PublicConfig:
+    async def get_config() -> PublicConfig:
         """Tells the web page how this deployment is set up."""
         return PublicConfig(
             embedded=settings.embedded,

@@ -68,7 +68,7 @@ def audit_event_label(event_type: AuditEventType) -> str:
             assert_never(event_type)
 
 
-@router.get("", operation_id="get_vocabulary")
+@router.get("")
 async def get_vocabulary() -> Vocabulary:
     """Lists session statuses, check kinds and audit event types with their labels."""
     return Vocabulary(

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
 
-from tests.conftest import TEST_SECRET
 from tests.processes import (
     ROOT,
     ManagedProcess,
@@ -72,7 +71,6 @@ def stack_url(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     temporal_port, api_port, ui_port = free_port(), free_port(), free_port()
     env = {
         "EMBEDDED": "true",
-        "AUTH_JWT_SECRET": TEST_SECRET,
         "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
         "TEMPORAL_NAMESPACE": "default",
         "TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",

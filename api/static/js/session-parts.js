@@ -46,7 +46,7 @@ export const valueText = (value, unit) => (unit ? `${value} ${unit}` : String(va
 
 export function progressLine(session) {
   const { progress } = session;
-  const failed = progress.checks_failed ?? 0;
+  const failed = progress.checks_failed;
   return h(
     'p',
     { class: 'card-row' },
@@ -66,7 +66,7 @@ export function progressLine(session) {
 
 /** The line that says a finished session holds failed records, so a full bar cannot hide them. */
 export function failuresNote(session) {
-  const failed = session.progress.checks_failed ?? 0;
+  const failed = session.progress.checks_failed;
   if (!failed || session.status !== 'COMPLETED') return null;
   return h(
     'p',

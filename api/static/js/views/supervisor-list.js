@@ -23,7 +23,7 @@ const COLUMNS = [
   { key: 'sop', label: 'SOP', value: (s) => s.sop_title.toLowerCase() },
   { key: 'worker', label: 'Worker', value: (s) => workerLabel(s).toLowerCase() },
   { key: 'status', label: 'Status', value: (s) => statusLabel(s.status) },
-  { key: 'progress', label: 'Progress', value: (s) => [s.progress.checks_failed ?? 0, s.progress.checks_passed] },
+  { key: 'progress', label: 'Progress', value: (s) => [s.progress.checks_failed, s.progress.checks_passed] },
   { key: 'started', label: 'Started', value: (s) => Date.parse(s.started_at) },
   { key: 'updated', label: 'Last change', value: (s) => Date.parse(s.updated_at) },
 ];
@@ -127,7 +127,7 @@ function sessionRow(s) {
       { class: 'nowrap' },
       h('span', { testid: 'progress' }, progressText(s.progress)),
       h('br'),
-      failedMark(s.progress.checks_failed ?? 0),
+      failedMark(s.progress.checks_failed),
     ),
     h('td', {}, time(s.started_at)),
     h('td', {}, time(s.updated_at)),

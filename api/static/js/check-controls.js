@@ -87,7 +87,8 @@ export function measurementControls(check, ids, ctx) {
     message.hidden = !reading.error;
     message.textContent = reading.error ?? '';
     input.setAttribute('aria-invalid', reading.error ? 'true' : 'false');
-    submit.textContent = reading.value === undefined ? 'Record measurement' : `Record ${readingText(check, reading.value)}`;
+    submit.textContent =
+      reading.value === undefined ? 'Record measurement' : `Record ${readingText(check, reading.value)}`;
     return reading;
   }
 

@@ -244,12 +244,7 @@ export function stepHeading(step, index, { current, failed, id }) {
     `Step ${index + 1}: ${step.title}`,
     current ? h('span', { class: 'tag tag-current' }, 'Current step') : null,
     failed
-      ? h(
-          'span',
-          { class: 'tag tag-failed' },
-          h('span', { 'aria-hidden': 'true' }, '✗ '),
-          `${failed} FAILED`,
-        )
+      ? h('span', { class: 'tag tag-failed' }, h('span', { 'aria-hidden': 'true' }, '✗ '), `${failed} FAILED`)
       : null,
   );
 }

@@ -3,7 +3,13 @@ import { button, h, uid } from './ui.js';
 
 function stepMark(step, latest, isCurrent) {
   const { failed, done } = stepState(step, latest);
-  if (failed) return h('span', { class: 'step-mark result-fail' }, h('span', { 'aria-hidden': 'true' }, '✗ '), `${failed} FAILED`);
+  if (failed)
+    return h(
+      'span',
+      { class: 'step-mark result-fail' },
+      h('span', { 'aria-hidden': 'true' }, '✗ '),
+      `${failed} FAILED`,
+    );
   if (done) return h('span', { class: 'step-mark result-pass' }, h('span', { 'aria-hidden': 'true' }, '✓ '), 'Done');
   return isCurrent ? h('span', { class: 'step-mark' }, 'Current') : null;
 }

@@ -34,7 +34,12 @@ export function reasonDialog({ title, text, confirmLabel, confirmClass, testPref
   };
 }
 
-const checkList = (checks) => h('ul', {}, checks.map((c) => h('li', {}, c.prompt)));
+const checkList = (checks) =>
+  h(
+    'ul',
+    {},
+    checks.map((c) => h('li', {}, c.prompt)),
+  );
 
 /** What completing would leave behind, said before the worker confirms. */
 export function completionSummary(failed, unanswered) {
@@ -42,12 +47,11 @@ export function completionSummary(failed, unanswered) {
     'div',
     { testid: 'complete-summary' },
     failed.length
-      ? [
-          h('p', { class: 'result-fail' }, h('strong', {}, `✗ ${failed.length} FAILED:`)),
-          checkList(failed),
-        ]
+      ? [h('p', { class: 'result-fail' }, h('strong', {}, `✗ ${failed.length} FAILED:`)), checkList(failed)]
       : null,
-    unanswered.length ? [h('p', {}, h('strong', {}, `${unanswered.length} optional not answered:`)), checkList(unanswered)] : null,
+    unanswered.length
+      ? [h('p', {}, h('strong', {}, `${unanswered.length} optional not answered:`)), checkList(unanswered)]
+      : null,
     h(
       'p',
       {},

@@ -2,18 +2,7 @@ import { getJson, listSessions } from '../api.js';
 import { navigate, reload, supervisorHref } from '../nav.js';
 import { workerLabel } from '../session-parts.js';
 import { statusLabel, statuses } from '../vocabulary.js';
-import {
-  button,
-  failedMark,
-  field,
-  h,
-  mount,
-  pageHeading,
-  progressText,
-  showError,
-  statusBadge,
-  time,
-} from '../ui.js';
+import { button, failedMark, field, h, mount, pageHeading, progressText, showError, statusBadge, time } from '../ui.js';
 
 const DEFAULT_STATUSES = ['IN_PROGRESS', 'PAUSED'];
 const REFRESH_MS = 15_000;
@@ -55,7 +44,11 @@ function apiParams(query) {
 }
 
 function filtersForm(query, sops) {
-  const chosen = new Set(apiParams(query).filter(([k]) => k === 'status').map(([, v]) => v));
+  const chosen = new Set(
+    apiParams(query)
+      .filter(([k]) => k === 'status')
+      .map(([, v]) => v),
+  );
   const worker = h('input', {
     type: 'text',
     testid: 'filter-worker',
@@ -217,7 +210,11 @@ export async function supervisorListView(root, { query }) {
   });
 
   const [{ items: sops }] = await Promise.all([getJson('/sops'), load(1)]);
-  const updatedNote = h('p', { class: 'muted', testid: 'list-refreshed' }, 'Updates by itself while this page is open.');
+  const updatedNote = h(
+    'p',
+    { class: 'muted', testid: 'list-refreshed' },
+    'Updates by itself while this page is open.',
+  );
   mount(
     root,
     h(

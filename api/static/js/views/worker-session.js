@@ -72,9 +72,14 @@ export async function workerSessionView(root, { args: [id] }) {
   const errors = new Map(); // where the error shows ('check:<id>', 'actions', 'complete') -> {err, action}
   let session = first;
 
-  const indexOf = (stepId) => Math.max(0, sop.steps.findIndex((s) => s.id === stepId));
+  const indexOf = (stepId) =>
+    Math.max(
+      0,
+      sop.steps.findIndex((s) => s.id === stepId),
+    );
   const stored = Number(sessionStorage.getItem(stepStore));
-  let selected = Number.isInteger(stored) && sessionStorage.getItem(stepStore) !== null ? stored : indexOf(session.current_step_id);
+  let selected =
+    Number.isInteger(stored) && sessionStorage.getItem(stepStore) !== null ? stored : indexOf(session.current_step_id);
   selected = Math.min(Math.max(selected, 0), sop.steps.length - 1);
 
   function select(index, focusStep = true) {
@@ -123,7 +128,12 @@ export async function workerSessionView(root, { args: [id] }) {
   async function recordCheck(check, answer) {
     const note = (content.querySelector(`[data-check="${CSS.escape(check.id)}"] [name="note"]`)?.value ?? '').trim();
     const body = { check_id: check.id, ...answer, ...(note ? { note } : {}) };
-    const what = answer.value !== undefined ? `${answer.value}${check.unit ? ` ${check.unit}` : ''}` : answer.passed ? 'Pass' : 'Fail';
+    const what =
+      answer.value !== undefined
+        ? `${answer.value}${check.unit ? ` ${check.unit}` : ''}`
+        : answer.passed
+          ? 'Pass'
+          : 'Fail';
     const sent = await send(
       `check:${check.id}`,
       'record this check',
@@ -156,7 +166,8 @@ export async function workerSessionView(root, { args: [id] }) {
     confirmLabel: 'Abort session',
     confirmClass: 'danger',
     testPrefix: 'abort',
-    onConfirm: (reason) => direct('actions', 'abort', () => postJson(`${path}/abort`, reason ? { reason } : {}), 'Session aborted.'),
+    onConfirm: (reason) =>
+      direct('actions', 'abort', () => postJson(`${path}/abort`, reason ? { reason } : {}), 'Session aborted.'),
   });
 
   const focusOn = (testid) => content.querySelector(`[data-testid="${testid}"]`)?.focus();
@@ -175,8 +186,8 @@ export async function workerSessionView(root, { args: [id] }) {
   }
 
   const resume = () =>
-    send('actions', 'resume', { path: `${path}/resume`, body: {}, label: 'Resume' }, () => 'Session resumed.').then(() =>
-      focusOn('pause-button'),
+    send('actions', 'resume', { path: `${path}/resume`, body: {}, label: 'Resume' }, () => 'Session resumed.').then(
+      () => focusOn('pause-button'),
     );
 
   function slotFor(key) {
@@ -371,7 +382,12 @@ export async function workerSessionView(root, { args: [id] }) {
       offlineBanner(),
       outboxPanel(entries),
       ended
-        ? [sessionFacts(session), h('h2', {}, 'Steps and checks'), stepsList(sop, session, { recordsOpen: true }), historySection(session)]
+        ? [
+            sessionFacts(session),
+            h('h2', {}, 'Steps and checks'),
+            stepsList(sop, session, { recordsOpen: true }),
+            historySection(session),
+          ]
         : h(
             'div',
             { class: 'step-layout' },

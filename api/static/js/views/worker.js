@@ -75,7 +75,11 @@ function sopCard(sop) {
     'li',
     { class: 'card' },
     h('h2', { class: 'card-title' }, sop.title),
-    h('p', { class: 'muted' }, `${sop.id} · version ${sop.version} · ${sop.step_count} steps · ${sop.check_count} checks`),
+    h(
+      'p',
+      { class: 'muted' },
+      `${sop.id} · version ${sop.version} · ${sop.step_count} steps · ${sop.check_count} checks`,
+    ),
     start,
   );
 }

@@ -69,6 +69,7 @@ def stack_url(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """Base URL of an API backed by its own Temporal dev server, worker and SQLite database."""
     data_dir = tmp_path_factory.mktemp("e2e")
     temporal_port, api_port, ui_port = free_port(), free_port(), free_port()
+    # As under `make run`: the public dev secret, so that the page's dev sign-in exists.
     env = {
         "EMBEDDED": "true",
         "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",

@@ -27,7 +27,12 @@ from store.db import create_engine, create_transaction_factory
 from tests import scenarios
 from tests.conftest import eventually, start_dev_server, suggest_continue_as_new_after
 from worker import build_worker
-from workflows.domain import WorkSession
+from workflows.domain import (
+    MAX_NOTE_LENGTH,
+    MAX_REASON_LENGTH,
+    MAX_SESSION_TEXT_BYTES,
+    WorkSession,
+)
 from workflows.search_attributes import SESSION_STATUS
 from workflows.shared import (
     Actor,
@@ -256,3 +261,39 @@ async def test_a_short_pause_stays_in_one_run_and_a_long_one_continues_in_a_fres
         assert events[15].type == AuditEventType.SESSION_PAUSED
 
     await eventually(audit_in_order)
+
+
+async def test_a_session_at_its_bounds_stays_readable_pausable_and_completable(
+    low_history_env: tuple[Client, str], audit_log: AuditLog
+) -> None:
+    client, task_queue = low_history_env
+    handle = await scenarios.start(client, task_queue)
+    widest_note = "\U0001f9ef" * MAX_NOTE_LENGTH
+    refused: list[str] = []
+    while not refused:
+        try:
+            await handle.execute_update(
+                WorkSessionWorkflow.record_check,
+                RecordCheckRequest(
+                    scenarios.owner_of(handle), "breaker-off", passed=True, note=widest_note
+                ),
+            )
+        except WorkflowUpdateFailedError as err:
+            assert isinstance(err.cause, ApplicationError)
+            refused.append(str(err.cause.type))
+    assert refused == ["session_limit_reached"]
+    await scenarios.many_checks(handle, 60)
+
+    view = await scenarios.pause(handle, "\U0001f9ef" * MAX_REASON_LENGTH)
+    assert view.summary.status == SessionStatus.PAUSED
+    await scenarios.resume(handle)
+    for check_id in ("try-start",):
+        await scenarios.check(handle, check_id, passed=True)
+    await scenarios.check(handle, "residual-v", value=1.0)
+    final = await scenarios.complete(handle)
+
+    assert final.summary.status == SessionStatus.COMPLETED
+    runs = [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    assert len(runs) >= 2, "the bounded state crossed continue-as-new"
+    noted = [c for c in final.safety_checks if c.note == widest_note]
+    assert len(noted) == MAX_SESSION_TEXT_BYTES // (4 * MAX_NOTE_LENGTH + 2)

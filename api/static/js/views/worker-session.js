@@ -49,7 +49,6 @@ function outboxPanel(entries) {
         : h(
             'p',
             { class: 'outbox-entry outbox-waiting', testid: 'waiting-to-send' },
-            h('span', { 'aria-hidden': 'true' }, '⏳ '),
             h('strong', {}, 'Waiting to send: '),
             entry.label,
           ),

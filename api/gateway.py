@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from temporalio.api.common.v1 import WorkflowExecution
@@ -401,8 +401,17 @@ class SessionGateway:
         statuses: Sequence[SessionStatus],
         limit: int,
         page_token: str | None,
+        sop_id: str | None = None,
+        started_since: datetime | None = None,
+        started_until: datetime | None = None,
+        has_failed_checks: bool | None = None,
     ) -> tuple[list[SessionSummary], str | None]:
-        """Lists sessions from visibility, newest first, with summaries from the memo."""
+        """Lists sessions from visibility, newest first, with summaries from the memo.
+
+        A page given a start-time range may hold fewer than `limit` sessions: a run
+        that continued as new started after its session did, so visibility can only
+        narrow by the lower bound and the exact range is applied to the summaries.
+        """
         clauses = [
             f"WorkflowType = '{WorkSessionWorkflow.__name__}'",
             # Earlier runs of a session that continued as new are not sessions of their own.
@@ -410,6 +419,12 @@ class SessionGateway:
         ]
         if worker_id is not None:
             clauses.append(f"{sa.WORKER_ID.name} = {_quote(worker_id)}")
+        if sop_id is not None:
+            clauses.append(f"{sa.SOP_ID.name} = {_quote(sop_id)}")
+        if has_failed_checks is not None:
+            clauses.append(f"{sa.FAILED_CHECKS.name} {'>' if has_failed_checks else '='} 0")
+        if started_since is not None:
+            clauses.append(f"StartTime >= '{started_since.astimezone(UTC).isoformat()}'")
         wanted = statuses or ACTIVE_STATUSES
         clauses.append(
             f"{sa.SESSION_STATUS.name} IN ({', '.join(_quote(s.value) for s in wanted)})"
@@ -432,7 +447,12 @@ class SessionGateway:
             if payload is None:
                 continue
             decoded = await self._client.data_converter.decode([payload], [SessionSummary])
-            summaries.append(decoded[0])
+            summary = decoded[0]
+            if started_since is not None and summary.started_at < started_since:
+                continue
+            if started_until is not None and summary.started_at >= started_until:
+                continue
+            summaries.append(summary)
         return summaries, self._page_tokens.seal(caller.id, query, response.next_page_token)
 
     async def _call(self, rpc: Callable[[], Awaitable[T]]) -> T:

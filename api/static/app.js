@@ -1,7 +1,9 @@
 import { clearToken, currentUser, hasRole, setUnauthorizedHandler } from './js/api.js';
 import { homeHash, navigate, rememberNext } from './js/nav.js';
+import { flushOutbox, startOutbox } from './js/outbox.js';
 import { announce, button, clearError, clearNotice, h, mount, pageHeading, showError } from './js/ui.js';
 import { signinView } from './js/views/signin.js';
+import { loadVocabulary } from './js/vocabulary.js';
 import { supervisorListView, supervisorSessionView } from './js/views/supervisor.js';
 import { mySessionsView, startView, workerSessionView } from './js/views/worker.js';
 
@@ -57,6 +59,9 @@ async function route() {
   mount(viewRoot, container);
   viewRoot.setAttribute('aria-busy', 'true');
   try {
+    await loadVocabulary();
+    // Changes kept while signed out (an expired token) go out as soon as someone is signed in.
+    if (user) flushOutbox().catch(() => {});
     if (!match) {
       mount(container, pageHeading('Page not found'), h('p', {}, h('a', { href: homeHash() }, 'Go to the start page')));
     } else {
@@ -110,4 +115,5 @@ if (startUser?.exp && startUser.exp * 1000 <= Date.now()) {
 }
 
 window.addEventListener('hashchange', route);
+startOutbox();
 route();

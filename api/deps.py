@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.auth import TokenVerifier, User
 from api.errors import ProblemError
 from api.gateway import SessionGateway
+from api.oidc import ProviderDiscovery
 from engine.client import connect
 from runtime.logs import bind_log_context
 from runtime.settings import Settings
@@ -30,6 +31,7 @@ class Services:
     audit_log: AuditLog
     verifier: TokenVerifier
     engine: AsyncEngine
+    discovery: ProviderDiscovery | None
 
     @classmethod
     async def create(cls, settings: Settings) -> Services:
@@ -37,13 +39,15 @@ class Services:
         client = await connect(settings, lazy=True)
         engine = create_engine(settings.database_url)
         sessions = create_transaction_factory(engine)
+        discovery = ProviderDiscovery(settings.auth_issuer) if settings.auth_issuer else None
         return cls(
             settings=settings,
             gateway=SessionGateway(client, settings),
             catalog=SopCatalog(sessions),
             audit_log=AuditLog(sessions),
-            verifier=TokenVerifier(settings),
+            verifier=TokenVerifier(settings, discovery),
             engine=engine,
+            discovery=discovery,
         )
 
     async def close(self) -> None:

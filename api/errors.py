@@ -35,6 +35,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unauthorized": 401,
     "temporal_unavailable": 503,
     "not_ready": 503,
+    "identity_provider_unavailable": 503,
 }
 
 _TITLES: dict[str, str] = {
@@ -55,6 +56,7 @@ _TITLES: dict[str, str] = {
     "unauthorized": "Authentication required",
     "temporal_unavailable": "Workflow engine unavailable",
     "not_ready": "Not ready",
+    "identity_provider_unavailable": "Identity provider unavailable",
 }
 
 

@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     auth_jwks_url: str | None = None
     auth_issuer: str | None = None
     auth_audience: str | None = None
+    auth_oidc_client_id: str | None = None
+    auth_oidc_scopes: str = "openid profile"
+    auth_roles_claim: str = Field(
+        default="roles",
+        description="Dotted path of the roles list in identity provider tokens.",
+        pattern=r"^[^.\s]+(\.[^.\s]+)*$",
+    )
 
     api_port: int = 8000
     temporal_ui_url: str = "http://localhost:8233"

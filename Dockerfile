@@ -18,6 +18,7 @@ RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))
 
 COPY activities ./activities
 COPY api ./api
+COPY engine ./engine
 COPY runtime ./runtime
 COPY store ./store
 COPY workflows ./workflows

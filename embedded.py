@@ -88,28 +88,29 @@ async def prepare(settings: Settings) -> None:
 
 def banner(settings: Settings) -> str:
     """What a newcomer needs to start clicking and curling."""
-    secret = settings.jwt_secret() or DEV_JWT_SECRET
-    worker = mint_token(secret, "alice", ["worker"], "Alice (worker)")
-    supervisor = mint_token(secret, "sam", ["supervisor"], "Sam (supervisor)")
     api = f"http://localhost:{settings.api_port}"
-    return "\n".join(
-        [
-            "",
-            "Work sessions are running.",
-            f"  Web page:         {api}/",
-            f"  API docs:         {api}/docs",
-            f"  Temporal Web UI:  {settings.temporal_ui_url}",
-            # A secret the operator chose is never printed; the dev secret is public anyway.
-            "  Token secret:     "
-            + (
-                "from AUTH_JWT_SECRET"
-                if settings.auth_jwt_secret
-                else f"the dev secret AUTH_JWT_SECRET={secret}"
-            ),
+    if settings.dev_secret_in_force():
+        # The dev secret is public anyway; tokens signed with an operator's secret never show.
+        worker = mint_token(DEV_JWT_SECRET, "alice", ["worker"], "Alice (worker)")
+        supervisor = mint_token(DEV_JWT_SECRET, "sam", ["supervisor"], "Sam (supervisor)")
+        sign_in = [
+            f"  Token secret:     the dev secret AUTH_JWT_SECRET={DEV_JWT_SECRET}",
             "  Tokens (12 h):",
             f"    worker alice:   export WORKER_TOKEN={worker}",
             f"    supervisor sam: export SUPERVISOR_TOKEN={supervisor}",
             "  More tokens: .venv/bin/python -m api.tokens <user> --role worker|supervisor",
+        ]
+    else:
+        sign_in = ["  Sign-in:          real sign-in is configured; the dev sign-in is off"]
+    return "\n".join(
+        [
+            "",
+            "Work sessions are running.",
+            f"  Listening on:     {settings.api_host}:{settings.api_port}",
+            f"  Web page:         {api}/",
+            f"  API docs:         {api}/docs",
+            f"  Temporal Web UI:  {settings.temporal_ui_url}",
+            *sign_in,
             "Press Ctrl-C to stop.",
             "",
         ]
@@ -122,6 +123,10 @@ def main() -> int:
     os.environ.setdefault("EMBEDDED", "true")
     os.environ.setdefault("LOG_FORMAT", "text")
     settings = Settings()
+    refusal = settings.exposure_refusal()
+    if refusal:
+        _say(refusal)
+        return 2
     children: list[subprocess.Popen[bytes]] = []
     stopping = False
 
@@ -150,10 +155,12 @@ def main() -> int:
                     "--factory",
                     "api.main:create_app",
                     "--host",
-                    "0.0.0.0",
+                    settings.api_host,
                     "--port",
                     str(settings.api_port),
                     "--no-access-log",
+                    # Callers are judged by the socket peer; no header may rewrite it.
+                    "--no-proxy-headers",
                 ],
                 cwd=ROOT,
                 preexec_fn=die_with_parent,

@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from api.errors import ProblemError
+from api.errors import ProblemCode, ProblemError
 from api.oidc import ProviderDiscovery
 from runtime.settings import Settings
 from workflows.shared import Actor
@@ -45,7 +45,7 @@ class User:
 
 
 def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError("unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+    return ProblemError(ProblemCode.UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
 class TokenVerifier:
@@ -57,6 +57,7 @@ class TokenVerifier:
         self._audience = settings.auth_audience
         self._roles_claim = settings.auth_roles_claim
         self._discovery = discovery
+        self._max_lifetime_seconds = settings.auth_max_token_lifetime_seconds
         self._jwks = jwt.PyJWKClient(settings.auth_jwks_url) if settings.auth_jwks_url else None
 
     @property
@@ -103,9 +104,25 @@ class TokenVerifier:
             raise _unauthorized("The bearer token has expired.") from err
         except jwt.PyJWTError as err:
             raise _unauthorized(f"The bearer token is invalid: {err}.") from err
+        self._refuse_long_lived(claims)
         # Tokens this project mints carry `roles`; a provider's sit where AUTH_ROLES_CLAIM says.
         roles_claim = self._roles_claim if algorithm == "RS256" else "roles"
         return _user_from_claims(claims, roles_claim)
+
+    def _refuse_long_lived(self, claims: dict[str, Any]) -> None:
+        """Refuses a token meant to live longer than allowed, so a leaked one expires soon."""
+        expires_at, issued_at = claims["exp"], claims.get("iat", time.time())
+        # PyJWT also takes numeric strings such as "1e12" for these claims.
+        if not all(_is_number(t) for t in (expires_at, issued_at)):
+            raise _unauthorized("The token's `exp` and `iat` must be JSON numbers.")
+        if expires_at - issued_at > self._max_lifetime_seconds:
+            raise _unauthorized(
+                f"The bearer token lives longer than {self._max_lifetime_seconds} seconds."
+            )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def claim_at(claims: dict[str, Any], dotted_path: str) -> Any:

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 
 from api.auth import TokenVerifier, User
-from api.errors import ProblemError
+from api.errors import ProblemCode, ProblemError
 from api.gateway import SessionGateway
 from api.oidc import ProviderDiscovery
 from engine.client import connect
@@ -26,6 +27,7 @@ class Services:
     """The process-wide objects the API needs, created once at start-up."""
 
     settings: Settings
+    client: Client
     gateway: SessionGateway
     catalog: SopCatalog
     audit_log: AuditLog
@@ -42,6 +44,7 @@ class Services:
         discovery = ProviderDiscovery(settings.auth_issuer) if settings.auth_issuer else None
         return cls(
             settings=settings,
+            client=client,
             gateway=SessionGateway(client, settings),
             catalog=SopCatalog(sessions),
             audit_log=AuditLog(sessions),
@@ -73,13 +76,16 @@ async def get_current_user(
     """Authenticates the caller from the bearer token."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ProblemError(
-            "unauthorized",
+            ProblemCode.UNAUTHORIZED,
             "Send `Authorization: Bearer <token>`.",
             headers={"WWW-Authenticate": "Bearer"},
         )
     user = await services.verifier.verify(credentials.credentials)
-    # A supervisor is not a worker: their id is logged under its own name.
-    bind_log_context(**{("worker_id" if user.is_worker else "supervisor_id"): user.id})
+    bind_log_context(sub=user.id)
+    if not user.roles:
+        raise ProblemError(
+            ProblemCode.FORBIDDEN, "The token carries neither the worker nor the supervisor role."
+        )
     return user
 
 
@@ -89,7 +95,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 async def get_supervisor(user: CurrentUser) -> User:
     """Lets only supervisors through."""
     if not user.is_supervisor:
-        raise ProblemError("forbidden", "This needs the supervisor role.")
+        raise ProblemError(ProblemCode.FORBIDDEN, "This needs the supervisor role.")
     return user
 
 
@@ -97,9 +103,9 @@ Supervisor = Annotated[User, Depends(get_supervisor)]
 
 
 async def get_worker(user: CurrentUser) -> User:
-    """Lets only workers through."""
+    """Lets only workers through: starting and changing a session are a worker's acts."""
     if not user.is_worker:
-        raise ProblemError("forbidden", "Only workers start sessions.")
+        raise ProblemError(ProblemCode.FORBIDDEN, "This needs the worker role.")
     return user
 
 

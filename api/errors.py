@@ -3,61 +3,94 @@
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workflows.domain import DomainError
+from workflows.shared import SessionStatus
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
 
-# HTTP status of every domain refusal code the workflow or the API can raise.
-STATUS_BY_CODE: dict[str, int] = {
-    "invalid_transition": 409,
-    "checks_incomplete": 409,
-    "idempotency_key_reused": 409,
-    "session_suspended": 409,
-    "unknown_check": 422,
-    "invalid_check_answer": 422,
-    "text_too_long": 422,
-    "validation_error": 422,
-    "bad_request": 400,
-    "payload_too_large": 413,
-    "session_not_found": 404,
-    "sop_not_found": 404,
-    "not_found": 404,
-    "forbidden": 403,
-    "unauthorized": 401,
-    "temporal_unavailable": 503,
-    "not_ready": 503,
-    "identity_provider_unavailable": 503,
-}
 
-_TITLES: dict[str, str] = {
-    "invalid_transition": "Not allowed in the session's current status",
-    "checks_incomplete": "Required checks have not passed",
-    "idempotency_key_reused": "Idempotency key already used for another request",
-    "session_suspended": "Session suspended by an operator",
-    "unknown_check": "Unknown check",
-    "invalid_check_answer": "Answer does not fit the check",
-    "text_too_long": "Text too long",
-    "validation_error": "Invalid request",
-    "bad_request": "Malformed request",
-    "payload_too_large": "Request body too large",
-    "session_not_found": "Session not found",
-    "sop_not_found": "SOP not found",
-    "not_found": "Not found",
-    "forbidden": "Forbidden",
-    "unauthorized": "Authentication required",
-    "temporal_unavailable": "Workflow engine unavailable",
-    "not_ready": "Not ready",
-    "identity_provider_unavailable": "Identity provider unavailable",
-}
+class ProblemCode(StrEnum):
+    """Every stable problem code, with the HTTP status and the title it is answered with."""
+
+    status: int
+    problem_title: str
+
+    def __new__(cls, code: str, status: int, problem_title: str) -> ProblemCode:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.status = status
+        member.problem_title = problem_title
+        return member
+
+    INVALID_TRANSITION = "invalid_transition", 409, "Not allowed in the session's current status"
+    CHECKS_INCOMPLETE = "checks_incomplete", 409, "Required checks have not passed"
+    IDEMPOTENCY_KEY_REUSED = (
+        "idempotency_key_reused",
+        409,
+        "Idempotency key already used for another request",
+    )
+    SESSION_SUSPENDED = "session_suspended", 409, "Session suspended by an operator"
+    SESSION_LIMIT_REACHED = "session_limit_reached", 409, "The session is full"
+    UNKNOWN_CHECK = "unknown_check", 422, "Unknown check"
+    INVALID_CHECK_ANSWER = "invalid_check_answer", 422, "Answer does not fit the check"
+    TEXT_TOO_LONG = "text_too_long", 422, "Text too long"
+    VALIDATION_ERROR = "validation_error", 422, "Invalid request"
+    BAD_REQUEST = "bad_request", 400, "Malformed request"
+    PAYLOAD_TOO_LARGE = "payload_too_large", 413, "Request body too large"
+    SESSION_NOT_FOUND = "session_not_found", 404, "Session not found"
+    SOP_NOT_FOUND = "sop_not_found", 404, "SOP not found"
+    NOT_FOUND = "not_found", 404, "Not found"
+    METHOD_NOT_ALLOWED = "method_not_allowed", 405, "Method not allowed"
+    FORBIDDEN = "forbidden", 403, "Forbidden"
+    UNAUTHORIZED = "unauthorized", 401, "Authentication required"
+    TEMPORAL_UNAVAILABLE = "temporal_unavailable", 503, "Workflow engine unavailable"
+    NOT_READY = "not_ready", 503, "Not ready"
+    IDENTITY_PROVIDER_UNAVAILABLE = (
+        "identity_provider_unavailable",
+        503,
+        "Identity provider unavailable",
+    )
+    INTERNAL_ERROR = "internal_error", 500, "Internal error"
+
+    @classmethod
+    def known(cls, code: str) -> ProblemCode | None:
+        """The member named by a code from elsewhere (the domain, the engine), if any."""
+        return next((member for member in cls if member.value == code), None)
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str]
+    msg: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; a refusal may add the members that explain it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: ProblemCode
+    errors: list[ValidationIssue] | None = None
+    session_status: SessionStatus | None = None
+    check_id: str | None = None
+    missing_check_ids: list[str] | None = None
+    failing: list[str] | None = None
 
 
 class ProblemError(Exception):
@@ -65,29 +98,34 @@ class ProblemError(Exception):
 
     def __init__(
         self,
-        code: str,
+        code: ProblemCode,
         detail: str,
         *,
-        status: int | None = None,
         extra: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
-        self.status = status or STATUS_BY_CODE.get(code, 400)
         self.extra = extra or {}
         self.headers = headers
 
+    @property
+    def status(self) -> int:
+        """The HTTP status the problem is answered with."""
+        return self.code.status
+
     @classmethod
     def from_domain(cls, error: DomainError) -> ProblemError:
-        """Translates a domain refusal into its problem."""
-        return cls(error.code, error.message, extra=dict(error.details))
+        """Translates a domain refusal into its problem; a code the API does not know is a bug."""
+        code = ProblemCode.known(error.code)
+        if code is None:
+            raise RuntimeError(f"the domain raised an unknown problem code {error.code!r}")
+        return cls(code, error.message, extra=dict(error.details))
 
 
 def problem_response(
-    status: int,
-    code: str,
+    code: ProblemCode,
     detail: str,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
@@ -95,26 +133,63 @@ def problem_response(
     """Builds an application/problem+json response."""
     body: dict[str, Any] = {
         "type": f"https://work-sessions.example/problems/{code.replace('_', '-')}",
-        "title": _TITLES.get(code, "Request failed"),
-        "status": status,
+        "title": code.problem_title,
+        "status": code.status,
         "detail": detail,
-        "code": code,
+        "code": code.value,
     }
     for key, value in (extra or {}).items():
         # A domain refusal names the session's status `status`; the RFC 9457 `status`
         # member is the HTTP status and must stay an integer.
         body[f"session_{key}" if key in body else key] = value
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(body, status_code=code.status, media_type=PROBLEM_JSON, headers=headers)
 
 
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
+_RESPONSE_DESCRIPTIONS = {
+    400: "Malformed request",
+    401: "Missing, malformed or expired token",
+    403: "Not allowed for this caller",
+    404: "Not found, or not visible to this caller",
+    409: "Conflicts with the session's state or an earlier request",
+    413: "Request body too large",
+    422: "Invalid request",
+    503: "A dependency is unavailable; retry shortly",
 }
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Declares problem responses for the OpenAPI document, each referring to `Problem`.
+
+    Every operation may meet 400, 401, 422 and 503; a body-carrying one adds 413.
+    """
+    reference = {"content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}}
+    return {
+        status: {**reference, "description": _RESPONSE_DESCRIPTIONS[status]}
+        for status in sorted({400, 401, 422, 503, *statuses})
+    }
+
+
+_CODE_BY_HTTP_STATUS = {
+    code.status: code
+    for code in (
+        ProblemCode.BAD_REQUEST,
+        ProblemCode.UNAUTHORIZED,
+        ProblemCode.FORBIDDEN,
+        ProblemCode.NOT_FOUND,
+        ProblemCode.METHOD_NOT_ALLOWED,
+        ProblemCode.PAYLOAD_TOO_LARGE,
+    )
+}
+
+
+def _validation_code(exc: RequestValidationError) -> ProblemCode:
+    """A validator may name its problem code as the error type; any other error is generic."""
+    types = {str(err.get("type")) for err in exc.errors()}
+    if len(types) == 1:
+        code = ProblemCode.known(types.pop())
+        if code is not None and code.status == 422:
+            return code
+    return ProblemCode.VALIDATION_ERROR
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -122,12 +197,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(_request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.status, exc.code, exc.detail, exc.extra, exc.headers)
+        return problem_response(exc.code, exc.detail, exc.extra, exc.headers)
 
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
         problem = ProblemError.from_domain(exc)
-        return problem_response(problem.status, problem.code, problem.detail, problem.extra)
+        return problem_response(problem.code, problem.detail, problem.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -136,16 +211,35 @@ def install_error_handlers(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "Invalid request"
-        return problem_response(422, "validation_error", detail, {"errors": errors})
+        return problem_response(_validation_code(exc), detail, {"errors": errors})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return problem_response(
-            exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
-        )
+        code = _CODE_BY_HTTP_STATUS.get(exc.status_code)
+        if code is None:
+            log.error("no problem code for HTTP status %s: %s", exc.status_code, exc.detail)
+            code = ProblemCode.INTERNAL_ERROR
+        return problem_response(code, str(exc.detail), headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
-        return problem_response(500, "internal_error", "An unexpected error occurred.")
+        return problem_response(ProblemCode.INTERNAL_ERROR, "An unexpected error occurred.")
+
+
+def install_problem_schema(app: FastAPI) -> None:
+    """Puts `Problem` among the document's components, where every error response refers."""
+    build_document = app.openapi
+    _, definitions = models_json_schema(
+        [(Problem, "serialization")], ref_template="#/components/schemas/{model}"
+    )
+
+    def document_with_problem() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            build_document().setdefault("components", {}).setdefault("schemas", {}).update(
+                definitions["$defs"]
+            )
+        return build_document()
+
+    # FastAPI's documented way to extend the document it generates.
+    app.openapi = document_with_problem  # type: ignore[method-assign]

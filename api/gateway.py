@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
 import logging
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TypeVar
 
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest, ListWorkflowExecutionsRequest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkflowExecutionRequest,
+    GetSystemInfoRequest,
+    ListWorkflowExecutionsRequest,
+)
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
@@ -25,12 +34,19 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from api.auth import SUBJECT_PATTERN, User
-from api.errors import ProblemError
+from api.errors import ProblemCode, ProblemError
 from engine.starting import start_session_workflow
 from runtime.settings import Settings
 from store.sops import PublishedSop
 from workflows import search_attributes as sa
-from workflows.domain import ACTIVE_STATUSES, DomainError, authorize_change, can_read
+from workflows.domain import (
+    ACTIVE_STATUSES,
+    STATUS_WORDS,
+    DomainError,
+    RefusalCode,
+    authorize_change,
+    can_read,
+)
 from workflows.shared import (
     SUMMARY_MEMO_KEY,
     AbortRequest,
@@ -38,9 +54,11 @@ from workflows.shared import (
     PauseRequest,
     RecordCheckRequest,
     ResumeRequest,
+    SessionChange,
     SessionStatus,
     SessionSummary,
     SessionView,
+    UpdateResult,
 )
 from workflows.work_session import WorkSessionWorkflow
 
@@ -49,8 +67,20 @@ log = logging.getLogger(__name__)
 # Session ids derived from idempotency keys: same caller + same key = same session.
 _SESSION_ID_NAMESPACE = uuid.UUID("7d0f6f5e-4a53-4d8e-9a53-3c1f4b0e2a61")
 
-# Attempts of an update that met a run closing for continue-as-new.
-_CONTINUE_AS_NEW_RETRIES = 3
+# The codes the workflow refuses with; any other failure from the engine is not the caller's.
+_REFUSAL_CODES = frozenset(code.value for code in RefusalCode)
+# The failure type the server gives updates a run closed before accepting or rejecting.
+_UNPROCESSED_UPDATE = "UnprocessedUpdate"
+_TRANSIENT = frozenset(
+    (
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.FAILED_PRECONDITION,
+    )
+)
+# Whole views kept per API process to turn compact update results into full responses.
+_CACHED_VIEWS = 2048
 
 T = TypeVar("T")
 Request = TypeVar("Request")
@@ -59,7 +89,7 @@ Request = TypeVar("Request")
 def _quote(value: str) -> str:
     """Quotes a value for a visibility query; only pre-validated values get here."""
     if not SUBJECT_PATTERN.fullmatch(value):
-        raise ProblemError("validation_error", "The value has unsupported characters.")
+        raise ProblemError(ProblemCode.VALIDATION_ERROR, "The value has unsupported characters.")
     return f"'{value}'"
 
 
@@ -71,11 +101,86 @@ def _unavailable(err: BaseException, *, maybe_applied: bool = False) -> ProblemE
         if maybe_applied
         else "The workflow engine cannot be reached right now. Retry shortly."
     )
-    return ProblemError("temporal_unavailable", detail, headers={"Retry-After": "2"})
+    return ProblemError(ProblemCode.TEMPORAL_UNAVAILABLE, detail, headers={"Retry-After": "2"})
+
+
+def _refusal(err: WorkflowUpdateFailedError) -> ProblemError:
+    """The domain's refusal of an update; a failure type the API does not know is no 4xx."""
+    cause = err.cause
+    if not isinstance(cause, ApplicationError):
+        return _unavailable(err)
+    code = ProblemCode.known(cause.type) if cause.type in _REFUSAL_CODES else None
+    if code is None:
+        return _unavailable(err)
+    details = cause.details[0] if cause.details else {}
+    return ProblemError(code, cause.message, extra=details if isinstance(details, dict) else {})
+
+
+def _was_not_processed(cause: BaseException | None) -> bool:
+    return isinstance(cause, ApplicationError) and cause.type == _UNPROCESSED_UPDATE
+
+
+class _Deadline:
+    """The time one request may spend on the engine, retries included."""
+
+    def __init__(self, budget: timedelta) -> None:
+        self._end = time.monotonic() + budget.total_seconds()
+        self._backoff = 0.02
+
+    def left(self) -> timedelta:
+        return timedelta(seconds=max(0.05, self._end - time.monotonic()))
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self._end
+
+    async def pause(self) -> None:
+        await asyncio.sleep(min(self._backoff, max(0.0, self._end - time.monotonic())))
+        self._backoff = min(self._backoff * 2, 0.5)
+
+
+class _Views:
+    """The last whole view of recently used sessions, to merge compact update results into.
+
+    Versions count a session's changes, so a view at `version - 1` plus the change
+    is exactly the view at `version`; anything else is a miss and the caller queries.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._views: OrderedDict[str, SessionView] = OrderedDict()
+
+    def remember(self, view: SessionView) -> SessionView:
+        if view.version == 0:
+            return view
+        session_id = view.summary.id
+        cached = self._views.get(session_id)
+        if cached is None or cached.version <= view.version:
+            self._views[session_id] = view
+        self._views.move_to_end(session_id)
+        while len(self._views) > self._capacity:
+            self._views.popitem(last=False)
+        return view
+
+    def merge(self, session_id: str, change: SessionChange) -> SessionView | None:
+        cached = self._views.get(session_id)
+        if cached is None:
+            return None
+        if cached.version >= change.version:
+            return cached
+        if cached.version != change.version - 1:
+            return None
+        return self.remember(
+            SessionView(
+                summary=change.summary,
+                safety_checks=cached.safety_checks + ([change.check] if change.check else []),
+                history=cached.history + ([change.status_change] if change.status_change else []),
+                version=change.version,
+            )
+        )
 
 
 def _not_found() -> ProblemError:
-    return ProblemError("session_not_found", "No such session.")
+    return ProblemError(ProblemCode.SESSION_NOT_FOUND, "No such session.")
 
 
 class SessionGateway:
@@ -86,6 +191,8 @@ class SessionGateway:
         self._task_queue = settings.temporal_task_queue
         self._namespace = settings.temporal_namespace
         self._rpc_timeout = timedelta(seconds=settings.temporal_rpc_timeout_seconds)
+        self._views = _Views(_CACHED_VIEWS)
+        self._page_tokens = PageTokens(settings.page_token_key())
 
     def _handle(self, session_id: str) -> WorkflowHandle[WorkSessionWorkflow, SessionView]:
         return self._client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
@@ -100,12 +207,13 @@ class SessionGateway:
             session_id = str(uuid.uuid5(_SESSION_ID_NAMESPACE, f"{user.id}\n{idempotency_key}"))
         snapshot = sop.to_snapshot()
         try:
-            return await start_session_workflow(
+            view = await start_session_workflow(
                 self._client,
                 session_id=session_id,
                 worker_id=user.id,
                 sop=snapshot,
                 task_queue=self._task_queue,
+                worker_name=user.name,
                 rpc_timeout=self._rpc_timeout,
             )
         except WorkflowAlreadyStartedError:
@@ -113,9 +221,11 @@ class SessionGateway:
             existing = await self.get(user, session_id)
         except (RPCError, RPCTimeoutOrCancelledError) as err:
             raise _unavailable(err, maybe_applied=True) from err
+        else:
+            return self._views.remember(view)
         if existing.summary.sop_id != snapshot.id:
             raise ProblemError(
-                "idempotency_key_reused",
+                ProblemCode.IDEMPOTENCY_KEY_REUSED,
                 "This Idempotency-Key was already used to start a session of another SOP.",
             )
         return existing
@@ -128,18 +238,42 @@ class SessionGateway:
         return view
 
     async def _query(self, session_id: str) -> SessionView:
+        """Queries the session, waiting out a run's first workflow task within the timeout."""
+        deadline = _Deadline(self._rpc_timeout)
+        while True:
+            try:
+                view = await self._handle(session_id).query(
+                    WorkSessionWorkflow.get_session, rpc_timeout=deadline.left()
+                )
+            except RPCError as err:
+                if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                    raise _not_found() from err
+                if err.status in _TRANSIENT and not deadline.passed():
+                    await deadline.pause()
+                    continue
+                raise _unavailable(err) from err
+            except (WorkflowQueryFailedError, RPCTimeoutOrCancelledError) as err:
+                raise _unavailable(err) from err
+            except ValueError as err:
+                # SDK 1.35 cannot name the status of a workflow an operator paused in
+                # Temporal; any other ValueError is a fault of ours and stays a 500.
+                if await self._is_paused_by_operator(session_id):
+                    raise _suspended() from err
+                raise
+            return self._views.remember(view)
+
+    async def _is_paused_by_operator(self, session_id: str) -> bool:
+        request = DescribeWorkflowExecutionRequest(
+            namespace=self._namespace, execution=WorkflowExecution(workflow_id=session_id)
+        )
         try:
-            return await self._handle(session_id).query(
-                WorkSessionWorkflow.get_session, rpc_timeout=self._rpc_timeout
+            response = await self._client.workflow_service.describe_workflow_execution(
+                request, timeout=self._rpc_timeout
             )
         except RPCError as err:
-            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-                raise _not_found() from err
             raise _unavailable(err) from err
-        except WorkflowQueryFailedError as err:
-            raise _unavailable(err) from err
-        except ValueError as err:
-            raise _suspended() from err
+        status = response.workflow_execution_info.status
+        return status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_PAUSED
 
     async def pause(self, user: User, session_id: str, reason: str | None) -> SessionView:
         """Pauses a session."""
@@ -188,32 +322,47 @@ class SessionGateway:
         self,
         user: User,
         session_id: str,
-        update: UpdateMethodMultiParam[[WorkSessionWorkflow, Request], SessionView],
+        update: UpdateMethodMultiParam[[WorkSessionWorkflow, Request], UpdateResult],
         request: Request,
         update_id: str | None = None,
     ) -> SessionView:
-        for _attempt in range(_CONTINUE_AS_NEW_RETRIES):
+        """Sends an update until the session's current run takes or refuses it.
+
+        In the moment a run continues as new the server rejects the updates it
+        holds (`UnprocessedUpdate`) or the closing run is not found; neither
+        applied the update, so it is sent again, with the same id, to the new run.
+        """
+        deadline = _Deadline(self._rpc_timeout)
+        # One id for every attempt: an attempt the engine did apply is not applied twice.
+        update_id = update_id or str(uuid.uuid4())
+        while True:
             try:
-                return await self._handle(session_id).execute_update(
-                    update, request, id=update_id, rpc_timeout=self._rpc_timeout
+                result = await self._handle(session_id).execute_update(
+                    update, request, id=update_id, rpc_timeout=deadline.left()
                 )
             except WorkflowUpdateFailedError as err:
-                cause = err.cause
-                if isinstance(cause, ApplicationError) and cause.type:
-                    details = cause.details[0] if cause.details else {}
-                    raise ProblemError(
-                        cause.type,
-                        cause.message,
-                        extra=details if isinstance(details, dict) else {},
-                    ) from err
-                raise _unavailable(err) from err
+                if not _was_not_processed(err.cause) or deadline.passed():
+                    raise _refusal(err) from err
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     raise _unavailable(err) from err
                 await self._refuse_change_of_finished(user, session_id)
+                if deadline.passed():
+                    raise _unavailable(err) from err
             except RPCTimeoutOrCancelledError as err:
                 raise _unavailable(err, maybe_applied=True) from err
-        raise _unavailable(RuntimeError("the session kept continuing as new"))
+            else:
+                return await self._view_after(session_id, result)
+            await deadline.pause()
+
+    async def _view_after(self, session_id: str, result: UpdateResult) -> SessionView:
+        """The whole session after an update, queried only when the change cannot be merged."""
+        if isinstance(result, SessionView):
+            return self._views.remember(result)
+        merged = self._views.merge(session_id, result)
+        if merged is not None:
+            return merged
+        return await self._query(session_id)
 
     async def _refuse_change_of_finished(self, user: User, session_id: str) -> None:
         """Explains a NOT_FOUND: no such session, or it has finished; returns if it is active.
@@ -229,14 +378,15 @@ class SessionGateway:
         if view.summary.status in ACTIVE_STATUSES:
             return
         raise ProblemError(
-            "invalid_transition",
-            f"The session is {view.summary.status.value} and can no longer change.",
+            ProblemCode.INVALID_TRANSITION,
+            f"The session is {STATUS_WORDS[view.summary.status]} and can no longer change.",
             extra={"status": view.summary.status.value},
         )
 
     async def list(
         self,
         *,
+        caller: User,
         worker_id: str | None,
         statuses: Sequence[SessionStatus],
         limit: int,
@@ -258,7 +408,7 @@ class SessionGateway:
         request = ListWorkflowExecutionsRequest(
             namespace=self._namespace,
             page_size=limit,
-            next_page_token=_decode_token(query, page_token),
+            next_page_token=self._page_tokens.open(caller.id, query, page_token),
             query=query,
         )
         response = await self._call(
@@ -273,14 +423,16 @@ class SessionGateway:
                 continue
             decoded = await self._client.data_converter.decode([payload], [SessionSummary])
             summaries.append(decoded[0])
-        return summaries, _encode_token(query, response.next_page_token)
+        return summaries, self._page_tokens.seal(caller.id, query, response.next_page_token)
 
     async def _call(self, rpc: Callable[[], Awaitable[T]]) -> T:
         try:
             return await rpc()
         except RPCError as err:
             if err.status == RPCStatusCode.INVALID_ARGUMENT:
-                raise ProblemError("validation_error", "The page token is not valid.") from err
+                raise ProblemError(
+                    ProblemCode.VALIDATION_ERROR, "The page token is not valid."
+                ) from err
             raise _unavailable(err) from err
 
     async def ping(self) -> None:
@@ -292,36 +444,48 @@ class SessionGateway:
 
 def _suspended() -> ProblemError:
     return ProblemError(
-        "session_suspended",
+        ProblemCode.SESSION_SUSPENDED,
         "An operator has suspended this session's workflow in Temporal; "
         "it can be read and changed again once they unpause it.",
     )
 
 
-# Temporal answers a garbled page token with UNKNOWN after retries, not INVALID_ARGUMENT:
-# tokens carry a digest of themselves and their query, so garbage is refused up front.
-_TOKEN_DIGEST_BYTES = 12
+class PageTokens:
+    """Temporal's page tokens, sealed with an HMAC over the caller and the list query.
 
+    Temporal answers a garbled page token with UNKNOWN after ~10 s of retries, not
+    INVALID_ARGUMENT: a token that is forged, altered, or taken to another caller or
+    another list is refused here, before any call to Temporal.
+    """
 
-def _token_digest(query: str, token: bytes) -> bytes:
-    return hashlib.sha256(query.encode() + b"\0" + token).digest()[:_TOKEN_DIGEST_BYTES]
+    _MAC_BYTES = 16
 
+    def __init__(self, key: bytes) -> None:
+        self._key = key
 
-def _encode_token(query: str, token: bytes) -> str | None:
-    if not token:
-        return None
-    return base64.urlsafe_b64encode(_token_digest(query, token) + token).decode()
+    def _mac(self, caller_id: str, query: str, token: bytes) -> bytes:
+        # The caller id and the query hold no NUL (both are validated), so the fields cannot blur.
+        message = f"{caller_id}\0{query}\0".encode() + token
+        return hmac.new(self._key, message, hashlib.sha256).digest()[: self._MAC_BYTES]
 
+    def seal(self, caller_id: str, query: str, token: bytes) -> str | None:
+        """The token to hand the caller for the next page, or None on the last page."""
+        if not token:
+            return None
+        return base64.urlsafe_b64encode(self._mac(caller_id, query, token) + token).decode()
 
-def _decode_token(query: str, token: str | None) -> bytes:
-    if not token:
-        return b""
-    invalid = ProblemError("validation_error", "The page token is not valid for this list.")
-    try:
-        raw = base64.urlsafe_b64decode(token.encode())
-    except (binascii.Error, ValueError) as err:
-        raise invalid from err
-    digest, inner = raw[:_TOKEN_DIGEST_BYTES], raw[_TOKEN_DIGEST_BYTES:]
-    if not inner or not hmac.compare_digest(digest, _token_digest(query, inner)):
-        raise invalid
-    return inner
+    def open(self, caller_id: str, query: str, sealed: str | None) -> bytes:
+        """Temporal's token inside a sealed one, or a 422 problem if it was not sealed for this."""
+        if not sealed:
+            return b""
+        invalid = ProblemError(
+            ProblemCode.VALIDATION_ERROR, "The page token is not valid for this list."
+        )
+        try:
+            raw = base64.urlsafe_b64decode(sealed.encode())
+        except (binascii.Error, ValueError) as err:
+            raise invalid from err
+        mac, token = raw[: self._MAC_BYTES], raw[self._MAC_BYTES :]
+        if not token or not hmac.compare_digest(mac, self._mac(caller_id, query, token)):
+            raise invalid
+        return token

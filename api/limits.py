@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import problem_response
+from api.errors import ProblemCode, problem_response
 
 MAX_BODY_BYTES = 64 * 1024
 # SOP definitions may be long (up to 100 steps of instructions), yet every session
@@ -48,7 +48,7 @@ class BodySizeLimit:
         limit = self.sop_max_bytes if scope["path"] == SOP_PATH else self.max_bytes
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
-            response = problem_response(413, "payload_too_large", _too_large_detail(limit))
+            response = problem_response(ProblemCode.PAYLOAD_TOO_LARGE, _too_large_detail(limit))
             await response(scope, receive, send)
             return
 

@@ -2,13 +2,35 @@
 
 Each API process counts for itself (one process per container or replica);
 Prometheus scrapes every replica and sums. Session counters are derived from the
-route and status of answered requests, so the routes need no metrics code.
+route and status of answered requests; a recorded check's result is counted by
+its route, the one place that sees it. The session gauges come from Temporal
+visibility and read the same on every replica: aggregate them with `max`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from datetime import timedelta
+
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from temporalio.client import Client, RPCTimeoutOrCancelledError
+from temporalio.service import RPCError
+
+from workflows import search_attributes as sa
+from workflows.domain import ACTIVE_STATUSES
+from workflows.shared import CheckRecord
+from workflows.work_session import WorkSessionWorkflow
+
+log = logging.getLogger(__name__)
 
 UNMATCHED_ROUTE = "unmatched"
 
@@ -23,6 +45,11 @@ REQUEST_SECONDS = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+PROBLEMS = Counter(
+    "http_problems",
+    "Problem responses, by method, route template and problem code.",
+    ["method", "route", "code"],
+)
 SESSIONS_STARTED = Counter(
     "work_sessions_started",
     "Sessions started (201 answers to POST /api/v1/sessions, idempotent repeats included).",
@@ -31,6 +58,16 @@ TRANSITIONS = Counter(
     "work_session_transitions",
     "Accepted session changes, by the audit event type they produce.",
     ["type"],
+)
+CHECKS_RECORDED = Counter(
+    "work_session_checks_recorded",
+    "Check answers recorded, by result (passed or failed), idempotent repeats included.",
+    ["result"],
+)
+SESSIONS = Gauge(
+    "work_sessions",
+    "Sessions running in Temporal, by status, from visibility counts a little behind.",
+    ["status"],
 )
 
 _SESSIONS = "/api/v1/sessions"
@@ -45,17 +82,56 @@ _TRANSITION_BY_ROUTE = {
 router = APIRouter(tags=["operations"])
 
 
-def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+def observe_request(
+    method: str, route: str, status: int, problem_code: str | None, seconds: float
+) -> None:
     """Counts one answered request and, for a successful session command, its session event."""
     labels = {"method": method, "route": route, "status": str(status)}
     REQUESTS.labels(**labels).inc()
     REQUEST_SECONDS.labels(**labels).observe(seconds)
+    if problem_code is not None:
+        PROBLEMS.labels(method=method, route=route, code=problem_code).inc()
     if method != "POST" or not 200 <= status < 300:
         return
     if route == _SESSIONS:
         SESSIONS_STARTED.inc()
     elif route in _TRANSITION_BY_ROUTE:
         TRANSITIONS.labels(type=_TRANSITION_BY_ROUTE[route]).inc()
+
+
+def observe_check(record: CheckRecord) -> None:
+    """Counts one recorded check answer by its result."""
+    CHECKS_RECORDED.labels(result="passed" if record.passed else "failed").inc()
+
+
+def running_sessions_query(status: str) -> str:
+    """The visibility query for running sessions in one status; closed runs keep old values."""
+    return (
+        f"WorkflowType = '{WorkSessionWorkflow.__name__}' AND ExecutionStatus = 'Running' "
+        f"AND {sa.SESSION_STATUS.name} = '{status}'"
+    )
+
+
+async def refresh_session_gauges(client: Client, rpc_timeout: timedelta) -> None:
+    """Sets the session gauges from one visibility count per active status."""
+    for status in ACTIVE_STATUSES:
+        counted = await client.count_workflows(
+            running_sessions_query(status.value), rpc_timeout=rpc_timeout
+        )
+        SESSIONS.labels(status=status.value).set(counted.count)
+
+
+async def keep_session_gauges_fresh(
+    client: Client, interval: timedelta, rpc_timeout: timedelta
+) -> None:
+    """Refreshes the session gauges every `interval` until cancelled, riding out outages."""
+    while True:
+        try:
+            await refresh_session_gauges(client, rpc_timeout)
+        # A lazy client that has never reached Temporal raises RuntimeError.
+        except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as err:
+            log.warning("session gauges not refreshed: %s", err)
+        await asyncio.sleep(interval.total_seconds())
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -1,23 +1,29 @@
-"""Around every HTTP request: a request id, log context, a JSON access log line, metrics."""
+"""Around every HTTP request: a request id, log context, one access log line, metrics."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
 import uuid
+from urllib.parse import quote
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
+from api.errors import PROBLEM_JSON, ProblemCode
 from runtime.logs import bind_log_context, reset_log_context, start_log_context
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An id from a proxy in front is kept only if it is short and plain.
 _INCOMING_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _SESSION_PATH = re.compile(r"^/api/v1/sessions/([A-Za-z0-9][A-Za-z0-9._:-]{0,127})(?:/|$)")
+# Characters a logged path keeps as they are; anything else is percent-encoded, so a
+# crafted path cannot forge a log line.
+_PATH_SAFE = "/:@-._~!$&'()*+,;="
 
 # Probes and scrapes arrive every few seconds; their lines would drown the rest.
 _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -35,7 +41,40 @@ def _request_id(headers: Headers) -> str:
 def _route_template(scope: Scope) -> str:
     """The matched route's path template, so metric labels stay few (no ids in them)."""
     path = getattr(scope.get("route"), "path", None)
-    return path if isinstance(path, str) else metrics.UNMATCHED_ROUTE
+    if isinstance(path, str):
+        return path
+    if "app_root_path" in scope:
+        # A mounted app (the page's and the docs' static files) answered.
+        return f"{scope['root_path']}/{{path}}"
+    return metrics.UNMATCHED_ROUTE
+
+
+class _Answer:
+    """What the app answered: the status and, for a problem, its `code`."""
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.code: str | None = None
+        self._problem_body: bytearray | None = None
+
+    def see(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            content_type = Headers(raw=message.get("headers", [])).get("content-type", "")
+            if content_type.startswith(PROBLEM_JSON):
+                self._problem_body = bytearray()
+        elif message["type"] == "http.response.body" and self._problem_body is not None:
+            self._problem_body += message.get("body", b"")
+            if not message.get("more_body", False):
+                self.code = _problem_code(bytes(self._problem_body))
+
+
+def _problem_code(body: bytes) -> str | None:
+    try:
+        code = json.loads(body).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, str) else None
 
 
 class RequestObservability:
@@ -49,48 +88,54 @@ class RequestObservability:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = Headers(scope=scope)
-        request_id = _request_id(headers)
+        request_id = _request_id(Headers(scope=scope))
         token = start_log_context(request_id=request_id)
         session = _SESSION_PATH.match(scope["path"])
         if session:
             bind_log_context(session_id=session.group(1))
-        status = 500
+        answer = _Answer()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
                 MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            answer.see(message)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            _observe(scope, status, started)
+            # The outermost handler answers it with this problem, after this middleware.
+            answer.code = ProblemCode.INTERNAL_ERROR.value
+            _observe(scope, answer, started)
             # The context stays bound: the outermost error handler's log line, written
             # after this, still names the request.
             raise
-        _observe(scope, status, started)
+        _observe(scope, answer, started)
         reset_log_context(token)
 
 
-def _observe(scope: Scope, status: int, started: float) -> None:
+def _observe(scope: Scope, answer: _Answer, started: float) -> None:
     seconds = time.perf_counter() - started
     route = _route_template(scope)
-    metrics.observe_request(scope["method"], route, status, seconds)
+    method = scope["method"]
+    metrics.observe_request(method, route, answer.status, answer.code, seconds)
+    duration_ms = round(seconds * 1000, 1)
+    path = quote(scope["path"], safe=_PATH_SAFE)
     access_log.log(
         logging.DEBUG if route in _QUIET_ROUTES else logging.INFO,
-        "%s %s %s",
-        scope["method"],
-        route,
-        status,
+        "%s %s %s%s %sms",
+        method,
+        path,
+        answer.status,
+        f" {answer.code}" if answer.code else "",
+        duration_ms,
         extra={
-            "method": scope["method"],
-            "path": scope["path"],
+            "method": method,
+            "path": path,
             "route": route,
-            "status": status,
-            "duration_ms": round(seconds * 1000, 1),
+            "status": answer.status,
+            "code": answer.code,
+            "duration_ms": duration_ms,
         },
     )
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from api.errors import ProblemError
+from api.errors import ProblemCode, ProblemError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class ProviderMetadata:
 
 
 def _unavailable(detail: str) -> ProblemError:
-    return ProblemError("identity_provider_unavailable", detail)
+    return ProblemError(ProblemCode.IDENTITY_PROVIDER_UNAVAILABLE, detail)
 
 
 class ProviderDiscovery:
@@ -57,7 +57,8 @@ class ProviderDiscovery:
             document = response.json()
         except (httpx.HTTPError, ValueError) as err:
             log.warning("identity provider discovery failed", extra={"url": self._url})
-            raise _unavailable("The identity provider's discovery document cannot be read.") from err
+            detail = "The identity provider's discovery document cannot be read."
+            raise _unavailable(detail) from err
         if not isinstance(document, dict):
             raise _unavailable("The identity provider's discovery document is not an object.")
         # OpenID Connect Discovery 1.0 section 4.3: a document naming another issuer is not ours.

@@ -5,8 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from runtime.text import PlainText
 from workflows.domain import MAX_NOTE_LENGTH, MAX_REASON_LENGTH, durations
 from workflows.shared import (
     AuditEvent,
@@ -21,7 +33,7 @@ from workflows.shared import (
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 SessionId = Annotated[str, Field(pattern=ID_PATTERN, max_length=128)]
 SopId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", max_length=64)]
-Reason = Annotated[str, Field(max_length=MAX_REASON_LENGTH)]
+Reason = Annotated[PlainText, Field(max_length=MAX_REASON_LENGTH)]
 
 
 class RequestBody(BaseModel):
@@ -30,7 +42,7 @@ class RequestBody(BaseModel):
 
 class StartSessionIn(RequestBody):
     sop_id: SopId
-    sop_version: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    sop_version: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None
 
 
 class PauseIn(RequestBody):
@@ -44,14 +56,37 @@ class AbortIn(RequestBody):
 class RecordCheckIn(RequestBody):
     check_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", max_length=64)]
     passed: StrictBool | None = None
-    value: Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)] | None = None
-    note: Annotated[str, Field(max_length=MAX_NOTE_LENGTH)] | None = None
+    value: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-1e12, le=1e12)] | None = (
+        None
+    )
+    note: Annotated[PlainText, Field(max_length=MAX_NOTE_LENGTH)] | None = None
+
+    @field_validator("passed", "value", mode="wrap")
+    @classmethod
+    def _answer_of_the_right_type(
+        cls, answer: object, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> object:
+        try:
+            return handler(answer)
+        except ValidationError as err:
+            expected = (
+                "a JSON boolean"
+                if info.field_name == "passed"
+                else "a finite JSON number from -1e12 to 1e12"
+            )
+            # The error type becomes the problem code (see api/errors.py).
+            raise PydanticCustomError(
+                "invalid_check_answer", f"`{info.field_name}` must be {expected}"
+            ) from err
 
 
 class ProgressOut(BaseModel):
     checks_passed: int
     checks_required: int
     checks_total: int
+    checks_failed: int = Field(
+        description="Checks, optional ones included, whose latest record failed."
+    )
 
 
 class SafetyCheckOut(BaseModel):
@@ -98,6 +133,7 @@ class WorkSessionSummaryOut(BaseModel):
     active_seconds: float
     paused_seconds: float
     progress: ProgressOut
+    worker_name: str | None
     current_step_id: str | None
 
     @classmethod
@@ -120,6 +156,7 @@ class WorkSessionSummaryOut(BaseModel):
             "active_seconds": active,
             "paused_seconds": paused,
             "progress": ProgressOut(**vars(summary.progress)),
+            "worker_name": summary.worker_name,
             "current_step_id": summary.current_step_id,
         }
 
@@ -168,18 +205,10 @@ class AuditPage(BaseModel):
     items: list[AuditEventOut]
 
 
-class Problem(BaseModel):
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-
-
 class DevTokenIn(RequestBody):
     sub: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:|+-]{0,127}$")]
     roles: Annotated[list[Literal["worker", "supervisor"]], Field(min_length=1, max_length=2)]
-    name: Annotated[str, Field(max_length=100)] | None = None
+    name: Annotated[PlainText, Field(max_length=100)] | None = None
 
 
 class DevTokenOut(BaseModel):
@@ -208,10 +237,9 @@ class PublicConfig(BaseModel):
     temporal_namespace: str
 
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """Declares problem responses for the OpenAPI document, with the media type they are sent as."""
-    schema = Problem.model_json_schema()
-    return {
-        status: {"content": {"application/problem+json": {"schema": schema}}}
-        for status in (400, 401, 413, 422, 503, *statuses)
-    }
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]

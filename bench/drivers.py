@@ -22,6 +22,7 @@ from workflows.shared import (
     ResumeRequest,
     SessionView,
     SopSnapshot,
+    UpdateResult,
 )
 from workflows.work_session import WorkSessionWorkflow
 
@@ -153,7 +154,7 @@ class SdkDriver:
     async def _update(
         self,
         session_id: str,
-        update: UpdateMethodMultiParam[[WorkSessionWorkflow, Request], SessionView],
+        update: UpdateMethodMultiParam[[WorkSessionWorkflow, Request], UpdateResult],
         request: Request,
         update_id: str | None = None,
     ) -> None:

@@ -25,7 +25,9 @@ async def start_session_workflow(
     worker_id: str,
     sop: SopSnapshot,
     task_queue: str,
+    worker_name: str | None = None,
     rpc_timeout: timedelta | None = None,
+    paused_run_after: timedelta | None = None,
 ) -> SessionView:
     """Starts the workflow with its search attributes, list memo and Web UI summary set.
 
@@ -34,11 +36,20 @@ async def start_session_workflow(
     Raises `WorkflowAlreadyStartedError` if the session id was used before.
     """
     now = datetime.now(UTC)
-    session, _ = WorkSession.start(session_id, worker_id, sop, now)
+    session, _ = WorkSession.start(session_id, worker_id, sop, now, worker_name)
     summary = session.summary()
     await client.start_workflow(
         WorkSessionWorkflow.run,
-        StartSessionInput(session_id=session_id, worker_id=worker_id, sop=sop, started_at=now),
+        StartSessionInput(
+            session_id=session_id,
+            worker_id=worker_id,
+            sop=sop,
+            started_at=now,
+            worker_name=worker_name,
+            paused_run_after_seconds=(
+                None if paused_run_after is None else paused_run_after.total_seconds()
+            ),
+        ),
         id=session_id,
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -49,6 +60,7 @@ async def start_session_workflow(
                 SearchAttributePair(sa.SESSION_STATUS, summary.status.value),
                 SearchAttributePair(sa.SOP_ID, sop.id),
                 SearchAttributePair(sa.SOP_TITLE, sop.title),
+                SearchAttributePair(sa.FAILED_CHECKS, 0),
             ]
         ),
         memo={SUMMARY_MEMO_KEY: summary},

@@ -40,8 +40,12 @@ def bind_log_context(**fields: Any) -> None:
         current.update(fields)
 
 
+def _redacted(line: str) -> str:
+    return _JWT.sub("[redacted-token]", line)
+
+
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON line with its `extra` fields."""
+    """Formats a record as one JSON line with the context and its `extra` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -56,16 +60,29 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return _JWT.sub("[redacted-token]", json.dumps(entry, default=str))
+        return _redacted(json.dumps(entry, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    """Formats a record as a line for people: the message, then the context as key=value."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # The context goes on the message's line, before any traceback.
+        line = super().formatMessage(record)
+        context = " ".join(f"{key}={value}" for key, value in (_context.get() or {}).items())
+        return f"{line} {context}" if context else line
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _redacted(super().format(record))
 
 
 def configure_logging(log_format: str) -> None:
     """Sends INFO and above to stderr, as JSON lines or plain text."""
     handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

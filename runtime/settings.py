@@ -1,12 +1,32 @@
 """Configuration from environment variables (DESIGN section 3)."""
 
+import hashlib
+import hmac
+import ipaddress
+import secrets
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Public: it is in the source. It signs nothing once an operator configures real sign-in.
 DEV_JWT_SECRET = "dev-secret-change-me-0123456789abcdef"
+# Public too: signs list page tokens on the embedded stack only.
+DEV_PAGE_TOKEN_SECRET = "dev-page-tokens-change-me-0123456789"
+
+
+def is_loopback_host(host: str) -> bool:
+    """Tells whether a listen address or peer address stays on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 class Settings(BaseSettings):
@@ -30,7 +50,10 @@ class Settings(BaseSettings):
         description="Dotted path of the roles list in identity provider tokens.",
         pattern=r"^[^.\s]+(\.[^.\s]+)*$",
     )
+    auth_max_token_lifetime_seconds: int = Field(default=86400, ge=60)
+    page_token_secret: str | None = Field(default=None, min_length=32)
 
+    api_host: str = "127.0.0.1"
     api_port: int = 8000
     temporal_ui_url: str = "http://localhost:8233"
     embedded: bool = Field(
@@ -43,12 +66,50 @@ class Settings(BaseSettings):
     # An evicted session replays on its next message (+15 ms, +0.4 s at 1,000 events).
     worker_max_cached_workflows: int = 200
     log_format: Literal["json", "text"] = "json"
+    # Each replica asks visibility for two counts per interval.
+    session_gauge_interval_seconds: float = 30.0
+
+    def dev_secret_in_force(self) -> bool:
+        """True only in the embedded stack with neither an operator secret nor an identity provider.
+
+        Setting AUTH_JWT_SECRET to the public dev secret configures no secret at all.
+        """
+        operator_secret = self.auth_jwt_secret not in (None, DEV_JWT_SECRET)
+        identity_provider = self.auth_jwks_url is not None or self.auth_issuer is not None
+        return self.embedded and not operator_secret and not identity_provider
 
     def jwt_secret(self) -> str | None:
-        """The HS256 secret in force: the configured one, or the dev secret when embedded."""
-        if self.auth_jwt_secret:
-            return self.auth_jwt_secret
-        return DEV_JWT_SECRET if self.embedded else None
+        """The HS256 secret in force: the operator's, or the public dev secret while in force."""
+        if self.dev_secret_in_force():
+            return DEV_JWT_SECRET
+        return self.auth_jwt_secret if self.auth_jwt_secret != DEV_JWT_SECRET else None
+
+    def page_token_key(self) -> bytes:
+        """The HMAC key of list page tokens; every replica with the same settings agrees on it.
+
+        PAGE_TOKEN_SECRET, else one derived from the operator's AUTH_JWT_SECRET, else the
+        embedded default; with only an identity provider and no PAGE_TOKEN_SECRET, a key of
+        this process alone (a page token then works only on the replica that issued it).
+        """
+        if self.page_token_secret:
+            return self.page_token_secret.encode()
+        shared_secret = self.jwt_secret()
+        if shared_secret is not None and not self.dev_secret_in_force():
+            # Domain-separated, so a page token's MAC never doubles as anything a JWT needs.
+            return hmac.new(shared_secret.encode(), b"page tokens", hashlib.sha256).digest()
+        if self.embedded:
+            return DEV_PAGE_TOKEN_SECRET.encode()
+        return secrets.token_bytes(32)
+
+    def exposure_refusal(self) -> str | None:
+        """Why these settings must not serve at all, or None when they are safe to serve."""
+        if self.dev_secret_in_force() and not is_loopback_host(self.api_host):
+            return (
+                f"Refusing to listen on API_HOST={self.api_host}: the public dev secret is in "
+                "force, so anyone on the network could sign in as anyone. Set AUTH_JWT_SECRET "
+                "or AUTH_JWKS_URL/AUTH_ISSUER/AUTH_AUDIENCE first, or leave API_HOST at 127.0.0.1."
+            )
+        return None
 
 
 @lru_cache

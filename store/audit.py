@@ -1,18 +1,72 @@
 """The append-only audit trail of work sessions."""
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store.models import AuditEventRow
+from store.models import ID_LENGTH, AuditDeadLetterRow, AuditEventRow
 from workflows.shared import AuditEvent, AuditEventType
 
 # Keeps a multi-row INSERT well under SQLite's limit of bound parameters.
 INSERT_BATCH_SIZE = 500
+
+# SQLSTATE classes that say "this row can never be stored", whatever the retries:
+# data exception (NUL in JSONB, bad encoding, too long), integrity violation,
+# program limit exceeded. Anything else (a lost connection, a failover) is retried.
+_REFUSED_FOR_GOOD_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
+MAX_REFUSAL_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class RefusedEvent:
+    """An audit event the database refused for good, and why (in ASCII, safe to store and log)."""
+
+    event: AuditEvent
+    refusal: str
+
+
+@dataclass(frozen=True)
+class AuditAppend:
+    """What an append did: events stored in the trail, and events newly kept as dead letters."""
+
+    inserted: int
+    dead_lettered: list[RefusedEvent]
+
+
+def _refused_for_good(error: StatementError) -> bool:
+    if not isinstance(error, DBAPIError):
+        # Raised while binding the event's values: this event can never be written.
+        return True
+    if error.connection_invalidated:
+        return False
+    if isinstance(error, DataError | IntegrityError):
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in _REFUSED_FOR_GOOD_SQLSTATE_CLASSES
+
+
+def _escaped(text: str) -> str:
+    """The text with control characters and everything beyond ASCII as JSON escapes."""
+    return json.dumps(text)[1:-1]
+
+
+def _dead_letter_values(refused: RefusedEvent) -> dict[str, Any]:
+    event = refused.event
+    document = {**_values(event), "at": event.at.isoformat()}
+    return {
+        "session_id": _escaped(event.session_id)[:ID_LENGTH],
+        "seq": event.seq,
+        # ASCII JSON: every character a text column could refuse arrives escaped.
+        "event_json": json.dumps(document, sort_keys=True, default=str),
+        "refusal": refused.refusal,
+    }
 
 
 def _event(row: AuditEventRow) -> AuditEvent:
@@ -47,14 +101,65 @@ class AuditLog:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def append(self, events: Sequence[AuditEvent]) -> int:
-        """Inserts the events not stored yet, keyed by (session_id, seq); returns how many."""
+    async def append(self, events: Sequence[AuditEvent]) -> AuditAppend:
+        """Inserts the events not stored yet, keyed by (session_id, seq).
+
+        An event the database refuses for good is kept as a dead letter instead, so
+        the events after it still land; any other failure is raised for a retry.
+        """
+        try:
+            return AuditAppend(inserted=await self._insert_all(events), dead_lettered=[])
+        except StatementError as error:
+            if not _refused_for_good(error):
+                raise
+        # One at a time, to set aside only the events that cannot be stored.
+        inserted = 0
+        refused: list[RefusedEvent] = []
+        for event in events:
+            try:
+                inserted += await self._insert_all([event])
+            except StatementError as error:
+                if not _refused_for_good(error):
+                    raise
+                refusal = _escaped(str(error.orig))[:MAX_REFUSAL_LENGTH]
+                refused.append(RefusedEvent(event, refusal))
+        return AuditAppend(inserted=inserted, dead_lettered=await self._keep_dead_letters(refused))
+
+    async def _keep_dead_letters(self, refused: list[RefusedEvent]) -> list[RefusedEvent]:
+        """Stores the refused events once each; returns those not kept before."""
+        if not refused:
+            return []
+        async with self._sessions() as session:
+            dialect = session.get_bind().dialect.name
+            statement = self._insert(dialect, AuditDeadLetterRow).values(
+                [_dead_letter_values(r) for r in refused]
+            )
+            result = await session.execute(
+                statement.on_conflict_do_nothing(index_elements=["session_id", "seq"]).returning(
+                    AuditDeadLetterRow.session_id, AuditDeadLetterRow.seq
+                )
+            )
+            kept = {(row.session_id, row.seq) for row in result}
+            await session.commit()
+        return [
+            r for r in refused if (_escaped(r.event.session_id)[:ID_LENGTH], r.event.seq) in kept
+        ]
+
+    async def dead_letters(self) -> list[AuditDeadLetterRow]:
+        """Lists the events kept as dead letters, oldest first, for an operator to repair."""
+        async with self._sessions() as session:
+            query = select(AuditDeadLetterRow).order_by(AuditDeadLetterRow.id)
+            return list(await session.scalars(query))
+
+    async def _insert_all(self, events: Sequence[AuditEvent]) -> int:
         inserted = 0
         async with self._sessions() as session:
             dialect = session.get_bind().dialect.name
             for start in range(0, len(events), INSERT_BATCH_SIZE):
                 batch = events[start : start + INSERT_BATCH_SIZE]
-                statement = self._insert(dialect).values([_values(event) for event in batch])
+                statement = self._insert(dialect, AuditEventRow).values(
+                    [_values(event) for event in batch]
+                )
                 result = await session.execute(
                     statement.on_conflict_do_nothing(
                         index_elements=["session_id", "seq"]
@@ -65,11 +170,13 @@ class AuditLog:
         return inserted
 
     @staticmethod
-    def _insert(dialect: str) -> postgresql.Insert | sqlite.Insert:
+    def _insert(
+        dialect: str, table: type[AuditEventRow | AuditDeadLetterRow]
+    ) -> postgresql.Insert | sqlite.Insert:
         if dialect == "postgresql":
-            return postgresql.insert(AuditEventRow)
+            return postgresql.insert(table)
         if dialect == "sqlite":
-            return sqlite.insert(AuditEventRow)
+            return sqlite.insert(table)
         raise NotImplementedError(f"audit append does not support the {dialect} dialect")
 
     async def for_session(self, session_id: str) -> list[AuditEvent]:

@@ -103,3 +103,19 @@ class AuditEventRow(Base):
     recorded_at: Mapped[datetime] = mapped_column(
         UtcDateTime, server_default=text("CURRENT_TIMESTAMP")
     )
+
+
+class AuditDeadLetterRow(Base):
+    """An audit event the database refused for good, kept as ASCII-escaped JSON for repair."""
+
+    __tablename__ = "audit_dead_letters"
+    __table_args__ = (UniqueConstraint("session_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    seq: Mapped[int] = mapped_column(Integer)
+    event_json: Mapped[str] = mapped_column(Text)
+    refusal: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(
+        UtcDateTime, server_default=text("CURRENT_TIMESTAMP")
+    )

@@ -9,6 +9,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     model_validator,
 )
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from runtime.text import refuse_control_characters
 from store.models import SopVersionRow
 from workflows.shared import CheckDefinition, CheckKind, SopSnapshot, StepDefinition
 
@@ -36,11 +38,20 @@ def _validate_identifier(value: str) -> str:
 
 
 Identifier = Annotated[str, AfterValidator(_validate_identifier)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
-LongText = Annotated[str, StringConstraints(max_length=5000)]
-Limit = Annotated[float, Field(allow_inf_nan=False)]
+# The character check goes last: constraints placed after a validator see unstripped text.
+_PlainText = AfterValidator(refuse_control_characters)
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _PlainText
+]
+Prompt = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), _PlainText
+]
+Unit = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), _PlainText
+]
+LongText = Annotated[str, StringConstraints(max_length=5000), _PlainText]
+# Strict: a limit is a JSON number, never a boolean or a numeric string.
+Limit = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class CheckDefinitionModel(BaseModel):
@@ -51,7 +62,7 @@ class CheckDefinitionModel(BaseModel):
     id: Identifier
     prompt: Prompt
     kind: CheckKind
-    required: bool = True
+    required: StrictBool = True
     unit: Unit | None = None
     min: Limit | None = None
     max: Limit | None = None

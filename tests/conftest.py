@@ -54,7 +54,8 @@ def suggest_continue_as_new_after(events: int) -> list[str]:
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server()
+    # An operator may pause a workflow in Temporal; the API must answer for that too.
+    env = await start_dev_server("--dynamic-config-value", "frontend.WorkflowPauseEnabled=true")
     yield env
     await env.shutdown()
 

@@ -1,10 +1,11 @@
 """An OpenID provider for tests: `oidc-provider-mock` with JWT access tokens a browser may fetch.
 
 The package issues opaque access tokens, signs with a key that has no `kid`, sends no CORS
-headers and wants a client secret at its token endpoint. Keycloak, Entra ID and Authentik issue JWT access tokens (RFC 9068) signed
-with the keys of their JWKS, let a registered web origin call the token endpoint and serve
-public clients (PKCE, no secret); this module configures the provider to do the same. The
-tests check the page's PKCE parameters themselves: this provider does not verify them.
+headers and wants a client secret at its token endpoint. Keycloak, Entra ID and Authentik
+issue JWT access tokens (RFC 9068) signed with the keys of their JWKS, let a registered web
+origin call the token endpoint and serve public clients (PKCE, no secret); this module
+configures the provider to do the same. The tests check the page's PKCE parameters
+themselves: this provider does not verify them.
 
 Run as `python -m tests.oidc_provider --port N --audience A [--user-claims JSON ...]`.
 """
@@ -21,9 +22,9 @@ from typing import Any
 
 import flask
 import oidc_provider_mock
+import oidc_provider_mock._app as provider_app
 import uvicorn
 from authlib import jose
-import oidc_provider_mock._app as provider_app
 from oidc_provider_mock._app import AuthorizationCodeGrant, RefreshTokenGrant
 from oidc_provider_mock._storage import Storage, User, storage
 

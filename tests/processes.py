@@ -78,8 +78,10 @@ class ManagedProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def dev_server(data_dir: Path, port: int, extra_args: list[str] | None = None) -> ManagedProcess:
-    """A Temporal dev server on a SQLite file in `data_dir` (survives restarts)."""
+def dev_server(
+    data_dir: Path, port: int, extra_args: list[str] | None = None, ui_port: int | None = None
+) -> ManagedProcess:
+    """A Temporal dev server on a SQLite file in `data_dir` (survives restarts), Web UI optional."""
     return ManagedProcess(
         name=f"temporal:{port}",
         command=[
@@ -92,7 +94,11 @@ def dev_server(data_dir: Path, port: int, extra_args: list[str] | None = None) -
             "127.0.0.1",
             "--port",
             str(port),
-            "--headless",
+            *(
+                ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+                if ui_port
+                else ["--headless"]
+            ),
             "--log-level",
             "warn",
             *DEV_SERVER_ARGS,
@@ -114,9 +120,9 @@ def worker_process(data_dir: Path, env: Mapping[str, str], name: str = "worker")
 
 
 def api_process(
-    data_dir: Path, env: Mapping[str, str], port: int, name: str = "api"
+    data_dir: Path, env: Mapping[str, str], port: int, name: str = "api", host: str = "127.0.0.1"
 ) -> ManagedProcess:
-    """An API process (uvicorn) on `port` with the given settings environment."""
+    """An API process (uvicorn) on `host`:`port`, launched as `make run` launches it."""
     return ManagedProcess(
         name=name,
         command=[
@@ -126,10 +132,11 @@ def api_process(
             "--factory",
             "api.main:create_app",
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(port),
             "--no-access-log",
+            "--no-proxy-headers",
         ],
         env=env,
         log_path=data_dir / f"{name}.log",

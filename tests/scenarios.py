@@ -7,6 +7,7 @@ histories they produce for the replay test.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from temporalio.client import Client, WorkflowHandle
 
@@ -20,11 +21,12 @@ from workflows.shared import (
     PauseRequest,
     RecordCheckRequest,
     ResumeRequest,
+    SessionCommand,
     SessionView,
     SopSnapshot,
     StepDefinition,
 )
-from workflows.work_session import WorkSessionWorkflow
+from workflows.work_session import UPDATE_OF, WorkSessionWorkflow
 
 SessionHandle = WorkflowHandle[WorkSessionWorkflow, SessionView]
 
@@ -61,14 +63,30 @@ def owner_of(handle: SessionHandle) -> Actor:
     return Actor(user_id=handle.id.split("--")[0], roles=["worker"])
 
 
-async def start(client: Client, task_queue: str, worker_id: str | None = None) -> SessionHandle:
+async def start(
+    client: Client,
+    task_queue: str,
+    worker_id: str | None = None,
+    paused_run_after: timedelta | None = None,
+) -> SessionHandle:
     """Starts a session the way the API does: search attributes and memo set at start."""
     worker_id = worker_id or f"w-{uuid.uuid4().hex[:8]}"
     session_id = f"{worker_id}--{uuid.uuid4()}"
     await start_session_workflow(
-        client, session_id=session_id, worker_id=worker_id, sop=SOP, task_queue=task_queue
+        client,
+        session_id=session_id,
+        worker_id=worker_id,
+        sop=SOP,
+        task_queue=task_queue,
+        paused_run_after=paused_run_after,
     )
     return client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
+
+
+async def send(handle: SessionHandle, command: SessionCommand) -> SessionView:
+    """Sends a command as its update, then reads the session as the API does on a cache miss."""
+    await handle.execute_update(UPDATE_OF[type(command)], command)
+    return await handle.query(WorkSessionWorkflow.get_session)
 
 
 async def check(
@@ -81,34 +99,29 @@ async def check(
     key: str | None = None,
 ) -> SessionView:
     """Records one check as the owner."""
-    request = RecordCheckRequest(owner_of(handle), check_id, passed, value, note, key)
-    return await handle.execute_update(WorkSessionWorkflow.record_check, request)
+    return await send(
+        handle, RecordCheckRequest(owner_of(handle), check_id, passed, value, note, key)
+    )
 
 
 async def pause(handle: SessionHandle, reason: str | None = None) -> SessionView:
     """Pauses as the owner."""
-    return await handle.execute_update(
-        WorkSessionWorkflow.pause, PauseRequest(owner_of(handle), reason)
-    )
+    return await send(handle, PauseRequest(owner_of(handle), reason))
 
 
 async def resume(handle: SessionHandle) -> SessionView:
     """Resumes as the owner."""
-    return await handle.execute_update(WorkSessionWorkflow.resume, ResumeRequest(owner_of(handle)))
+    return await send(handle, ResumeRequest(owner_of(handle)))
 
 
 async def abort(handle: SessionHandle, reason: str | None = None) -> SessionView:
     """Aborts as the owner."""
-    return await handle.execute_update(
-        WorkSessionWorkflow.abort, AbortRequest(owner_of(handle), reason)
-    )
+    return await send(handle, AbortRequest(owner_of(handle), reason))
 
 
 async def complete(handle: SessionHandle) -> SessionView:
     """Completes as the owner."""
-    return await handle.execute_update(
-        WorkSessionWorkflow.complete, CompleteRequest(owner_of(handle))
-    )
+    return await send(handle, CompleteRequest(owner_of(handle)))
 
 
 async def full_lifecycle(client: Client, task_queue: str) -> SessionHandle:
@@ -119,7 +132,7 @@ async def full_lifecycle(client: Client, task_queue: str) -> SessionHandle:
     await pause(handle, "waiting for a meter")
     await resume(handle)
     await check(handle, "residual-v", value=0.8, note="new meter")
-    await check(handle, "breaker-off", passed=True, key="k-1")
+    await check(handle, "breaker-off", passed=True, note="lock #4", key="k-1")
     await pause(handle)
     await resume(handle)
     await check(handle, "try-start", passed=True)

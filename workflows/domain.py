@@ -1,25 +1,35 @@
 """The session state machine: who may do what in which status.
 
 Plain Python with no Temporal imports, so every rule is unit-testable without a
-server. The workflow owns one `WorkSession`; its update validators call the
-`check_*` methods (which never mutate) and its handlers call the mutating ones.
+server. The workflow owns one `WorkSession`; its update validators call `refuse`
+(which never mutates) and its handlers call `apply`.
 The API asks the same object for rules it needs before talking to Temporal.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from typing import assert_never
 
 from workflows.shared import (
+    AbortRequest,
     Actor,
     AuditEvent,
     AuditEventType,
     CheckDefinition,
     CheckKind,
     CheckRecord,
+    CompleteRequest,
+    PauseRequest,
     Progress,
+    RecordCheckRequest,
+    ResumeRequest,
+    SessionChange,
+    SessionCommand,
     SessionState,
     SessionStatus,
     SessionSummary,
@@ -31,24 +41,80 @@ from workflows.shared import (
 ACTIVE_STATUSES = (SessionStatus.IN_PROGRESS, SessionStatus.PAUSED)
 TERMINAL_STATUSES = (SessionStatus.COMPLETED, SessionStatus.ABORTED)
 
-# The only statuses each command may start from; everything else is a 409.
-ALLOWED_FROM: dict[str, tuple[SessionStatus, ...]] = {
-    "pause": (SessionStatus.IN_PROGRESS,),
-    "resume": (SessionStatus.PAUSED,),
-    "abort": (SessionStatus.IN_PROGRESS, SessionStatus.PAUSED),
-    "complete": (SessionStatus.IN_PROGRESS,),
-    "record_check": (SessionStatus.IN_PROGRESS,),
+
+@dataclass(frozen=True)
+class CommandRule:
+    """What one command may start from, where it leads and how the audit trail names it."""
+
+    verb: str
+    allowed_from: tuple[SessionStatus, ...]
+    audit_type: AuditEventType
+    target: SessionStatus | None = None
+
+
+# One row per command; every other status is a 409.
+COMMAND_RULES: dict[type[SessionCommand], CommandRule] = {
+    PauseRequest: CommandRule(
+        "pause", (SessionStatus.IN_PROGRESS,), AuditEventType.SESSION_PAUSED, SessionStatus.PAUSED
+    ),
+    ResumeRequest: CommandRule(
+        "resume",
+        (SessionStatus.PAUSED,),
+        AuditEventType.SESSION_RESUMED,
+        SessionStatus.IN_PROGRESS,
+    ),
+    AbortRequest: CommandRule(
+        "abort", ACTIVE_STATUSES, AuditEventType.SESSION_ABORTED, SessionStatus.ABORTED
+    ),
+    CompleteRequest: CommandRule(
+        "complete",
+        (SessionStatus.IN_PROGRESS,),
+        AuditEventType.SESSION_COMPLETED,
+        SessionStatus.COMPLETED,
+    ),
+    RecordCheckRequest: CommandRule(
+        "record a check in", (SessionStatus.IN_PROGRESS,), AuditEventType.CHECK_RECORDED
+    ),
+}
+
+STATUS_WORDS: dict[SessionStatus, str] = {
+    SessionStatus.IN_PROGRESS: "in progress",
+    SessionStatus.PAUSED: "paused",
+    SessionStatus.COMPLETED: "completed",
+    SessionStatus.ABORTED: "aborted",
 }
 
 MAX_NOTE_LENGTH = 2000
 MAX_REASON_LENGTH = 500
+
+# Per-session bounds that keep a session's state, its query result and the state it
+# carries into a new run far below the engine's 2 MB payload limit (README: limits).
+MAX_RECORDS_PER_SESSION = 500
+MAX_STATUS_CHANGES_PER_SESSION = 200
+MAX_SESSION_TEXT_BYTES = 256 * 1024
+# Room a pause keeps in the status history for the resume and the end that follow it.
+_STATUS_CHANGES_AFTER_A_PAUSE = 2
+
+
+class RefusalCode(StrEnum):
+    """The problem codes a rule refuses with; the API maps exactly these from the engine."""
+
+    FORBIDDEN = "forbidden"
+    SESSION_NOT_FOUND = "session_not_found"
+    INVALID_TRANSITION = "invalid_transition"
+    CHECKS_INCOMPLETE = "checks_incomplete"
+    UNKNOWN_CHECK = "unknown_check"
+    INVALID_CHECK_ANSWER = "invalid_check_answer"
+    TEXT_TOO_LONG = "text_too_long"
+    SESSION_LIMIT_REACHED = "session_limit_reached"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
 
 
 @dataclass
 class DomainError(Exception):
     """A rule refused a command; `code` is the stable problem code callers see."""
 
-    code: str
+    code: RefusalCode
     message: str
     details: dict[str, object] = field(default_factory=dict)
 
@@ -66,9 +132,9 @@ def authorize_change(owner_id: str, actor: Actor) -> None:
     if actor.user_id == owner_id:
         return
     if actor.is_supervisor:
-        raise DomainError("forbidden", "Only the session's owner may change it.")
+        raise DomainError(RefusalCode.FORBIDDEN, "Only the session's owner may change it.")
     # A worker must not learn that someone else's session exists.
-    raise DomainError("session_not_found", "No such session.")
+    raise DomainError(RefusalCode.SESSION_NOT_FOUND, "No such session.")
 
 
 def durations(summary: SessionSummary, now: datetime) -> tuple[float, float]:
@@ -82,17 +148,31 @@ def durations(summary: SessionSummary, now: datetime) -> tuple[float, float]:
 
 
 class WorkSession:
-    """One execution of one SOP by one worker, with every rule that governs it."""
+    """One execution of one SOP by one worker, with every rule that governs it.
+
+    `refuse(command)` raises the reason a command is not allowed now and never
+    mutates; `apply(command, now)` refuses the same way, then changes the session.
+    """
 
     def __init__(self, state: SessionState) -> None:
         self.state = state
         self._checks_by_id: dict[str, tuple[str, CheckDefinition]] = {
             check.id: (step.id, check) for step in state.sop.steps for check in step.checks
         }
+        # Kept as records arrive so that a summary costs the same at record 1 and 500.
+        self._latest: dict[str, bool] = {r.check_id: r.passed for r in state.checks}
+        self._text_bytes = sum(_stored_bytes(r.note) for r in state.checks) + sum(
+            _stored_bytes(change.reason) for change in state.history
+        )
 
     @classmethod
     def start(
-        cls, session_id: str, worker_id: str, sop: SopSnapshot, now: datetime
+        cls,
+        session_id: str,
+        worker_id: str,
+        sop: SopSnapshot,
+        now: datetime,
+        worker_name: str | None = None,
     ) -> tuple[WorkSession, AuditEvent]:
         """Creates a session in progress and the audit event that records it."""
         state = SessionState(
@@ -103,6 +183,7 @@ class WorkSession:
             started_at=now,
             updated_at=now,
             history=[StatusChange(SessionStatus.IN_PROGRESS, now, worker_id)],
+            worker_name=worker_name,
         )
         session = cls(state)
         event = session._audit(
@@ -121,170 +202,181 @@ class WorkSession:
     def is_terminal(self) -> bool:
         return self.state.status in TERMINAL_STATUSES
 
+    @property
+    def version(self) -> int:
+        """Counts the changes: every change writes exactly one audit event."""
+        return self.state.audit_seq
+
     # -- validation (never mutates) -------------------------------------------
 
-    def _check_allowed(self, command: str, actor: Actor) -> None:
-        authorize_change(self.state.worker_id, actor)
-        if self.state.status not in ALLOWED_FROM[command]:
-            allowed = " or ".join(s.value for s in ALLOWED_FROM[command])
+    def refuse(self, command: SessionCommand) -> None:
+        """Raises a DomainError when the command is not allowed now; changes nothing."""
+        if isinstance(command, RecordCheckRequest) and self._repeated(command):
+            return
+        rule = COMMAND_RULES[type(command)]
+        authorize_change(self.state.worker_id, command.actor)
+        if self.state.status not in rule.allowed_from:
+            allowed = " or ".join(STATUS_WORDS[s] for s in rule.allowed_from)
             raise DomainError(
-                "invalid_transition",
-                f"Cannot {command.replace('_', ' ')} a session that is "
-                f"{self.state.status.value}; it must be {allowed}.",
+                RefusalCode.INVALID_TRANSITION,
+                f"You cannot {rule.verb} a session that is {STATUS_WORDS[self.state.status]}; "
+                f"it must be {allowed}.",
                 {"status": self.state.status.value},
             )
+        match command:
+            case PauseRequest(reason=reason):
+                _check_text("reason", reason, MAX_REASON_LENGTH)
+                self._check_room(
+                    status_changes=1 + _STATUS_CHANGES_AFTER_A_PAUSE, text=_stored_bytes(reason)
+                )
+            case AbortRequest(reason=reason):
+                # An abort always has room: the bounds leave space for the end.
+                _check_text("reason", reason, MAX_REASON_LENGTH)
+            case ResumeRequest():
+                pass
+            case CompleteRequest():
+                self._refuse_completion()
+            case RecordCheckRequest():
+                self._refuse_record(command)
+            case _:
+                assert_never(command)
 
-    def check_pause(self, actor: Actor, reason: str | None) -> None:
-        """Refuses a pause unless the owner asks while the session is in progress."""
-        self._check_allowed("pause", actor)
-        _check_text("reason", reason, MAX_REASON_LENGTH)
-
-    def check_resume(self, actor: Actor) -> None:
-        """Refuses a resume unless the owner asks while the session is paused."""
-        self._check_allowed("resume", actor)
-
-    def check_abort(self, actor: Actor, reason: str | None) -> None:
-        """Refuses an abort of a finished session or by anyone but the owner."""
-        self._check_allowed("abort", actor)
-        _check_text("reason", reason, MAX_REASON_LENGTH)
-
-    def check_complete(self, actor: Actor) -> None:
-        """Refuses completion until every required check's latest record passed."""
-        self._check_allowed("complete", actor)
+    def _refuse_completion(self) -> None:
         missing = self.missing_required_checks()
         if missing:
             raise DomainError(
-                "checks_incomplete",
+                RefusalCode.CHECKS_INCOMPLETE,
                 f"{len(missing)} required check(s) have not passed yet: {', '.join(missing)}.",
                 {"missing_check_ids": missing},
             )
 
-    def check_record(
-        self,
-        actor: Actor,
-        check_id: str,
-        passed: bool | None,
-        value: float | None,
-        note: str | None,
-        idempotency_key: str | None = None,
-    ) -> None:
-        """Refuses a check record that is not allowed now or does not fit the check."""
-        if idempotency_key is not None and self._key(actor, idempotency_key) in (
-            self.state.idempotency_keys
-        ):
-            authorize_change(self.state.worker_id, actor)
-            return
-        self._check_allowed("record_check", actor)
-        _check_text("note", note, MAX_NOTE_LENGTH)
-        found = self._checks_by_id.get(check_id)
+    def _refuse_record(self, command: RecordCheckRequest) -> None:
+        _check_text("note", command.note, MAX_NOTE_LENGTH)
+        found = self._checks_by_id.get(command.check_id)
         if found is None:
             raise DomainError(
-                "unknown_check",
-                f"The SOP has no check '{check_id}'.",
-                {"check_id": check_id},
+                RefusalCode.UNKNOWN_CHECK,
+                f"The SOP has no check '{command.check_id}'.",
+                {"check_id": command.check_id},
             )
         _step_id, check = found
-        if check.kind == CheckKind.CONFIRM:
-            if passed is None or value is not None:
-                raise DomainError(
-                    "invalid_check_answer",
-                    f"Check '{check_id}' is a confirmation: answer with `passed` only.",
-                )
-        else:
-            if value is None or passed is not None:
-                raise DomainError(
-                    "invalid_check_answer",
-                    f"Check '{check_id}' is a measurement: answer with `value` only; "
-                    "the server decides whether it passed.",
-                )
-            if not math.isfinite(value):
-                raise DomainError("invalid_check_answer", "A measurement must be a finite number.")
+        _refuse_answer(check, command.passed, command.value)
+        if len(self.state.checks) >= MAX_RECORDS_PER_SESSION:
+            raise DomainError(
+                RefusalCode.SESSION_LIMIT_REACHED,
+                f"A session keeps at most {MAX_RECORDS_PER_SESSION} check records; "
+                "complete or abort this one and start a new session.",
+                {"limit": "records", "max": MAX_RECORDS_PER_SESSION},
+            )
+        self._check_room(status_changes=0, text=_stored_bytes(command.note))
 
-    # -- transitions -----------------------------------------------------------
+    def _check_room(self, *, status_changes: int, text: int) -> None:
+        if len(self.state.history) + status_changes > MAX_STATUS_CHANGES_PER_SESSION:
+            raise DomainError(
+                RefusalCode.SESSION_LIMIT_REACHED,
+                f"A session keeps at most {MAX_STATUS_CHANGES_PER_SESSION} status changes; "
+                "complete or abort this one and start a new session.",
+                {"limit": "status_changes", "max": MAX_STATUS_CHANGES_PER_SESSION},
+            )
+        if self._text_bytes + text > MAX_SESSION_TEXT_BYTES:
+            raise DomainError(
+                RefusalCode.SESSION_LIMIT_REACHED,
+                f"The notes and reasons of a session may hold at most "
+                f"{MAX_SESSION_TEXT_BYTES // 1024} KiB; this one has "
+                f"{(MAX_SESSION_TEXT_BYTES - self._text_bytes) // 1024} KiB left. "
+                "Shorten the text, or complete this session and start a new one.",
+                {"limit": "text_bytes", "max": MAX_SESSION_TEXT_BYTES},
+            )
 
-    def pause(self, actor: Actor, reason: str | None, now: datetime) -> AuditEvent:
-        """Pauses the session; no check can be recorded until it is resumed."""
-        self.check_pause(actor, reason)
-        self.state.paused_at = now
-        self.state.pause_reason = reason
-        return self._transition(SessionStatus.PAUSED, actor, now, reason, {"reason": reason})
+    def _repeated(self, command: RecordCheckRequest) -> bool:
+        """Tells whether the caller already recorded this check with this key.
 
-    def resume(self, actor: Actor, now: datetime) -> AuditEvent:
-        """Resumes a paused session with every check intact."""
-        self.check_resume(actor)
-        paused_for = self._close_pause(now)
-        return self._transition(
-            SessionStatus.IN_PROGRESS, actor, now, None, {"paused_seconds": paused_for}
+        The same key with another answer is refused: a key names one record.
+        """
+        if command.idempotency_key is None:
+            return False
+        seq = self.state.idempotency_keys.get(self._key(command.actor, command.idempotency_key))
+        if seq is None:
+            return False
+        authorize_change(self.state.worker_id, command.actor)
+        first = self.state.checks[seq - 1]
+        same = (
+            first.check_id == command.check_id
+            and first.note == command.note
+            and (command.passed is None or first.passed == command.passed)
+            and first.value == command.value
         )
+        if not same:
+            raise DomainError(
+                RefusalCode.IDEMPOTENCY_KEY_REUSED,
+                "This Idempotency-Key was already used for a different check record.",
+                {"check_seq": seq},
+            )
+        return True
 
-    def abort(self, actor: Actor, reason: str | None, now: datetime) -> AuditEvent:
-        """Aborts the session for good; its checks stay on record."""
-        self.check_abort(actor, reason)
-        self._close_pause(now)
-        self.state.ended_at = now
-        self.state.abort_reason = reason
-        return self._transition(SessionStatus.ABORTED, actor, now, reason, {"reason": reason})
+    # -- changes ---------------------------------------------------------------
 
-    def complete(self, actor: Actor, now: datetime) -> AuditEvent:
-        """Completes the session once every required check passed."""
-        self.check_complete(actor)
-        self.state.ended_at = now
-        progress = self.progress()
-        return self._transition(
-            SessionStatus.COMPLETED,
-            actor,
-            now,
-            None,
-            {"checks_passed": progress.checks_passed, "checks_recorded": len(self.state.checks)},
-        )
+    def apply(self, command: SessionCommand, now: datetime) -> AuditEvent | None:
+        """Applies a command; returns its audit event, or None for a repeated check record."""
+        self.refuse(command)
+        match command:
+            case RecordCheckRequest():
+                return None if self._repeated(command) else self._record(command, now)
+            case PauseRequest(reason=reason):
+                self.state.paused_at = now
+                self.state.pause_reason = reason
+                return self._transition(command, now, reason, {"reason": reason})
+            case ResumeRequest():
+                paused_for = self._close_pause(now)
+                return self._transition(command, now, None, {"paused_seconds": paused_for})
+            case AbortRequest(reason=reason):
+                self._close_pause(now)
+                self.state.ended_at = now
+                self.state.abort_reason = reason
+                return self._transition(command, now, reason, {"reason": reason})
+            case CompleteRequest():
+                self.state.ended_at = now
+                data: dict[str, object] = {
+                    "checks_passed": self.progress().checks_passed,
+                    "checks_recorded": len(self.state.checks),
+                }
+                return self._transition(command, now, None, data)
+            case _:
+                assert_never(command)
 
-    def record_check(
-        self,
-        actor: Actor,
-        check_id: str,
-        passed: bool | None,
-        value: float | None,
-        note: str | None,
-        now: datetime,
-        idempotency_key: str | None = None,
-    ) -> AuditEvent | None:
-        """Records one answer to a check; returns None when the key was already used."""
-        self.check_record(actor, check_id, passed, value, note, idempotency_key)
-        if idempotency_key is not None and self._key(actor, idempotency_key) in (
-            self.state.idempotency_keys
-        ):
-            return None
-        step_id, check = self._checks_by_id[check_id]
-        if check.kind == CheckKind.MEASUREMENT:
-            assert value is not None
-            passed = _within_limits(check, value)
-        assert passed is not None
+    def _record(self, command: RecordCheckRequest, now: datetime) -> AuditEvent:
+        step_id, check = self._checks_by_id[command.check_id]
+        passed = _judge(check, command.passed, command.value)
         self.state.check_seq += 1
         record = CheckRecord(
             seq=self.state.check_seq,
-            check_id=check_id,
+            check_id=command.check_id,
             step_id=step_id,
             passed=passed,
-            value=value,
-            note=note,
+            value=command.value,
+            note=command.note,
             recorded_at=now,
-            recorded_by=actor.user_id,
+            recorded_by=command.actor.user_id,
         )
         self.state.checks.append(record)
-        if idempotency_key is not None:
-            self.state.idempotency_keys[self._key(actor, idempotency_key)] = record.seq
+        self._latest[record.check_id] = passed
+        self._text_bytes += _stored_bytes(record.note)
+        if command.idempotency_key is not None:
+            self.state.idempotency_keys[self._key(command.actor, command.idempotency_key)] = (
+                record.seq
+            )
         self.state.updated_at = now
         return self._audit(
             AuditEventType.CHECK_RECORDED,
-            actor.user_id,
+            command.actor.user_id,
             now,
             {
                 "check_seq": record.seq,
-                "check_id": check_id,
+                "check_id": record.check_id,
                 "step_id": step_id,
                 "passed": passed,
-                "value": value,
-                "note": note,
+                "value": record.value,
+                "note": record.note,
             },
         )
 
@@ -292,35 +384,33 @@ class WorkSession:
 
     def latest_results(self) -> dict[str, bool]:
         """Maps each recorded check id to whether its latest record passed."""
-        return {record.check_id: record.passed for record in self.state.checks}
+        return dict(self._latest)
 
     def missing_required_checks(self) -> list[str]:
         """Lists required check ids whose latest record did not pass, in SOP order."""
-        latest = self.latest_results()
         return [
             check.id
             for step in self.state.sop.steps
             for check in step.checks
-            if check.required and not latest.get(check.id, False)
+            if check.required and not self._latest.get(check.id, False)
         ]
 
     def progress(self) -> Progress:
-        """Counts required checks passed, required checks, and all checks."""
-        latest = self.latest_results()
+        """Counts required checks passed, required checks, all checks and failed checks."""
         required = [c for _s, c in self._checks_by_id.values() if c.required]
         return Progress(
-            checks_passed=sum(1 for c in required if latest.get(c.id, False)),
+            checks_passed=sum(1 for c in required if self._latest.get(c.id, False)),
             checks_required=len(required),
             checks_total=len(self._checks_by_id),
+            checks_failed=sum(1 for passed in self._latest.values() if not passed),
         )
 
     def current_step_id(self) -> str | None:
         """The first step with a required check not yet passed, if any."""
         if self.is_terminal:
             return None
-        latest = self.latest_results()
         for step in self.state.sop.steps:
-            if any(c.required and not latest.get(c.id, False) for c in step.checks):
+            if any(c.required and not self._latest.get(c.id, False) for c in step.checks):
                 return step.id
         return None
 
@@ -343,6 +433,7 @@ class WorkSession:
             progress=self.progress(),
             current_step_id=self.current_step_id(),
             pause_reason=s.pause_reason if s.status == SessionStatus.PAUSED else None,
+            worker_name=s.worker_name,
         )
 
     def view(self) -> SessionView:
@@ -351,6 +442,19 @@ class WorkSession:
             summary=self.summary(),
             safety_checks=list(self.state.checks),
             history=list(self.state.history),
+            version=self.version,
+        )
+
+    def change(self, event: AuditEvent | None) -> SessionChange:
+        """What the command that produced `event` changed, small at any session size."""
+        check = None
+        status_change = None
+        if event is not None and event.type == AuditEventType.CHECK_RECORDED:
+            check = self.state.checks[-1]
+        elif event is not None:
+            status_change = self.state.history[-1]
+        return SessionChange(
+            version=self.version, summary=self.summary(), check=check, status_change=status_change
         )
 
     # -- internals -------------------------------------------------------------
@@ -370,22 +474,18 @@ class WorkSession:
 
     def _transition(
         self,
-        status: SessionStatus,
-        actor: Actor,
+        command: PauseRequest | ResumeRequest | AbortRequest | CompleteRequest,
         now: datetime,
         reason: str | None,
         data: dict[str, object],
     ) -> AuditEvent:
-        self.state.status = status
+        rule = COMMAND_RULES[type(command)]
+        assert rule.target is not None
+        self.state.status = rule.target
         self.state.updated_at = now
-        self.state.history.append(StatusChange(status, now, actor.user_id, reason))
-        event_type = {
-            SessionStatus.PAUSED: AuditEventType.SESSION_PAUSED,
-            SessionStatus.IN_PROGRESS: AuditEventType.SESSION_RESUMED,
-            SessionStatus.ABORTED: AuditEventType.SESSION_ABORTED,
-            SessionStatus.COMPLETED: AuditEventType.SESSION_COMPLETED,
-        }[status]
-        return self._audit(event_type, actor.user_id, now, data)
+        self.state.history.append(StatusChange(rule.target, now, command.actor.user_id, reason))
+        self._text_bytes += _stored_bytes(reason)
+        return self._audit(rule.audit_type, command.actor.user_id, now, data)
 
     def _audit(
         self, event_type: AuditEventType, actor_id: str, now: datetime, data: dict[str, object]
@@ -403,6 +503,48 @@ class WorkSession:
         )
 
 
+def _refuse_answer(check: CheckDefinition, passed: bool | None, value: float | None) -> None:
+    """Refuses an answer that does not fit the kind of check."""
+    match check.kind:
+        case CheckKind.CONFIRM:
+            if passed is None or value is not None:
+                raise DomainError(
+                    RefusalCode.INVALID_CHECK_ANSWER,
+                    f"Check '{check.id}' is a confirmation: answer with `passed` only.",
+                )
+        case CheckKind.MEASUREMENT:
+            if value is None or passed is not None:
+                raise DomainError(
+                    RefusalCode.INVALID_CHECK_ANSWER,
+                    f"Check '{check.id}' is a measurement: answer with `value` only; "
+                    "the server decides whether it passed.",
+                )
+            if not math.isfinite(value):
+                raise DomainError(
+                    RefusalCode.INVALID_CHECK_ANSWER, "A measurement must be a finite number."
+                )
+        case _:
+            assert_never(check.kind)
+
+
+def _judge(check: CheckDefinition, passed: bool | None, value: float | None) -> bool:
+    """Whether an answer that fits the check passed it."""
+    match check.kind:
+        case CheckKind.CONFIRM:
+            assert passed is not None
+            return passed
+        case CheckKind.MEASUREMENT:
+            assert value is not None
+            return _within_limits(check, value)
+        case _:
+            assert_never(check.kind)
+
+
+def _stored_bytes(text: str | None) -> int:
+    """The bytes a text takes in a JSON payload, escapes included."""
+    return 0 if text is None else len(json.dumps(text, ensure_ascii=False).encode())
+
+
 def _within_limits(check: CheckDefinition, value: float) -> bool:
     if check.min is not None and value < check.min:
         return False
@@ -412,5 +554,5 @@ def _within_limits(check: CheckDefinition, value: float) -> bool:
 def _check_text(name: str, text: str | None, max_length: int) -> None:
     if text is not None and len(text) > max_length:
         raise DomainError(
-            "text_too_long", f"The {name} may be at most {max_length} characters long."
+            RefusalCode.TEXT_TOO_LONG, f"The {name} may be at most {max_length} characters long."
         )

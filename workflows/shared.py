@@ -104,6 +104,8 @@ class Progress:
     checks_passed: int
     checks_required: int
     checks_total: int
+    # Checks, optional ones included, whose latest record failed.
+    checks_failed: int = 0
 
 
 @dataclass
@@ -125,15 +127,40 @@ class SessionSummary:
     progress: Progress
     current_step_id: str | None
     pause_reason: str | None = None
+    worker_name: str | None = None
 
 
 @dataclass
 class SessionView:
-    """The whole session as callers see it, returned by the query and every update."""
+    """The whole session as callers see it, returned by the query.
+
+    Workers before the compact update results returned it from every update too.
+    """
 
     summary: SessionSummary
     safety_checks: list[CheckRecord]
     history: list[StatusChange]
+    # The number of changes the session has seen; 0 from workers that did not count.
+    version: int = 0
+
+
+@dataclass
+class SessionChange:
+    """What one update changed: small whatever the size of the session.
+
+    `version` counts the session's changes; a caller holding the view at
+    `version - 1` gets the new view by appending `check` or `status_change`
+    and taking `summary`.
+    """
+
+    version: int
+    summary: SessionSummary
+    check: CheckRecord | None = None
+    status_change: StatusChange | None = None
+
+
+# What an update answers: a change, or the whole view from workers before the change.
+UpdateResult = SessionChange | SessionView
 
 
 @dataclass
@@ -168,6 +195,7 @@ class SessionState:
     audit_seq: int = 0
     check_seq: int = 0
     idempotency_keys: dict[str, int] = field(default_factory=dict)
+    worker_name: str | None = None
 
 
 @dataclass
@@ -181,6 +209,10 @@ class StartSessionInput:
     carried_state: SessionState | None = None
     # Audit events accepted but not yet written when continuing as new.
     pending_audit: list[AuditEvent] = field(default_factory=list)
+    # The `name` claim of the token that started the session.
+    worker_name: str | None = None
+    # How long a paused session waits before it continues in a fresh run (None: the default).
+    paused_run_after_seconds: float | None = None
 
 
 @dataclass
@@ -213,3 +245,7 @@ class RecordCheckRequest:
     value: float | None = None
     note: str | None = None
     idempotency_key: str | None = None
+
+
+# Every message that changes a session.
+SessionCommand = PauseRequest | ResumeRequest | AbortRequest | CompleteRequest | RecordCheckRequest

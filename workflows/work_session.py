@@ -5,16 +5,24 @@ into domain calls, keeps visibility current and drains audit events to the
 audit activity. Workflow code must stay deterministic: clocks come from
 `workflow.now()` and any change of logic needs `workflow.patched` plus a replay
 test over the stored histories in `tests/histories/`.
+
+Two models live here. Runs that recorded the `compact-history` patch answer
+updates with a `SessionChange`, write audit events in batches and publish the
+list memo when they write; they continue as new only when the run grows long
+or the session has stayed paused for a while. Runs from before that patch keep
+the model they started with: whole views, a memo upsert per update and a new
+run on every pause.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from datetime import timedelta
-from typing import NoReturn, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -25,13 +33,17 @@ with workflow.unsafe.imports_passed_through():
         SUMMARY_MEMO_KEY,
         AbortRequest,
         AuditEvent,
+        AuditEventType,
         CompleteRequest,
         PauseRequest,
         RecordCheckRequest,
         ResumeRequest,
+        SessionChange,
+        SessionCommand,
         SessionStatus,
         SessionSummary,
         SessionView,
+        SopSnapshot,
         StartSessionInput,
     )
 
@@ -45,6 +57,18 @@ AUDIT_RETRY = RetryPolicy(
 
 # Patch ids: each marks a change of workflow logic that old histories must not see.
 CONTINUE_AS_NEW_WHEN_PAUSED = "continue-as-new-when-paused"
+COMPACT_HISTORY = "compact-history"
+
+# Audit events wait at most this long to be written, unless a batch fills first.
+AUDIT_FLUSH_AFTER = timedelta(seconds=2)
+AUDIT_BATCH_SIZE = 6
+# A run this long replays in ~0.1 s when an evicted session gets its next message.
+MAX_EVENTS_PER_RUN = 2000
+# A session paused this long is likely evicted; a fresh run makes its resume replay
+# a handful of events. Shorter pauses stay in one run.
+CONTINUE_AS_NEW_WHEN_PAUSED_FOR = timedelta(hours=1)
+# A run shorter than this replays in milliseconds: not worth replacing.
+MIN_EVENTS_WORTH_A_NEW_RUN = 50
 
 T = TypeVar("T")
 
@@ -65,23 +89,185 @@ class WorkSessionWorkflow:
     def __init__(self, input: StartSessionInput) -> None:
         # State is built here, not in run(), so an update that arrives in the
         # very first workflow task already finds a session to act on.
+        self._compact = workflow.patched(COMPACT_HISTORY)
+        # Replay-safe: with the activity's written count it gives the audit backlog.
+        self._audit_events_accepted = workflow.metric_meter().create_counter(
+            "work_session_audit_events_accepted",
+            "Audit events accepted by sessions; the backlog is this minus those written.",
+        )
         self._pending_audit: list[AuditEvent] = list(input.pending_audit)
         if input.carried_state is not None:
-            self._session = WorkSession(input.carried_state)
+            # The SOP travels once, in `input.sop`; the carried copy may be a stub.
+            self._session = WorkSession(dataclasses.replace(input.carried_state, sop=input.sop))
         else:
             self._session, started = WorkSession.start(
                 input.session_id,
                 input.worker_id,
                 input.sop,
                 input.started_at or workflow.now(),
+                input.worker_name,
             )
             self._pending_audit.append(started)
+            self._audit_events_accepted.add(1)
+        self._write_audit_now = False
         self._paused_in_this_run = False
-        self._show_details(self._session.summary())
+        self._paused_run_after = (
+            CONTINUE_AS_NEW_WHEN_PAUSED_FOR
+            if input.paused_run_after_seconds is None
+            else timedelta(seconds=input.paused_run_after_seconds)
+        )
+        self._published = self._session.summary()
+        self._show_details(self._published)
 
     @workflow.run
     async def run(self, input: StartSessionInput) -> SessionView:
         """Waits for messages until the session is finished, writing audit events as they come."""
+        if not self._compact:
+            return await self._run_whole_views(input)
+        while True:
+            if self._pending_audit and self._audit_due():
+                await self._write_audit()
+                continue
+            if self._session.is_terminal:
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() or bool(self._pending_audit)
+                )
+                if not self._pending_audit:
+                    return self._session.view()
+                continue
+            if self._continue_as_new_due():
+                await self._continue_as_new(input)
+            await self._wait_for_work()
+
+    async def _wait_for_work(self) -> None:
+        deadline = self._next_deadline()
+        timeout = None if deadline is None else deadline - workflow.now()
+        try:
+            # A new deadline (the first pending event, say) needs a timer of its own.
+            await workflow.wait_condition(
+                lambda: self._must_act() or self._next_deadline() != deadline,
+                timeout=None if timeout is None else max(timeout, timedelta(milliseconds=1)),
+            )
+        except TimeoutError:
+            pass
+
+    def _must_act(self) -> bool:
+        return (
+            self._write_audit_now
+            or len(self._pending_audit) >= AUDIT_BATCH_SIZE
+            or self._session.is_terminal
+            or self._run_is_long()
+        )
+
+    def _audit_due(self) -> bool:
+        return (
+            self._must_act()
+            or workflow.now() >= self._pending_audit[0].at + AUDIT_FLUSH_AFTER
+            or self._continue_as_new_due()
+        )
+
+    def _run_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= MAX_EVENTS_PER_RUN
+        )
+
+    def _paused_until(self) -> datetime | None:
+        """When a paused session is worth a fresh run, if it is."""
+        paused_at = self._session.state.paused_at
+        if (
+            self._session.status != SessionStatus.PAUSED
+            or paused_at is None
+            or workflow.info().get_current_history_length() < MIN_EVENTS_WORTH_A_NEW_RUN
+        ):
+            return None
+        return paused_at + self._paused_run_after
+
+    def _continue_as_new_due(self) -> bool:
+        paused_until = self._paused_until()
+        return self._run_is_long() or (paused_until is not None and workflow.now() >= paused_until)
+
+    def _next_deadline(self) -> datetime | None:
+        deadlines = [self._pending_audit[0].at + AUDIT_FLUSH_AFTER] if self._pending_audit else []
+        paused_until = self._paused_until()
+        if paused_until is not None:
+            deadlines.append(paused_until)
+        return min(deadlines, default=None)
+
+    async def _write_audit(self) -> None:
+        """Writes the pending audit events and publishes the list memo with them."""
+        self._write_audit_now = False
+        summary = self._session.summary()
+        if summary != self._published:
+            workflow.upsert_memo({SUMMARY_MEMO_KEY: summary})
+            updates: list[SearchAttributeUpdate[Any]] = []
+            if summary.status != self._published.status:
+                updates.append(sa.SESSION_STATUS.value_set(summary.status.value))
+            if summary.progress.checks_failed != self._published.progress.checks_failed:
+                updates.append(sa.FAILED_CHECKS.value_set(summary.progress.checks_failed))
+            if updates:
+                workflow.upsert_search_attributes(updates)
+            self._published = summary
+        await self._flush_audit()
+
+    async def _continue_as_new(self, input: StartSessionInput) -> NoReturn:
+        # Let in-flight handlers finish so no accepted update is cut off;
+        # audit events not yet written travel with the state.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        state = self._session.state
+        if self._compact:
+            # The SOP goes once, in `sop`: twice could pass the engine's payload limit.
+            sop = state.sop
+            state = dataclasses.replace(
+                state, sop=SopSnapshot(id=sop.id, version=sop.version, title=sop.title)
+            )
+        workflow.continue_as_new(
+            StartSessionInput(
+                session_id=input.session_id,
+                worker_id=input.worker_id,
+                sop=self._session.state.sop,
+                carried_state=state,
+                pending_audit=self._pending_audit,
+                worker_name=input.worker_name,
+                paused_run_after_seconds=input.paused_run_after_seconds,
+            ),
+            memo={SUMMARY_MEMO_KEY: self._session.summary()},
+        )
+
+    async def _flush_audit(self) -> None:
+        batch, self._pending_audit = self._pending_audit, []
+        await workflow.execute_activity_method(
+            AuditActivities.append_audit_events,
+            batch,
+            # A write takes milliseconds; a lost worker's attempt is retried after this.
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=AUDIT_RETRY,
+        )
+
+    def _apply(self, command: SessionCommand) -> SessionChange | SessionView:
+        event = _rules(lambda: self._session.apply(command, workflow.now()))
+        if event is None:
+            return self._session.change(None) if self._compact else self._session.view()
+        self._pending_audit.append(event)
+        self._audit_events_accepted.add(1)
+        summary = self._session.summary()
+        self._show_details(summary)
+        if self._compact:
+            self._write_audit_now = event.type != AuditEventType.CHECK_RECORDED
+            return self._session.change(event)
+        workflow.upsert_memo({SUMMARY_MEMO_KEY: summary})
+        if event.type != AuditEventType.CHECK_RECORDED:
+            workflow.upsert_search_attributes([sa.SESSION_STATUS.value_set(summary.status.value)])
+        if summary.status == SessionStatus.PAUSED:
+            self._paused_in_this_run = True
+        return self._session.view()
+
+    def _refuse(self, command: SessionCommand) -> None:
+        _rules(lambda: self._session.refuse(command))
+
+    async def _run_whole_views(self, input: StartSessionInput) -> SessionView:
+        """The run loop of runs from before `compact-history`."""
         while True:
             await workflow.wait_condition(
                 lambda: (
@@ -98,9 +284,6 @@ class WorkSessionWorkflow:
                 continue
             if self._paused_in_this_run:
                 self._paused_in_this_run = False
-                # A paused session may wait for weeks and be evicted from every
-                # worker's cache; a fresh run makes its resume replay a handful of
-                # events instead of the whole run so far.
                 if self._session.status == SessionStatus.PAUSED and workflow.patched(
                     CONTINUE_AS_NEW_WHEN_PAUSED
                 ):
@@ -110,49 +293,15 @@ class WorkSessionWorkflow:
             if not self._pending_audit:
                 return self._session.view()
 
-    async def _continue_as_new(self, input: StartSessionInput) -> NoReturn:
-        # Let in-flight handlers finish so no accepted update is cut off;
-        # audit events not yet written travel with the state.
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(
-            StartSessionInput(
-                session_id=input.session_id,
-                worker_id=input.worker_id,
-                sop=input.sop,
-                carried_state=self._session.state,
-                pending_audit=self._pending_audit,
-            ),
-            memo={SUMMARY_MEMO_KEY: self._session.summary()},
-        )
-
-    async def _flush_audit(self) -> None:
-        batch, self._pending_audit = self._pending_audit, []
-        await workflow.execute_activity_method(
-            AuditActivities.append_audit_events,
-            batch,
-            # A write takes milliseconds; a lost worker's attempt is retried after this.
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=AUDIT_RETRY,
-        )
-
-    def _changed(self, event: AuditEvent | None, status_changed: bool) -> SessionView:
-        if event is None:
-            return self._session.view()
-        self._pending_audit.append(event)
-        summary = self._session.summary()
-        workflow.upsert_memo({SUMMARY_MEMO_KEY: summary})
-        if status_changed:
-            workflow.upsert_search_attributes([sa.SESSION_STATUS.value_set(summary.status.value)])
-        self._show_details(summary)
-        return self._session.view()
-
     @staticmethod
     def _show_details(summary: SessionSummary) -> None:
         # Static summaries do not survive continue-as-new; current details are set per run.
+        progress = summary.progress
+        failed = f", **{progress.checks_failed} failed**" if progress.checks_failed else ""
         workflow.set_current_details(
             f"**{summary.sop_title}** · worker `{summary.worker_id}` · "
-            f"**{summary.status.value}**: {summary.progress.checks_passed} of "
-            f"{summary.progress.checks_required} required checks passed"
+            f"**{summary.status.value}**: {progress.checks_passed} of "
+            f"{progress.checks_required} required checks passed{failed}"
         )
 
     @workflow.query
@@ -161,71 +310,56 @@ class WorkSessionWorkflow:
         return self._session.view()
 
     @workflow.update
-    def pause(self, request: PauseRequest) -> SessionView:
+    def pause(self, request: PauseRequest) -> SessionChange | SessionView:
         """Pauses the session."""
-        event = _rules(lambda: self._session.pause(request.actor, request.reason, workflow.now()))
-        self._paused_in_this_run = True
-        return self._changed(event, status_changed=True)
+        return self._apply(request)
 
     @pause.validator
     def validate_pause(self, request: PauseRequest) -> None:
-        _rules(lambda: self._session.check_pause(request.actor, request.reason))
+        self._refuse(request)
 
     @workflow.update
-    def resume(self, request: ResumeRequest) -> SessionView:
+    def resume(self, request: ResumeRequest) -> SessionChange | SessionView:
         """Resumes a paused session."""
-        event = _rules(lambda: self._session.resume(request.actor, workflow.now()))
-        return self._changed(event, status_changed=True)
+        return self._apply(request)
 
     @resume.validator
     def validate_resume(self, request: ResumeRequest) -> None:
-        _rules(lambda: self._session.check_resume(request.actor))
+        self._refuse(request)
 
     @workflow.update
-    def abort(self, request: AbortRequest) -> SessionView:
+    def abort(self, request: AbortRequest) -> SessionChange | SessionView:
         """Aborts the session for good."""
-        event = _rules(lambda: self._session.abort(request.actor, request.reason, workflow.now()))
-        return self._changed(event, status_changed=True)
+        return self._apply(request)
 
     @abort.validator
     def validate_abort(self, request: AbortRequest) -> None:
-        _rules(lambda: self._session.check_abort(request.actor, request.reason))
+        self._refuse(request)
 
     @workflow.update
-    def complete(self, request: CompleteRequest) -> SessionView:
+    def complete(self, request: CompleteRequest) -> SessionChange | SessionView:
         """Completes the session."""
-        event = _rules(lambda: self._session.complete(request.actor, workflow.now()))
-        return self._changed(event, status_changed=True)
+        return self._apply(request)
 
     @complete.validator
     def validate_complete(self, request: CompleteRequest) -> None:
-        _rules(lambda: self._session.check_complete(request.actor))
+        self._refuse(request)
 
     @workflow.update
-    def record_check(self, request: RecordCheckRequest) -> SessionView:
+    def record_check(self, request: RecordCheckRequest) -> SessionChange | SessionView:
         """Records one answer to a safety check."""
-        event = _rules(
-            lambda: self._session.record_check(
-                request.actor,
-                request.check_id,
-                request.passed,
-                request.value,
-                request.note,
-                workflow.now(),
-                request.idempotency_key,
-            )
-        )
-        return self._changed(event, status_changed=False)
+        return self._apply(request)
 
     @record_check.validator
     def validate_record_check(self, request: RecordCheckRequest) -> None:
-        _rules(
-            lambda: self._session.check_record(
-                request.actor,
-                request.check_id,
-                request.passed,
-                request.value,
-                request.note,
-                request.idempotency_key,
-            )
-        )
+        self._refuse(request)
+
+
+# The update each command travels as.
+UPDATE_OF: dict[type[SessionCommand], Any] = {
+    PauseRequest: WorkSessionWorkflow.pause,
+    ResumeRequest: WorkSessionWorkflow.resume,
+    AbortRequest: WorkSessionWorkflow.abort,
+    CompleteRequest: WorkSessionWorkflow.complete,
+    RecordCheckRequest: WorkSessionWorkflow.record_check,
+}

@@ -1,4 +1,4 @@
-"""The audit trail across sessions, for supervisors."""
+"""The audit trail across sessions, for supervisors, as JSON or CSV."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import csv
 import io
 import json
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime, BeforeValidator
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
 
 from api.auth import SUBJECT_PATTERN
 from api.deps import ServicesDep, Supervisor
-from api.errors import ProblemError
-from api.schemas import ID_PATTERN, AuditEventOut, AuditPage, problems
+from api.errors import ProblemCode, ProblemError, problems
+from api.schemas import ID_PATTERN, AuditEventOut, AuditPage
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -26,42 +27,54 @@ def _iso_8601_only(value: object) -> object:
     return value
 
 
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as err:
+        # Year 1 at +14:00 is a moment before the first representable UTC instant.
+        raise ValueError("is outside the representable range of dates") from err
+
+
 Timestamp = Annotated[
     AwareDatetime,
     BeforeValidator(_iso_8601_only),
-    Query(description="ISO 8601 date-time with a time zone, e.g. 2026-11-25T08:00:00Z"),
+    AfterValidator(_in_utc),
+    Field(description="ISO 8601 date-time with a time zone, e.g. 2026-11-25T08:00:00Z"),
 ]
 
 CSV_COLUMNS = ("session_id", "seq", "type", "actor", "at", "worker_id", "sop_id", "data")
+CSV_MEDIA_TYPE = "text/csv"
 
 
-@router.get(
-    "",
-    response_model=AuditPage,
-    responses={
-        **problems(403),
-        200: {"content": {"text/csv": {}}, "description": "Audit events, oldest first"},
-    },
-)
-async def search_audit(
-    _user: Supervisor,
-    services: ServicesDep,
-    worker_id: Annotated[str | None, Query(pattern=SUBJECT_PATTERN.pattern)] = None,
-    session_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    since: Timestamp | None = None,
-    until: Timestamp | None = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    format: Literal["json", "csv"] = "json",
-) -> AuditPage | Response:
-    """Lists audit events, oldest first, as JSON or CSV."""
-    if since and until and since > until:
-        raise ProblemError("validation_error", "`since` must not be after `until`.")
+class AuditFilters(BaseModel):
+    """The filters both audit representations take."""
+
+    worker_id: Annotated[str | None, Field(pattern=SUBJECT_PATTERN.pattern)] = None
+    session_id: Annotated[str | None, Field(pattern=ID_PATTERN)] = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 1000
+
+
+async def _search(
+    query: Annotated[AuditFilters, Query()], services: ServicesDep
+) -> list[AuditEventOut]:
+    if query.since and query.until and query.since > query.until:
+        raise ProblemError(ProblemCode.VALIDATION_ERROR, "`since` must not be after `until`.")
     events = await services.audit_log.search(
-        worker_id=worker_id, session_id=session_id, since=since, until=until, limit=limit
+        worker_id=query.worker_id,
+        session_id=query.session_id,
+        since=query.since,
+        until=query.until,
+        limit=query.limit,
     )
-    items = [AuditEventOut.of(e) for e in events]
-    if format == "json":
-        return AuditPage(items=items)
+    return [AuditEventOut.of(e) for e in events]
+
+
+AuditEvents = Annotated[list[AuditEventOut], Depends(_search)]
+
+
+def _csv(items: list[AuditEventOut]) -> Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
@@ -80,6 +93,42 @@ async def search_audit(
         )
     return Response(
         buffer.getvalue(),
-        media_type="text/csv",
+        media_type=CSV_MEDIA_TYPE,
         headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
     )
+
+
+_CSV_RESPONSE = {
+    "content": {CSV_MEDIA_TYPE: {"schema": {"type": "string"}}},
+    "description": "Audit events, oldest first, one row each",
+}
+
+
+@router.get(
+    "",
+    response_model=AuditPage,
+    responses={
+        **problems(403),
+        200: {**_CSV_RESPONSE, "description": "Audit events, oldest first"},
+    },
+)
+async def list_audit_events(
+    _user: Supervisor,
+    items: AuditEvents,
+    format: Annotated[
+        Literal["json", "csv"],
+        Query(description="`csv` answers as `GET /api/v1/audit.csv` does."),
+    ] = "json",
+) -> AuditPage | Response:
+    """Lists audit events, oldest first."""
+    return AuditPage(items=items) if format == "json" else _csv(items)
+
+
+@router.get(
+    ".csv",
+    response_class=Response,
+    responses={**problems(403), 200: _CSV_RESPONSE},
+)
+async def get_audit_csv(_user: Supervisor, items: AuditEvents) -> Response:
+    """Exports audit events, oldest first, as CSV with a header row."""
+    return _csv(items)

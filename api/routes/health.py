@@ -8,21 +8,21 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
-from api.errors import problem_response
-from api.schemas import problems
+from api.errors import ProblemCode, problem_response, problems
+from api.schemas import Liveness, Readiness
 from store.db import ping
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
+async def healthz() -> Liveness:
     """Says the process is up."""
-    return {"status": "ok"}
+    return Liveness(status="ok")
 
 
-@router.get("/readyz", response_model=None, responses={503: problems()[503]})
-async def readyz(services: ServicesDep) -> dict[str, str] | JSONResponse:
+@router.get("/readyz", response_model=Readiness, responses={503: problems()[503]})
+async def readyz(services: ServicesDep) -> Readiness | JSONResponse:
     """Says whether Temporal and the database both answer."""
     checks = {"temporal": services.gateway.ping(), "database": ping(services.engine)}
     results = await asyncio.gather(
@@ -33,6 +33,6 @@ async def readyz(services: ServicesDep) -> dict[str, str] | JSONResponse:
     ]
     if failing:
         return problem_response(
-            503, "not_ready", f"Not reachable: {', '.join(failing)}.", {"failing": failing}
+            ProblemCode.NOT_READY, f"Not reachable: {', '.join(failing)}.", {"failing": failing}
         )
-    return {"status": "ready"}
+    return Readiness(status="ready")

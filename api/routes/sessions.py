@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Path, Query, status
 
+from api import metrics
 from api.auth import SUBJECT_PATTERN
 from api.deps import CurrentUser, ServicesDep, Worker
-from api.errors import ProblemError
+from api.errors import ProblemCode, ProblemError, problems
 from api.schemas import (
     ID_PATTERN,
     AbortIn,
@@ -21,7 +22,6 @@ from api.schemas import (
     StartSessionIn,
     WorkSessionOut,
     WorkSessionSummaryOut,
-    problems,
 )
 from workflows.shared import SessionStatus, SessionView
 
@@ -42,7 +42,7 @@ def _out(view: SessionView) -> WorkSessionOut:
     return WorkSessionOut.of_view(view, datetime.now(UTC))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(403, 404, 409))
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(403, 404, 409, 413))
 async def start_session(
     body: StartSessionIn,
     user: Worker,
@@ -53,7 +53,9 @@ async def start_session(
     sop = await services.catalog.get(body.sop_id, body.sop_version)
     if sop is None:
         version = f" version {body.sop_version}" if body.sop_version else ""
-        raise ProblemError("sop_not_found", f"SOP '{body.sop_id}'{version} does not exist.")
+        raise ProblemError(
+            ProblemCode.SOP_NOT_FOUND, f"SOP '{body.sop_id}'{version} does not exist."
+        )
     return _out(await services.gateway.start(user, sop, idempotency_key))
 
 
@@ -72,9 +74,10 @@ async def list_sessions(
     """Lists sessions newest first: a worker's own, or anyone's for a supervisor."""
     if not user.is_supervisor:
         if worker_id is not None and worker_id != user.id:
-            raise ProblemError("forbidden", "Workers may list only their own sessions.")
+            raise ProblemError(ProblemCode.FORBIDDEN, "Workers may list only their own sessions.")
         worker_id = user.id
     summaries, next_token = await services.gateway.list(
+        caller=user,
         worker_id=worker_id,
         statuses=sorted(set(status_filter or [])),
         limit=limit,
@@ -94,41 +97,39 @@ async def get_session(
     return _out(await services.gateway.get(user, session_id))
 
 
-@router.post("/{session_id}/pause", responses=problems(403, 404, 409))
+@router.post("/{session_id}/pause", responses=problems(403, 404, 409, 413))
 async def pause_session(
     session_id: SessionIdPath,
-    user: CurrentUser,
+    user: Worker,
     services: ServicesDep,
-    body: Annotated[PauseIn | None, Body()] = None,
+    body: Annotated[PauseIn, Body(default_factory=PauseIn)],
 ) -> WorkSessionOut:
     """Pauses a session in progress."""
-    reason = body.reason if body else None
-    return _out(await services.gateway.pause(user, session_id, reason))
+    return _out(await services.gateway.pause(user, session_id, body.reason))
 
 
 @router.post("/{session_id}/resume", responses=problems(403, 404, 409))
 async def resume_session(
-    session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
+    session_id: SessionIdPath, user: Worker, services: ServicesDep
 ) -> WorkSessionOut:
     """Resumes a paused session."""
     return _out(await services.gateway.resume(user, session_id))
 
 
-@router.post("/{session_id}/abort", responses=problems(403, 404, 409))
+@router.post("/{session_id}/abort", responses=problems(403, 404, 409, 413))
 async def abort_session(
     session_id: SessionIdPath,
-    user: CurrentUser,
+    user: Worker,
     services: ServicesDep,
-    body: Annotated[AbortIn | None, Body()] = None,
+    body: Annotated[AbortIn, Body(default_factory=AbortIn)],
 ) -> WorkSessionOut:
     """Aborts a session; it is kept for audit and never resumes."""
-    reason = body.reason if body else None
-    return _out(await services.gateway.abort(user, session_id, reason))
+    return _out(await services.gateway.abort(user, session_id, body.reason))
 
 
 @router.post("/{session_id}/complete", responses=problems(403, 404, 409))
 async def complete_session(
-    session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
+    session_id: SessionIdPath, user: Worker, services: ServicesDep
 ) -> WorkSessionOut:
     """Completes a session whose required checks have all passed."""
     return _out(await services.gateway.complete(user, session_id))
@@ -137,12 +138,12 @@ async def complete_session(
 @router.post(
     "/{session_id}/checks",
     status_code=status.HTTP_201_CREATED,
-    responses=problems(403, 404, 409),
+    responses=problems(403, 404, 409, 413),
 )
 async def record_check(
     session_id: SessionIdPath,
     body: RecordCheckIn,
-    user: CurrentUser,
+    user: Worker,
     services: ServicesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> WorkSessionOut:
@@ -156,11 +157,15 @@ async def record_check(
         body.note,
         idempotency_key,
     )
+    recorded = max(
+        (r for r in view.safety_checks if r.check_id == body.check_id), key=lambda r: r.seq
+    )
+    metrics.observe_check(recorded)
     return _out(view)
 
 
 @router.get("/{session_id}/audit", responses=problems(404))
-async def session_audit(
+async def get_session_audit(
     session_id: SessionIdPath, user: CurrentUser, services: ServicesDep
 ) -> AuditPage:
     """Lists a session's audit events, oldest first."""

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel
 
 from api.deps import CurrentUser, ServicesDep, Supervisor
-from api.errors import ProblemError
-from api.schemas import problems
+from api.errors import ProblemCode, ProblemError, problems
 from store.sops import PublishedSop, SopDefinition, SopListItem
 
 router = APIRouter(prefix="/api/v1/sops", tags=["sops"])
@@ -35,11 +34,11 @@ async def get_sop(
     """Gets an SOP's full definition: the latest version, or the one asked for."""
     sop = await services.catalog.get(sop_id, version)
     if sop is None:
-        raise ProblemError("sop_not_found", f"SOP '{sop_id}' has no such version.")
+        raise ProblemError(ProblemCode.SOP_NOT_FOUND, f"SOP '{sop_id}' has no such version.")
     return sop
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(403))
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(403, 413))
 async def publish_sop(
     definition: SopDefinition, user: Supervisor, services: ServicesDep
 ) -> PublishedSop:

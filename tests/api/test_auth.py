@@ -20,7 +20,8 @@ from api.auth import TokenVerifier
 from api.errors import ProblemError
 from api.main import create_app
 from runtime.settings import Settings
-from tests.conftest import TEST_SECRET, bearer
+from tests.api.helpers import start_session
+from tests.conftest import TEST_SECRET, bearer, new_user
 
 
 def token(claims: dict[str, Any], secret: str = TEST_SECRET, algorithm: str = "HS256") -> str:
@@ -94,19 +95,6 @@ async def test_only_supervisors_publish_sops(api: httpx.AsyncClient) -> None:
         headers=bearer("alice", "worker"),
     )
     assert response.status_code == 403
-
-
-async def test_the_dev_token_endpoint_mints_working_tokens_in_embedded_mode(
-    api: httpx.AsyncClient,
-) -> None:
-    minted = await api.post(
-        "/api/v1/dev/token", json={"sub": "dana", "roles": ["worker"], "name": "Dana"}
-    )
-    assert minted.status_code == 200
-    access = minted.json()["access_token"]
-
-    listed = await api.get("/api/v1/sessions", headers={"Authorization": f"Bearer {access}"})
-    assert listed.status_code == 200
 
 
 async def test_the_dev_token_endpoint_does_not_exist_outside_embedded_mode() -> None:
@@ -183,4 +171,109 @@ async def test_hs256_tokens_are_refused_when_only_a_provider_is_configured(
     with pytest.raises(ProblemError) as refused:
         await TokenVerifier(settings).verify(token(valid_claims()))
 
+    assert refused.value.status == 401
+
+
+ROLELESS_CLAIMS = [
+    {"sub": "rolf", "exp": int(time.time()) + 3600},
+    valid_claims(sub="rolf", roles=[]),
+    valid_claims(sub="rolf", roles=["SUPERVISOR", "admin"]),
+]
+
+
+@pytest.mark.parametrize("claims", ROLELESS_CLAIMS, ids=["no-roles", "empty", "unknown-roles"])
+async def test_a_token_with_no_known_role_is_forbidden_everywhere(
+    api: httpx.AsyncClient, claims: dict[str, Any]
+) -> None:
+    owner = new_user()
+    session = await start_session(api, owner, "loto-press-7")
+    headers = {"Authorization": f"Bearer {token({**claims, 'sub': owner})}"}
+    sid = session["id"]
+    requests = [
+        ("GET", "/api/v1/sessions", None),
+        ("GET", "/api/v1/sops", None),
+        ("GET", "/api/v1/audit", None),
+        ("GET", f"/api/v1/sessions/{sid}", None),
+        ("GET", f"/api/v1/sessions/{sid}/audit", None),
+        ("POST", "/api/v1/sessions", {"sop_id": "loto-press-7"}),
+        ("POST", f"/api/v1/sessions/{sid}/pause", {}),
+        ("POST", f"/api/v1/sessions/{sid}/resume", None),
+        ("POST", f"/api/v1/sessions/{sid}/abort", {}),
+        ("POST", f"/api/v1/sessions/{sid}/complete", None),
+        ("POST", f"/api/v1/sessions/{sid}/checks", {"check_id": "affected-notified"}),
+    ]
+
+    for method, path, body in requests:
+        response = await api.request(method, path, json=body, headers=headers)
+        assert response.status_code == 403, (method, path, response.text)
+        assert response.json()["code"] == "forbidden"
+    unchanged = await api.get(f"/api/v1/sessions/{sid}", headers=bearer(owner))
+    assert unchanged.json()["status"] == "IN_PROGRESS"
+    assert unchanged.json()["safety_checks"] == []
+
+
+async def test_acting_as_the_owner_needs_the_worker_role(api: httpx.AsyncClient) -> None:
+    owner = new_user()
+    session = await start_session(api, owner, "loto-press-7")
+    sid = session["id"]
+    as_supervisor_only = bearer(owner, "supervisor")
+
+    for action in ("pause", "abort", "complete"):
+        response = await api.post(
+            f"/api/v1/sessions/{sid}/{action}", json={}, headers=as_supervisor_only
+        )
+        assert response.status_code == 403, (action, response.text)
+    read = await api.get(f"/api/v1/sessions/{sid}", headers=as_supervisor_only)
+    assert read.status_code == 200
+    assert read.json()["status"] == "IN_PROGRESS"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        valid_claims(iat=int(time.time()), exp=int(time.time()) + 86400 + 60),
+        valid_claims(iat=int(time.time()) - 86400, exp=int(time.time()) + 60),
+        {"sub": "alice", "roles": ["worker"], "exp": int(time.time()) + 10 * 365 * 86400},
+        valid_claims(exp=str(int(time.time()) + 600)),
+        valid_claims(iat=True),
+    ],
+    ids=[
+        "issued-for-a-day-and-a-minute",
+        "issued-yesterday",
+        "no-iat-ten-years",
+        "exp-as-text",
+        "iat-as-bool",
+    ],
+)
+async def test_tokens_living_longer_than_the_maximum_are_refused(
+    api: httpx.AsyncClient, claims: dict[str, Any]
+) -> None:
+    response = await api.get(
+        "/api/v1/sessions", headers={"Authorization": f"Bearer {token(claims)}"}
+    )
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+
+
+async def test_a_token_living_exactly_the_maximum_is_accepted(api: httpx.AsyncClient) -> None:
+    now = int(time.time())
+    claims = valid_claims(iat=now, exp=now + 86400)
+
+    response = await api.get(
+        "/api/v1/sessions", headers={"Authorization": f"Bearer {token(claims)}"}
+    )
+
+    assert response.status_code == 200, response.text
+
+
+async def test_the_maximum_token_lifetime_is_configurable() -> None:
+    settings = Settings(auth_jwt_secret=TEST_SECRET, auth_max_token_lifetime_seconds=600)
+    now = int(time.time())
+
+    accepted = await TokenVerifier(settings).verify(token(valid_claims(iat=now, exp=now + 600)))
+    with pytest.raises(ProblemError) as refused:
+        await TokenVerifier(settings).verify(token(valid_claims(iat=now, exp=now + 601)))
+
+    assert accepted.id == "alice"
     assert refused.value.status == 401

@@ -92,19 +92,19 @@ CHECKS = "/api/v1/sessions/{sid}/checks"
          422, "validation_error"),
         # Non-finite and absurd numbers (Python's JSON parser accepts NaN and Infinity).
         ("POST", CHECKS, raw_json('{"check_id": "residual-v", "value": NaN}'),
-         422, "validation_error"),
+         422, "invalid_check_answer"),
         ("POST", CHECKS, raw_json('{"check_id": "residual-v", "value": Infinity}'),
-         422, "validation_error"),
+         422, "invalid_check_answer"),
         ("POST", CHECKS, raw_json('{"check_id": "residual-v", "value": -Infinity}'),
-         422, "validation_error"),
+         422, "invalid_check_answer"),
         ("POST", CHECKS, raw_json('{"check_id": "residual-v", "value": 1e400}'),
-         422, "validation_error"),
+         422, "invalid_check_answer"),
         ("POST", CHECKS, raw_json('{"check_id": "residual-v", "value": 1e13}'),
-         422, "validation_error"),
+         422, "invalid_check_answer"),
         ("POST", CHECKS, raw_json('{"check_id": "residual-v", "value": ' + "9" * 5000 + "}"),
          400, "bad_request"),
         ("POST", CHECKS, raw_json('{"check_id": "breaker-off", "passed": NaN}'),
-         422, "validation_error"),
+         422, "invalid_check_answer"),
         # Malformed bodies.
         ("POST", CHECKS, raw_json('{"check_id": "breaker-off", "passed": tru'),
          422, "validation_error"),
@@ -115,7 +115,7 @@ CHECKS = "/api/v1/sessions/{sid}/checks"
         ("POST", CHECKS, {"json": {"check_id": "breaker-off", "passed": True, "by": "x"}},
          422, "validation_error"),
         ("POST", CHECKS, {"json": {"check_id": "breaker-off", "passed": "yes"}},
-         422, "validation_error"),
+         422, "invalid_check_answer"),
         # Ids of odd shape in bodies and paths.
         ("POST", CHECKS, {"json": {"check_id": "../../etc/passwd", "passed": True}},
          422, "validation_error"),
@@ -333,6 +333,10 @@ async def test_a_long_sop_within_its_own_limit_is_published(api: httpx.AsyncClie
         {"format": "xml"},
         {"session_id": UNICODE_ID},
         {"worker_id": "x' OR 1=1"},
+        {"since": "0001-01-01T00:00:00+14:00"},
+        {"until": "9999-12-31T23:59:59-14:00"},
+        {"since": "0001-01-01T00:00:00+14:00", "until": "9999-12-31T23:59:59-14:00"},
+        {"until": "10000-01-01T00:00:00Z"},
     ],
 )
 async def test_bad_audit_search_is_refused(api: httpx.AsyncClient, params: dict[str, Any]) -> None:
@@ -359,3 +363,135 @@ async def test_audit_time_filters_must_be_zoned_iso_8601_in_order(
 
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"check_id": "residual-v", "value": True},
+        {"check_id": "residual-v", "value": "0.4"},
+        {"check_id": "residual-v", "value": None},
+        {"check_id": "residual-v", "value": [0.4]},
+        {"check_id": "residual-v", "value": {"volts": 0.4}},
+        {"check_id": "breaker-off", "passed": "true"},
+        {"check_id": "breaker-off", "passed": 1},
+        {"check_id": "breaker-off", "passed": 0},
+        {"check_id": "breaker-off", "passed": None},
+    ],
+    ids=["value-true", "value-text", "value-null", "value-list", "value-object",
+         "passed-text", "passed-one", "passed-zero", "passed-null"],
+)  # fmt: skip
+async def test_answers_of_the_wrong_json_type_are_refused(
+    owner: Owner, answer: dict[str, Any]
+) -> None:
+    response = await owner.send("POST", CHECKS, json=answer)
+
+    assert assert_problem(response, 422)["code"] == "invalid_check_answer"
+
+
+REFUSED_CHARACTERS = ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x1f", "\ud800", "\udfff"]
+
+
+def with_character(character: str) -> str:
+    return f"before{character}after"
+
+
+@pytest.mark.parametrize("character", REFUSED_CHARACTERS)
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (CHECKS, lambda text: {"check_id": "breaker-off", "passed": True, "note": text}),
+        ("/api/v1/sessions/{sid}/pause", lambda text: {"reason": text}),
+        ("/api/v1/sessions/{sid}/abort", lambda text: {"reason": text}),
+    ],
+    ids=["note", "pause-reason", "abort-reason"],
+)
+async def test_control_characters_in_session_texts_are_refused(
+    owner: Owner, path: str, body: Any, character: str
+) -> None:
+    # json.dumps escapes every one of them, so they reach the API as JSON escapes.
+    response = await owner.send(
+        "POST",
+        path,
+        content=json.dumps(body(with_character(character))),
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert assert_problem(response, 422)["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x07", "\x1b", "\ud83d"])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda sop, text: sop.update(title=text),
+        lambda sop, text: sop.update(description=text),
+        lambda sop, text: sop["steps"][0].update(title=text),
+        lambda sop, text: sop["steps"][0].update(instructions=text),
+        lambda sop, text: sop["steps"][0]["checks"][0].update(prompt=text),
+        lambda sop, text: sop["steps"][0]["checks"][1].update(unit=text),
+    ],
+    ids=["title", "description", "step-title", "instructions", "prompt", "unit"],
+)
+async def test_control_characters_in_sop_texts_are_refused(
+    api: httpx.AsyncClient, mutate: Any, character: str
+) -> None:
+    definition = sop_definition()
+    mutate(definition, with_character(character))
+    headers = {**bearer(*SUPERVISOR), "Content-Type": "application/json"}
+
+    refused = await api.post("/api/v1/sops", content=json.dumps(definition), headers=headers)
+
+    assert assert_problem(refused, 422)["code"] == "validation_error"
+    assert (await api.get(f"/api/v1/sops/{definition['id']}", headers=headers)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda sop: sop["steps"][0]["checks"][0].update(required="false"),
+        lambda sop: sop["steps"][0]["checks"][0].update(required=0),
+        lambda sop: sop["steps"][0]["checks"][1].update(min=False),
+        lambda sop: sop["steps"][0]["checks"][1].update(max="5"),
+    ],
+    ids=["required-text", "required-zero", "min-false", "max-text"],
+)
+async def test_sop_fields_of_the_wrong_json_type_are_refused(
+    api: httpx.AsyncClient, mutate: Any
+) -> None:
+    definition = sop_definition()
+    mutate(definition)
+    headers = bearer(*SUPERVISOR)
+
+    refused = await api.post("/api/v1/sops", json=definition, headers=headers)
+
+    assert assert_problem(refused, 422)["code"] == "validation_error"
+    assert (await api.get(f"/api/v1/sops/{definition['id']}", headers=headers)).status_code == 404
+
+
+@pytest.mark.parametrize("version", [True, "1", 1.0])
+async def test_an_sop_version_must_be_a_json_integer(
+    api: httpx.AsyncClient, version: object
+) -> None:
+    response = await api.post(
+        "/api/v1/sessions",
+        json={"sop_id": "loto-press-7", "sop_version": version},
+        headers=bearer(new_user()),
+    )
+
+    assert assert_problem(response, 422)["code"] == "validation_error"
+
+
+async def test_tabs_and_line_breaks_in_notes_are_kept(api: httpx.AsyncClient) -> None:
+    worker = new_user()
+    session = await start_session(api, worker, "loto-press-7")
+    note = "line one\r\nline two\n\tindented"
+
+    response = await api.post(
+        f"/api/v1/sessions/{session['id']}/checks",
+        json={"check_id": "affected-notified", "passed": True, "note": note},
+        headers=bearer(worker),
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["safety_checks"][-1]["note"] == note

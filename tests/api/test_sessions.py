@@ -34,7 +34,12 @@ async def test_worker_starts_a_second_session_while_one_is_in_progress(
         assert session["status"] == "IN_PROGRESS"
         assert session["sop_title"] == sop["title"]
         assert session["worker_id"] == worker
-        assert session["progress"] == {"checks_passed": 0, "checks_required": 3, "checks_total": 4}
+        assert session["progress"] == {
+            "checks_passed": 0,
+            "checks_required": 3,
+            "checks_total": 4,
+            "checks_failed": 0,
+        }
 
     async def both_listed() -> None:
         assert set(await listed_ids(api, worker)) == {first["id"], second["id"]}

@@ -68,7 +68,7 @@ def chromium() -> Path:
 def stack_url(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of an API backed by its own Temporal dev server, worker and SQLite database."""
     data_dir = tmp_path_factory.mktemp("e2e")
-    temporal_port, api_port = free_port(), free_port()
+    temporal_port, api_port, ui_port = free_port(), free_port(), free_port()
     env = {
         "EMBEDDED": "true",
         "AUTH_JWT_SECRET": TEST_SECRET,
@@ -77,6 +77,8 @@ def stack_url(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
         "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir}/app.db",
         "LOG_FORMAT": "text",
+        "TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
+        "SESSION_GAUGE_INTERVAL_SECONDS": "0.5",
     }
     subprocess.run(
         [sys.executable, "-m", "store", "migrate"],
@@ -87,7 +89,7 @@ def stack_url(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     base_url = f"http://127.0.0.1:{api_port}"
     processes: list[ManagedProcess] = []
     try:
-        processes.append(dev_server(data_dir, temporal_port).start())
+        processes.append(dev_server(data_dir, temporal_port, ui_port=ui_port).start())
         wait_for_port(temporal_port)
         worker = start_worker_process(data_dir, env).start()
         processes.append(worker)

@@ -1,22 +1,40 @@
-"""Prometheus metrics at /metrics, and JSON logs that name the request and never a token."""
+"""Prometheus metrics at /metrics, and logs that name the request and never a token."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import re
+import socket
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
+from activities.audit import AuditActivities
 from api.auth import mint_token
-from runtime.logs import JsonFormatter, bind_log_context, reset_log_context, start_log_context
+from api.metrics import keep_session_gauges_fresh, refresh_session_gauges
+from engine.client import connect
+from runtime.logs import (
+    JsonFormatter,
+    TextFormatter,
+    bind_log_context,
+    reset_log_context,
+    start_log_context,
+)
+from runtime.settings import Settings
+from store.audit import AuditLog
 from tests.api.helpers import act, publish_sop, record, start_session
-from tests.conftest import TEST_SECRET, new_user
+from tests.conftest import TEST_SECRET, bearer, eventually, new_user
+from workflows.shared import AuditEvent, AuditEventType
 
 PAUSE_ROUTE = "/api/v1/sessions/{session_id}/pause"
 
@@ -79,12 +97,11 @@ async def test_unknown_paths_share_one_label(api: httpx.AsyncClient) -> None:
     )
 
 
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    """Captures every log line of the test as the production JSON formatter writes it."""
+def capture_logs(formatter: logging.Formatter) -> Iterator[io.StringIO]:
+    """Captures every log line of the test as `formatter` writes it."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     level = root.level
     root.addHandler(handler)
@@ -94,6 +111,18 @@ def json_logs() -> Iterator[io.StringIO]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """Every log line of the test as the production JSON formatter writes it."""
+    yield from capture_logs(JsonFormatter())
+
+
+@pytest.fixture
+def text_logs() -> Iterator[io.StringIO]:
+    """Every log line of the test as `LOG_FORMAT=text` writes it."""
+    yield from capture_logs(TextFormatter())
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -121,9 +150,10 @@ async def test_access_log_names_request_session_and_worker_but_not_the_token(
     entry = access[-1]
     assert entry["logger"] == "api.access"
     assert entry["session_id"] == session["id"]
-    assert entry["worker_id"] == worker
+    assert entry["sub"] == worker
     assert entry["route"] == "/api/v1/sessions/{session_id}/pause"
     assert entry["status"] == 200 and entry["method"] == "POST"
+    assert entry["code"] is None
     assert isinstance(entry["duration_ms"], float)
     assert token not in json_logs.getvalue()
     assert token.split(".")[2] not in json_logs.getvalue()
@@ -154,24 +184,165 @@ async def test_a_forged_token_is_refused_and_neither_logged_nor_trusted(
     assert response.status_code == 401
     entry = next(e for e in lines(json_logs) if e.get("request_id") == "req-forged")
     assert entry["status"] == 401
-    assert "worker_id" not in entry and "supervisor_id" not in entry
+    assert "sub" not in entry
     assert "mallory" not in json_logs.getvalue()
     assert forged not in json_logs.getvalue()
 
 
-def test_json_lines_carry_the_context_and_redact_tokens_that_slip_in() -> None:
+def test_log_lines_carry_the_context_and_redact_tokens_that_slip_in() -> None:
     token = mint_token(TEST_SECRET, "alice", ["worker"])
     record = logging.makeLogRecord(
         {"name": "t", "levelname": "INFO", "msg": "header was Bearer %s", "args": (token,)}
     )
     context = start_log_context(request_id="req-1")
     try:
-        bind_log_context(session_id="s-1", worker_id="alice")
+        bind_log_context(session_id="s-1", sub="alice")
         entry = json.loads(JsonFormatter().format(record))
+        text = TextFormatter().format(record)
     finally:
         reset_log_context(context)
 
     assert entry["request_id"] == "req-1"
-    assert entry["session_id"] == "s-1" and entry["worker_id"] == "alice"
+    assert entry["session_id"] == "s-1" and entry["sub"] == "alice"
     assert token not in entry["message"] and "[redacted-token]" in entry["message"]
+    assert text.endswith(
+        "header was Bearer [redacted-token] request_id=req-1 session_id=s-1 sub=alice"
+    )
     assert "request_id" not in json.loads(JsonFormatter().format(record))
+
+
+async def test_problems_are_counted_by_code_and_failed_checks_by_result(
+    api: httpx.AsyncClient,
+) -> None:
+    sop = await publish_sop(api)
+    worker = new_user()
+    session = await start_session(api, worker, sop["id"])
+    before = await scrape(api)
+
+    assert (await record(api, worker, session["id"], "residual-v", value=9.0)).status_code == 201
+    assert (await record(api, worker, session["id"], "residual-v", value=1.0)).status_code == 201
+    assert (
+        await record(api, worker, session["id"], "no-such-check", passed=True)
+    ).status_code == 422
+    assert (await act(api, worker, session["id"], "resume")).status_code == 409
+    after = await scrape(api)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("work_session_checks_recorded_total", result="failed") == 1
+    assert delta("work_session_checks_recorded_total", result="passed") == 1
+    checks = {"method": "POST", "route": "/api/v1/sessions/{session_id}/checks"}
+    assert delta("http_problems_total", **checks, code="unknown_check") == 1
+    resume = {"method": "POST", "route": "/api/v1/sessions/{session_id}/resume"}
+    assert delta("http_problems_total", **resume, code="invalid_transition") == 1
+
+
+async def test_session_gauges_count_running_sessions_by_status(
+    api: httpx.AsyncClient, temporal_client: Client
+) -> None:
+    async def gauges() -> tuple[float, float]:
+        await refresh_session_gauges(temporal_client, timedelta(seconds=5))
+        samples = await scrape(api)
+        return (
+            value(samples, "work_sessions", status="IN_PROGRESS"),
+            value(samples, "work_sessions", status="PAUSED"),
+        )
+
+    sop = await publish_sop(api)
+    worker = new_user()
+    in_progress, paused = await gauges()
+    working = await start_session(api, worker, sop["id"])
+    resting = await start_session(api, worker, sop["id"])
+    ended = await start_session(api, worker, sop["id"])
+    assert (await act(api, worker, resting["id"], "pause")).status_code == 200
+    assert (await act(api, worker, ended["id"], "pause")).status_code == 200
+    assert (await act(api, worker, ended["id"], "abort")).status_code == 200
+
+    async def counted() -> None:
+        assert await gauges() == (in_progress + 1, paused + 1)
+
+    await eventually(counted)
+    assert working["status"] == "IN_PROGRESS"
+
+
+async def test_text_access_lines_carry_request_user_session_code_and_duration(
+    api: httpx.AsyncClient, text_logs: io.StringIO
+) -> None:
+    sop = await publish_sop(api)
+    worker = new_user()
+    session = await start_session(api, worker, sop["id"])
+
+    response = await api.post(
+        f"/api/v1/sessions/{session['id']}/resume",
+        headers={**bearer(worker), "X-Request-ID": "req-text-1"},
+    )
+
+    assert response.status_code == 409
+    line = next(line for line in text_logs.getvalue().splitlines() if "req-text-1" in line)
+    assert (
+        f"api.access POST /api/v1/sessions/{session['id']}/resume 409 invalid_transition " in line
+    )
+    assert re.search(r" \d+\.\dms ", line), line
+    assert f"sub={worker}" in line and f"session_id={session['id']}" in line
+
+
+async def test_static_files_are_named_in_logs_and_share_one_label(
+    api: httpx.AsyncClient, json_logs: io.StringIO
+) -> None:
+    before = await scrape(api)
+    assert (
+        await api.get("/static/app.css", headers={"X-Request-ID": "req-static"})
+    ).status_code == 200
+    after = await scrape(api)
+
+    entry = next(e for e in lines(json_logs) if e.get("request_id") == "req-static")
+    assert entry["message"].startswith("GET /static/app.css 200 ")
+    labels = {"method": "GET", "route": "/static/{path}", "status": "200"}
+    assert (
+        value(after, "http_requests_total", **labels)
+        - value(before, "http_requests_total", **labels)
+        == 1
+    )
+
+
+async def test_the_audit_activity_logs_one_short_line_per_batch(
+    audit_log: AuditLog, json_logs: io.StringIO
+) -> None:
+    session_id = f"audit-log-{uuid.uuid4().hex[:8]}"
+    events = [
+        AuditEvent(session_id, seq, kind, "alice", datetime.now(UTC), "alice", "loto")
+        for seq, kind in [(1, AuditEventType.SESSION_STARTED), (2, AuditEventType.CHECK_RECORDED)]
+    ]
+    append = AuditActivities(audit_log).append_audit_events
+
+    assert await ActivityEnvironment().run(append, events) == 2
+    assert await ActivityEnvironment().run(append, events) == 0
+
+    logged = [e for e in lines(json_logs) if e["logger"] == "activities.audit"]
+    assert [e["message"] for e in logged] == [
+        f"audit of session {session_id} seq 1-2 appended, 2 new",
+        f"audit of session {session_id} seq 1-2 appended, 0 new",
+    ]
+    assert logged[0]["first_seq"] == 1 and logged[0]["last_seq"] == 2
+
+
+async def test_session_gauges_keep_trying_while_temporal_is_unreachable(
+    json_logs: io.StringIO,
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{unused.getsockname()[1]}"
+    client = await connect(Settings(temporal_address=address), lazy=True)
+    refresher = asyncio.create_task(
+        keep_session_gauges_fresh(client, timedelta(seconds=0.05), timedelta(seconds=1))
+    )
+
+    async def retried() -> None:
+        warnings = [e for e in lines(json_logs) if e["logger"] == "api.metrics"]
+        assert len(warnings) >= 2 and not refresher.done()
+
+    try:
+        await eventually(retried)
+    finally:
+        refresher.cancel()

@@ -8,26 +8,24 @@ texts over their limits, so most sequences mix accepted and refused commands.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from hypothesis import strategies as st
 
 from tests.scenarios import SOP
-from workflows.domain import MAX_NOTE_LENGTH, MAX_REASON_LENGTH, WorkSession
+from workflows.domain import MAX_NOTE_LENGTH, MAX_REASON_LENGTH
 from workflows.shared import (
     AbortRequest,
     Actor,
-    AuditEvent,
     AuditEventType,
     CheckKind,
     CompleteRequest,
     PauseRequest,
     RecordCheckRequest,
     ResumeRequest,
+    SessionCommand,
 )
-from workflows.work_session import WorkSessionWorkflow
 
 OWNER = Actor("owner-1", ["worker"])
 OTHER_WORKER = Actor("other-worker", ["worker"])
@@ -37,81 +35,14 @@ CHECK_KINDS = {check.id: check.kind for step in SOP.steps for check in step.chec
 REQUIRED_CHECKS = [c.id for s in SOP.steps for c in s.checks if c.required]
 
 
-@dataclass(frozen=True)
-class Pause:
-    actor: Actor
-    reason: str | None
-
-    def on(self, session: WorkSession, now: datetime) -> AuditEvent | None:
-        return session.pause(self.actor, self.reason, now)
-
-    def update(self) -> tuple[Any, Any]:
-        return WorkSessionWorkflow.pause, PauseRequest(self.actor, self.reason)
-
-
-@dataclass(frozen=True)
-class Resume:
-    actor: Actor
-
-    def on(self, session: WorkSession, now: datetime) -> AuditEvent | None:
-        return session.resume(self.actor, now)
-
-    def update(self) -> tuple[Any, Any]:
-        return WorkSessionWorkflow.resume, ResumeRequest(self.actor)
-
-
-@dataclass(frozen=True)
-class Abort:
-    actor: Actor
-    reason: str | None
-
-    def on(self, session: WorkSession, now: datetime) -> AuditEvent | None:
-        return session.abort(self.actor, self.reason, now)
-
-    def update(self) -> tuple[Any, Any]:
-        return WorkSessionWorkflow.abort, AbortRequest(self.actor, self.reason)
-
-
-@dataclass(frozen=True)
-class Complete:
-    actor: Actor
-
-    def on(self, session: WorkSession, now: datetime) -> AuditEvent | None:
-        return session.complete(self.actor, now)
-
-    def update(self) -> tuple[Any, Any]:
-        return WorkSessionWorkflow.complete, CompleteRequest(self.actor)
-
-
-@dataclass(frozen=True)
-class Record:
-    actor: Actor
-    check_id: str
-    passed: bool | None
-    value: float | None
-    note: str | None
-    key: str | None
-
-    def on(self, session: WorkSession, now: datetime) -> AuditEvent | None:
-        return session.record_check(
-            self.actor, self.check_id, self.passed, self.value, self.note, now, self.key
-        )
-
-    def update(self) -> tuple[Any, Any]:
-        request = RecordCheckRequest(
-            self.actor, self.check_id, self.passed, self.value, self.note, self.key
-        )
-        return WorkSessionWorkflow.record_check, request
-
-
-Command = Pause | Resume | Abort | Complete | Record
+Command = SessionCommand
 
 EVENT_TYPE = {
-    Pause: AuditEventType.SESSION_PAUSED,
-    Resume: AuditEventType.SESSION_RESUMED,
-    Abort: AuditEventType.SESSION_ABORTED,
-    Complete: AuditEventType.SESSION_COMPLETED,
-    Record: AuditEventType.CHECK_RECORDED,
+    PauseRequest: AuditEventType.SESSION_PAUSED,
+    ResumeRequest: AuditEventType.SESSION_RESUMED,
+    AbortRequest: AuditEventType.SESSION_ABORTED,
+    CompleteRequest: AuditEventType.SESSION_COMPLETED,
+    RecordCheckRequest: AuditEventType.CHECK_RECORDED,
 }
 
 
@@ -136,7 +67,7 @@ def _keys() -> st.SearchStrategy[str | None]:
     return st.sampled_from([None, None, None, None, "key-a", "key-b"])
 
 
-def _fitting_answer(check_id: str) -> st.SearchStrategy[Record]:
+def _fitting_answer(check_id: str) -> st.SearchStrategy[RecordCheckRequest]:
     """An answer of the right kind from the owner, which the session accepts when in progress."""
     if CHECK_KINDS[check_id] == CheckKind.CONFIRM:
         answer = st.fixed_dictionaries(
@@ -148,13 +79,13 @@ def _fitting_answer(check_id: str) -> st.SearchStrategy[Record]:
         )
     return answer.flatmap(
         lambda a: st.builds(
-            Record,
+            RecordCheckRequest,
             actor=st.just(OWNER),
             check_id=st.just(check_id),
             passed=st.just(a["passed"]),
             value=st.just(a["value"]),
             note=st.none(),
-            key=_keys(),
+            idempotency_key=_keys(),
         )
     )
 
@@ -164,13 +95,13 @@ def commands(finite_only: bool = False) -> st.SearchStrategy[Command]:
     check_ids = st.sampled_from([*CHECK_KINDS, "no-such-check"])
     kinds: dict[str, tuple[int, st.SearchStrategy[Command]]] = {
         "fitting answer": (10, st.sampled_from(list(CHECK_KINDS)).flatmap(_fitting_answer)),
-        "complete": (3, st.builds(Complete, _actors())),
-        "resume": (3, st.builds(Resume, _actors())),
-        "pause": (2, st.builds(Pause, _actors(), _texts(MAX_REASON_LENGTH))),
+        "complete": (3, st.builds(CompleteRequest, _actors())),
+        "resume": (3, st.builds(ResumeRequest, _actors())),
+        "pause": (2, st.builds(PauseRequest, _actors(), _texts(MAX_REASON_LENGTH))),
         "any answer": (
             3,
             st.builds(
-                Record,
+                RecordCheckRequest,
                 _actors(),
                 check_ids,
                 st.one_of(st.none(), st.booleans()),
@@ -179,7 +110,7 @@ def commands(finite_only: bool = False) -> st.SearchStrategy[Command]:
                 _keys(),
             ),
         ),
-        "abort": (1, st.builds(Abort, _actors(), _texts(MAX_REASON_LENGTH))),
+        "abort": (1, st.builds(AbortRequest, _actors(), _texts(MAX_REASON_LENGTH))),
     }
     # Weighted, and the simplest first (Hypothesis favours it), so that many
     # sequences pass every required check and complete.

@@ -30,17 +30,23 @@ from tests.properties.operations import (
     EVENT_TYPE,
     OWNER,
     REQUIRED_CHECKS,
-    Abort,
     Command,
-    Complete,
-    Pause,
-    Record,
-    Resume,
     passed_required,
     steps,
 )
 from workflows.domain import TERMINAL_STATUSES, DomainError, WorkSession, durations
-from workflows.shared import AuditEvent, SessionStatus, SessionView
+from workflows.shared import (
+    AbortRequest,
+    AuditEvent,
+    CompleteRequest,
+    PauseRequest,
+    RecordCheckRequest,
+    ResumeRequest,
+    SessionState,
+    SessionStatus,
+    SessionView,
+)
+from workflows.work_session import UPDATE_OF
 
 DOMAIN_EXAMPLES = int(os.environ.get("PROPERTY_DOMAIN_EXAMPLES", "300"))
 WORKFLOW_EXAMPLES = int(os.environ.get("PROPERTY_WORKFLOW_EXAMPLES", "10"))
@@ -56,15 +62,21 @@ class PauseClock:
         self.since: datetime | None = None
 
     def accepted(self, command: Command, now: datetime) -> None:
-        if isinstance(command, Pause):
+        if isinstance(command, PauseRequest):
             self.since = now
-        elif isinstance(command, Resume | Abort) and self.since is not None:
+        elif isinstance(command, ResumeRequest | AbortRequest) and self.since is not None:
             self.closed += (now - self.since).total_seconds()
             self.since = None
 
     def paused_seconds(self, now: datetime) -> float:
         open_pause = (now - self.since).total_seconds() if self.since is not None else 0.0
         return self.closed + open_pause
+
+
+def before_keys(state: SessionState, command: RecordCheckRequest) -> set[str]:
+    """The idempotency keys the command's sender had used."""
+    prefix = f"{command.actor.user_id}:"
+    return {key.removeprefix(prefix) for key in state.idempotency_keys if key.startswith(prefix)}
 
 
 def assert_invariants(session: WorkSession, now: datetime, clock: PauseClock) -> None:
@@ -96,18 +108,23 @@ def test_any_command_sequence_keeps_the_session_rules(sequence: list[Any]) -> No
         now += gap
         before = copy.deepcopy(session.state)
         try:
-            event = command.on(session, now)
+            event = session.apply(command, now)
         except DomainError as refusal:
             assert session.state == before, f"refused {command} changed the session"
             if command.actor.user_id != OWNER.user_id:
                 assert refusal.code in ("forbidden", "session_not_found")
+            elif refusal.code == "idempotency_key_reused":
+                # A key names one record: another answer under it is refused in any status.
+                assert isinstance(command, RecordCheckRequest)
+                assert command.idempotency_key in before_keys(before, command)
             elif finished_as is not None:
                 assert refusal.code == "invalid_transition"
         else:
             assert command.actor.user_id == OWNER.user_id
             if event is None:
                 # A repeated idempotency key: the first record stands, nothing new.
-                assert isinstance(command, Record) and command.key is not None
+                assert isinstance(command, RecordCheckRequest)
+                assert command.idempotency_key is not None
                 assert session.state == before
             else:
                 assert finished_as is None, f"{command} changed a {finished_as} session"
@@ -115,12 +132,12 @@ def test_any_command_sequence_keeps_the_session_rules(sequence: list[Any]) -> No
                 assert event.type == EVENT_TYPE[type(command)]
                 events.append(event)
                 clock.accepted(command, now)
-                if isinstance(command, Record):
+                if isinstance(command, RecordCheckRequest):
                     assert before.status == SessionStatus.IN_PROGRESS
                     assert len(session.state.checks) == len(before.checks) + 1
                 else:
                     assert session.state.checks == before.checks
-                if isinstance(command, Complete):
+                if isinstance(command, CompleteRequest):
                     assert passed_required(session.state.checks) == len(REQUIRED_CHECKS)
         if session.status in TERMINAL_STATUSES:
             finished_as = finished_as or session.status
@@ -146,11 +163,10 @@ def comparable(view: SessionView) -> dict[str, Any]:
 
 
 async def send(handle: scenarios.SessionHandle, command: Command) -> SessionView | str:
-    """Sends a command as an update: the new view, or the code it was refused with."""
-    update, request = command.update()
+    """Sends a command as an update: the session after it, or the code it was refused with."""
     try:
-        view: SessionView = await handle.execute_update(update, request)
-        return view
+        await handle.execute_update(UPDATE_OF[type(command)], command)
+        return await query_riding_out_transport_errors(handle)
     except WorkflowUpdateFailedError as refusal:
         assert isinstance(refusal.cause, ApplicationError), refusal.cause
         assert refusal.cause.type
@@ -188,7 +204,7 @@ async def test_the_workflow_accepts_and_refuses_exactly_what_the_domain_does(
         if shadow.is_terminal and outcome == "finished":
             continue  # The workflow has closed; before that its validators answer.
         try:
-            event = command.on(shadow, datetime.now(UTC))
+            event = shadow.apply(command, datetime.now(UTC))
         except DomainError as refusal:
             assert outcome == refusal.code, command
             continue

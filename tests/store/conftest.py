@@ -96,7 +96,9 @@ async def _truncate(url: str) -> None:
         make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     )
     try:
-        await connection.execute("TRUNCATE sop_versions, audit_events RESTART IDENTITY")
+        await connection.execute(
+            "TRUNCATE sop_versions, audit_events, audit_dead_letters RESTART IDENTITY"
+        )
     finally:
         await connection.close()
 

@@ -4,7 +4,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store.audit import AuditLog
@@ -38,15 +37,15 @@ def event(
 
 async def test_appending_the_same_events_twice_stores_each_once(audit_store: AuditLog) -> None:
     events = [event("s1", seq, minutes=seq) for seq in (1, 2, 3)]
-    assert await audit_store.append(events) == 3
-    assert await audit_store.append(events) == 0
+    assert (await audit_store.append(events)).inserted == 3
+    assert (await audit_store.append(events)).inserted == 0
     assert await audit_store.for_session("s1") == events
 
 
 async def test_a_mixed_batch_inserts_only_the_new_events(audit_store: AuditLog) -> None:
     await audit_store.append([event("s1", 1), event("s1", 2)])
     retried = [event("s1", 2), event("s1", 3), event("s2", 1), event("s2", 1)]
-    assert await audit_store.append(retried) == 2
+    assert (await audit_store.append(retried)).inserted == 2
     assert [e.seq for e in await audit_store.for_session("s1")] == [1, 2, 3]
     assert [e.seq for e in await audit_store.for_session("s2")] == [1]
 
@@ -55,20 +54,20 @@ async def test_a_retried_event_keeps_its_first_content(audit_store: AuditLog) ->
     original = event("s1", 1)
     await audit_store.append([original])
     changed = event("s1", 1, type=AuditEventType.SESSION_ABORTED)
-    assert await audit_store.append([changed]) == 0
+    assert (await audit_store.append([changed])).inserted == 0
     assert await audit_store.for_session("s1") == [original]
 
 
 async def test_appending_nothing_inserts_nothing(audit_store: AuditLog) -> None:
-    assert await audit_store.append([]) == 0
+    assert (await audit_store.append([])).inserted == 0
 
 
 async def test_a_batch_larger_than_one_insert_statement_is_stored_whole(
     audit_store: AuditLog,
 ) -> None:
     events = [event("long", seq, minutes=seq) for seq in range(1, 1202)]
-    assert await audit_store.append(events) == 1201
-    assert await audit_store.append(events[-10:] + [event("long", 1202)]) == 1
+    assert (await audit_store.append(events)).inserted == 1201
+    assert (await audit_store.append(events[-10:] + [event("long", 1202)])).inserted == 1
     assert len(await audit_store.for_session("long")) == 1202
 
 
@@ -149,9 +148,13 @@ async def test_timestamps_come_back_aware_in_utc(
     )
 
 
-async def test_a_naive_timestamp_is_refused(audit_store: AuditLog) -> None:
+async def test_a_naive_timestamp_is_kept_apart_as_a_dead_letter(audit_store: AuditLog) -> None:
     naive = event("s1", 1)
     naive.at = datetime(2025, 3, 1, 8, 0)
-    with pytest.raises(StatementError, match="naive datetime"):
-        await audit_store.append([naive])
+
+    appended = await audit_store.append([naive])
+
+    assert appended.inserted == 0
+    assert [r.event for r in appended.dead_lettered] == [naive]
+    assert "naive datetime" in appended.dead_lettered[0].refusal
     assert await audit_store.for_session("s1") == []

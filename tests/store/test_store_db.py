@@ -45,7 +45,7 @@ async def test_migrate_creates_the_tables_and_running_it_again_keeps_the_data(
             )
             assert (
                 await connection.execute(text("SELECT version_num FROM alembic_version"))
-            ).all() == [("0001",)]
+            ).all() == [("0002",)]
         assert await SopCatalog(create_transaction_factory(engine)).get("minimal") is not None
     finally:
         await engine.dispose()

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from workflows.shared import SessionView, StartSessionInput
+with workflow.unsafe.imports_passed_through():
+    # Passed through like the workflow's own imports, so both see the same payload classes.
+    from workflows.shared import SessionView, StartSessionInput
 from workflows.work_session import WorkSessionWorkflow
 
 

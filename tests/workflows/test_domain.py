@@ -6,12 +6,24 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from workflows.domain import DomainError, WorkSession, durations
+from workflows.domain import (
+    MAX_RECORDS_PER_SESSION,
+    MAX_SESSION_TEXT_BYTES,
+    MAX_STATUS_CHANGES_PER_SESSION,
+    DomainError,
+    WorkSession,
+    durations,
+)
 from workflows.shared import (
+    AbortRequest,
     Actor,
     AuditEventType,
     CheckDefinition,
     CheckKind,
+    CompleteRequest,
+    PauseRequest,
+    RecordCheckRequest,
+    ResumeRequest,
     SessionStatus,
     SopSnapshot,
     StepDefinition,
@@ -84,10 +96,10 @@ def test_each_status_allows_exactly_its_commands(status: SessionStatus, allowed:
     session = new_session()
     session.state.status = status
     attempts = {
-        "pause": lambda: session.check_pause(OWNER, None),
-        "resume": lambda: session.check_resume(OWNER),
-        "abort": lambda: session.check_abort(OWNER, None),
-        "record_check": lambda: session.check_record(OWNER, "breaker", True, None, None),
+        "pause": lambda: session.refuse(PauseRequest(OWNER)),
+        "resume": lambda: session.refuse(ResumeRequest(OWNER)),
+        "abort": lambda: session.refuse(AbortRequest(OWNER)),
+        "record_check": lambda: session.refuse(RecordCheckRequest(OWNER, "breaker", True)),
     }
     for command, attempt in attempts.items():
         if command in allowed:
@@ -98,19 +110,19 @@ def test_each_status_allows_exactly_its_commands(status: SessionStatus, allowed:
 
 def test_only_the_owner_may_change_and_others_learn_nothing() -> None:
     session = new_session()
-    assert codes_of(lambda: session.pause(OTHER, None, at(1))) == "session_not_found"
-    assert codes_of(lambda: session.pause(SUPERVISOR, None, at(1))) == "forbidden"
+    assert codes_of(lambda: session.apply(PauseRequest(OTHER, None), at(1))) == "session_not_found"
+    assert codes_of(lambda: session.apply(PauseRequest(SUPERVISOR, None), at(1))) == "forbidden"
     assert session.status == SessionStatus.IN_PROGRESS
 
 
 def test_pause_resume_keeps_checks_and_counts_paused_time_apart() -> None:
     session = new_session()
-    session.record_check(OWNER, "breaker", True, None, "ok", at(5))
-    session.pause(OWNER, "lunch", at(10))
+    session.apply(RecordCheckRequest(OWNER, "breaker", True, None, "ok"), at(5))
+    session.apply(PauseRequest(OWNER, "lunch"), at(10))
     assert session.summary().pause_reason == "lunch"
     assert durations(session.summary(), at(40)) == (600.0, 1800.0)
-    session.resume(OWNER, at(40))
-    session.record_check(OWNER, "volts", None, 1.5, None, at(45))
+    session.apply(ResumeRequest(OWNER), at(40))
+    session.apply(RecordCheckRequest(OWNER, "volts", None, 1.5, None), at(45))
 
     assert [r.check_id for r in session.state.checks] == ["breaker", "volts"]
     assert durations(session.summary(), at(50)) == (20 * 60.0, 30 * 60.0)
@@ -124,8 +136,8 @@ def test_pause_resume_keeps_checks_and_counts_paused_time_apart() -> None:
 
 def test_abort_while_paused_stops_both_clocks() -> None:
     session = new_session()
-    session.pause(OWNER, None, at(10))
-    event = session.abort(OWNER, "wrong press", at(20))
+    session.apply(PauseRequest(OWNER, None), at(10))
+    event = session.apply(AbortRequest(OWNER, "wrong press"), at(20))
 
     assert event.type == AuditEventType.SESSION_ABORTED
     assert event.data == {"reason": "wrong press"}
@@ -135,16 +147,16 @@ def test_abort_while_paused_stops_both_clocks() -> None:
 
 def test_measurements_are_judged_by_their_limits_and_redone_checks_count_latest() -> None:
     session = new_session()
-    session.record_check(OWNER, "breaker", True, None, None, at(1))
-    session.record_check(OWNER, "volts", None, 12.0, None, at(2))
+    session.apply(RecordCheckRequest(OWNER, "breaker", True, None, None), at(1))
+    session.apply(RecordCheckRequest(OWNER, "volts", None, 12.0, None), at(2))
     assert session.missing_required_checks() == ["volts"]
-    assert codes_of(lambda: session.complete(OWNER, at(3))) == "checks_incomplete"
+    assert codes_of(lambda: session.apply(CompleteRequest(OWNER), at(3))) == "checks_incomplete"
 
-    session.record_check(OWNER, "volts", None, 5.0, None, at(4))
+    session.apply(RecordCheckRequest(OWNER, "volts", None, 5.0, None), at(4))
 
     assert [r.passed for r in session.state.checks] == [True, False, True]
     assert session.current_step_id() is None
-    event = session.complete(OWNER, at(5))
+    event = session.apply(CompleteRequest(OWNER), at(5))
     assert event.seq == 5
     assert session.status == SessionStatus.COMPLETED
 
@@ -164,15 +176,17 @@ def test_answers_must_fit_the_check(
     check_id: str, passed: bool | None, value: float | None, code: str
 ) -> None:
     session = new_session()
-    refused = codes_of(lambda: session.record_check(OWNER, check_id, passed, value, None, at(1)))
+    refused = codes_of(
+        lambda: session.apply(RecordCheckRequest(OWNER, check_id, passed, value, None), at(1))
+    )
     assert refused == code
     assert session.state.checks == []
 
 
 def test_a_repeated_idempotency_key_records_nothing_new() -> None:
     session = new_session()
-    first = session.record_check(OWNER, "breaker", True, None, None, at(1), "k1")
-    again = session.record_check(OWNER, "breaker", True, None, None, at(2), "k1")
+    first = session.apply(RecordCheckRequest(OWNER, "breaker", True, None, None, "k1"), at(1))
+    again = session.apply(RecordCheckRequest(OWNER, "breaker", True, None, None, "k1"), at(2))
 
     assert first is not None
     assert again is None
@@ -181,10 +195,14 @@ def test_a_repeated_idempotency_key_records_nothing_new() -> None:
 
 def test_text_limits_are_enforced() -> None:
     session = new_session()
-    assert codes_of(lambda: session.pause(OWNER, "x" * 501, at(1))) == "text_too_long"
+    assert codes_of(lambda: session.apply(PauseRequest(OWNER, "x" * 501), at(1))) == "text_too_long"
     too_long_note = "n" * 2001
     assert (
-        codes_of(lambda: session.record_check(OWNER, "breaker", True, None, too_long_note, at(1)))
+        codes_of(
+            lambda: session.apply(
+                RecordCheckRequest(OWNER, "breaker", True, None, too_long_note), at(1)
+            )
+        )
         == "text_too_long"
     )
 
@@ -192,10 +210,10 @@ def test_text_limits_are_enforced() -> None:
 def test_audit_sequence_numbers_follow_every_change() -> None:
     session = new_session()
     events = [
-        session.record_check(OWNER, "breaker", True, None, None, at(1)),
-        session.pause(OWNER, None, at(2)),
-        session.resume(OWNER, at(3)),
-        session.abort(OWNER, None, at(4)),
+        session.apply(RecordCheckRequest(OWNER, "breaker", True, None, None), at(1)),
+        session.apply(PauseRequest(OWNER, None), at(2)),
+        session.apply(ResumeRequest(OWNER), at(3)),
+        session.apply(AbortRequest(OWNER, None), at(4)),
     ]
     assert [e.seq for e in events if e] == [2, 3, 4, 5]
     assert [e.type for e in events if e] == [
@@ -204,3 +222,98 @@ def test_audit_sequence_numbers_follow_every_change() -> None:
         AuditEventType.SESSION_RESUMED,
         AuditEventType.SESSION_ABORTED,
     ]
+
+
+def test_failed_checks_count_latest_records_optional_ones_included() -> None:
+    session = new_session()
+    session.apply(RecordCheckRequest(OWNER, "volts", value=9.0), at(1))
+    session.apply(RecordCheckRequest(OWNER, "photo", passed=False), at(2))
+    assert session.progress().checks_failed == 2
+
+    session.apply(RecordCheckRequest(OWNER, "volts", value=1.0), at(3))
+
+    assert session.progress().checks_failed == 1
+    assert session.summary().progress.checks_failed == 1
+
+
+def test_an_idempotency_key_reused_with_another_answer_is_refused() -> None:
+    session = new_session()
+    session.apply(RecordCheckRequest(OWNER, "volts", value=1.0, idempotency_key="k1"), at(1))
+
+    refused = codes_of(
+        lambda: session.apply(
+            RecordCheckRequest(OWNER, "volts", value=7.0, idempotency_key="k1"), at(2)
+        )
+    )
+
+    assert refused == "idempotency_key_reused"
+    assert [r.value for r in session.state.checks] == [1.0]
+
+
+def test_a_session_refuses_records_beyond_its_bounds_but_still_ends() -> None:
+    session = new_session()
+    session.apply(RecordCheckRequest(OWNER, "volts", value=1.0), at(0))
+    for minute in range(1, MAX_RECORDS_PER_SESSION):
+        session.apply(RecordCheckRequest(OWNER, "breaker", True), at(minute))
+    full = codes_of(lambda: session.apply(RecordCheckRequest(OWNER, "breaker", True), at(600)))
+
+    assert full == "session_limit_reached"
+    session.apply(PauseRequest(OWNER, "full"), at(601))
+    session.apply(ResumeRequest(OWNER), at(602))
+    session.apply(CompleteRequest(OWNER), at(603))
+    assert session.status == SessionStatus.COMPLETED
+
+
+def test_notes_of_four_byte_characters_fill_the_text_budget_then_are_refused() -> None:
+    session = new_session()
+    note = "\U0001f6a7" * 2000
+    recorded = 0
+    while True:
+        try:
+            session.apply(RecordCheckRequest(OWNER, "breaker", True, note=note), at(recorded))
+        except DomainError as refused:
+            assert refused.code == "session_limit_reached"
+            break
+        recorded += 1
+
+    assert recorded == MAX_SESSION_TEXT_BYTES // (4 * 2000 + 2)
+    session.apply(RecordCheckRequest(OWNER, "breaker", True), at(900))
+    session.apply(AbortRequest(OWNER, "\U0001f6a7" * 500), at(901))
+    assert session.is_terminal
+
+
+def test_pauses_stop_while_room_remains_to_resume_and_end() -> None:
+    session = new_session()
+    minute = 0
+    while True:
+        try:
+            session.apply(PauseRequest(OWNER), at(minute))
+        except DomainError as refused:
+            assert refused.code == "session_limit_reached"
+            break
+        session.apply(ResumeRequest(OWNER), at(minute + 1))
+        minute += 2
+
+    session.apply(AbortRequest(OWNER), at(minute + 1))
+    assert len(session.state.history) <= MAX_STATUS_CHANGES_PER_SESSION
+
+
+def test_the_audit_type_comes_from_the_command() -> None:
+    session = new_session()
+    session.apply(PauseRequest(OWNER), at(1))
+    resumed = session.apply(ResumeRequest(OWNER), at(2))
+    assert resumed is not None
+    assert resumed.type == AuditEventType.SESSION_RESUMED
+
+
+def test_a_change_carries_only_what_changed() -> None:
+    session = new_session()
+    checked = session.apply(RecordCheckRequest(OWNER, "breaker", True, note="ok"), at(1))
+    change = session.change(checked)
+
+    assert change.version == 2 == session.view().version
+    assert change.check == session.state.checks[-1]
+    assert change.status_change is None
+    paused = session.change(session.apply(PauseRequest(OWNER, "lunch"), at(2)))
+    assert paused.check is None
+    assert paused.status_change == session.state.history[-1]

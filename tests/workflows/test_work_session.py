@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -17,6 +18,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
+from api.auth import User
 from api.gateway import SessionGateway
 from engine.client import register_search_attributes
 from runtime.settings import Settings
@@ -31,6 +33,7 @@ from workflows.shared import (
     Actor,
     AuditEventType,
     RecordCheckRequest,
+    SessionChange,
     SessionStatus,
     StartSessionInput,
 )
@@ -55,14 +58,16 @@ async def test_an_update_in_the_very_first_task_finds_the_session(
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
     )
 
-    view = await temporal_client.execute_update_with_start_workflow(
+    change = await temporal_client.execute_update_with_start_workflow(
         WorkSessionWorkflow.record_check,
         RecordCheckRequest(owner, "breaker-off", passed=True),
         start_workflow_operation=start,
     )
 
-    assert view.summary.status == SessionStatus.IN_PROGRESS
-    assert [c.check_id for c in view.safety_checks] == ["breaker-off"]
+    assert isinstance(change, SessionChange)
+    assert change.summary.status == SessionStatus.IN_PROGRESS
+    assert change.check is not None
+    assert change.check.check_id == "breaker-off"
 
 
 async def test_a_refused_update_never_enters_history(
@@ -176,8 +181,13 @@ async def test_continue_as_new_keeps_the_session_its_audit_trail_and_its_keys(
 
     async def listed_once() -> None:
         gateway = SessionGateway(client, Settings(temporal_task_queue=task_queue))
+        owner = scenarios.owner_of(handle).user_id
         summaries, _ = await gateway.list(
-            worker_id=scenarios.owner_of(handle).user_id, statuses=[], limit=50, page_token=None
+            caller=User(owner, frozenset({"worker"})),
+            worker_id=owner,
+            statuses=[],
+            limit=50,
+            page_token=None,
         )
         assert [s.id for s in summaries] == [handle.id]
         assert summaries[0].status == SessionStatus.PAUSED
@@ -208,14 +218,19 @@ async def test_started_state_matches_what_the_api_computes(
     assert view == expected.view()
 
 
-async def test_a_paused_session_continues_in_a_fresh_run_with_everything_intact(
+async def test_a_short_pause_stays_in_one_run_and_a_long_one_continues_in_a_fresh_run(
     temporal_client: Client, settings: Settings, audit_log: AuditLog
 ) -> None:
-    handle = await scenarios.start(temporal_client, settings.temporal_task_queue)
+    handle = await scenarios.start(
+        temporal_client, settings.temporal_task_queue, paused_run_after=timedelta(seconds=2)
+    )
     first_run = (await handle.describe()).run_id
     await scenarios.check(handle, "breaker-off", passed=True, key="k-1")
     await scenarios.check(handle, "residual-v", value=30.0)
+    await scenarios.many_checks(handle, 12)
     await scenarios.pause(handle, "waiting for parts")
+    await asyncio.sleep(1)
+    assert (await handle.describe()).run_id == first_run
     latest = temporal_client.get_workflow_handle_for(WorkSessionWorkflow.run, handle.id)
 
     async def fresh_run() -> int:
@@ -229,14 +244,15 @@ async def test_a_paused_session_continues_in_a_fresh_run_with_everything_intact(
 
     view = await scenarios.resume(handle)
     assert view.summary.status == SessionStatus.IN_PROGRESS
-    assert [c.check_id for c in view.safety_checks] == ["breaker-off", "residual-v"]
-    assert view.summary.paused_seconds_closed > 0
+    assert [c.check_id for c in view.safety_checks][:2] == ["breaker-off", "residual-v"]
+    assert len(view.safety_checks) == 14
+    assert view.summary.paused_seconds_closed >= 2
     again = await scenarios.check(handle, "breaker-off", passed=True, key="k-1")
-    assert len(again.safety_checks) == 2
+    assert len(again.safety_checks) == 14
 
     async def audit_in_order() -> None:
         events = await audit_log.for_session(handle.id)
-        assert [e.seq for e in events] == [1, 2, 3, 4, 5]
-        assert events[3].type == AuditEventType.SESSION_PAUSED
+        assert [e.seq for e in events] == list(range(1, 18))
+        assert events[15].type == AuditEventType.SESSION_PAUSED
 
     await eventually(audit_in_order)

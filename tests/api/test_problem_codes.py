@@ -1,0 +1,74 @@
+"""Problem codes: one enum, and no engine condition ever answered as a client error."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from temporalio.api.workflowservice.v1 import (
+    PauseWorkflowExecutionRequest,
+    UnpauseWorkflowExecutionRequest,
+)
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from api.errors import ProblemCode
+from api.gateway import _refusal
+from runtime.settings import Settings
+from tests.api.helpers import act, publish_sop, start_session
+from tests.conftest import bearer, new_user
+
+DESIGN_CODES = {
+    "invalid_transition",
+    "session_not_found",
+    "sop_not_found",
+    "checks_incomplete",
+    "unknown_check",
+    "idempotency_key_reused",
+}
+
+
+def test_the_contract_codes_are_all_there_with_their_statuses() -> None:
+    assert DESIGN_CODES <= {code.value for code in ProblemCode}
+    assert ProblemCode.INVALID_TRANSITION.status == 409
+    assert ProblemCode.SESSION_NOT_FOUND.status == 404
+    assert ProblemCode.UNKNOWN_CHECK.status == 422
+    assert len({code.problem_title for code in ProblemCode}) == len(ProblemCode)
+
+
+def test_an_update_failure_of_an_unknown_type_is_no_client_error() -> None:
+    engine_made = WorkflowUpdateFailedError(ApplicationError("rejected", type="UnprocessedUpdate"))
+    domain_made = WorkflowUpdateFailedError(
+        ApplicationError("no", {"status": "PAUSED"}, type="invalid_transition")
+    )
+
+    assert _refusal(engine_made).code is ProblemCode.TEMPORAL_UNAVAILABLE
+    refused = _refusal(domain_made)
+    assert refused.code is ProblemCode.INVALID_TRANSITION
+    assert refused.extra == {"status": "PAUSED"}
+
+
+async def test_a_session_an_operator_paused_in_temporal_answers_session_suspended(
+    api: httpx.AsyncClient, temporal_client: Client, settings: Settings
+) -> None:
+    sop = await publish_sop(api)
+    worker = new_user()
+    session = await start_session(api, worker, sop["id"])
+    service = temporal_client.workflow_service
+    operator = {
+        "namespace": settings.temporal_namespace,
+        "workflow_id": session["id"],
+        "reason": "operator",
+    }
+    await service.pause_workflow_execution(
+        PauseWorkflowExecutionRequest(**operator, request_id=str(uuid.uuid4()))
+    )
+    try:
+        read = await api.get(f"/api/v1/sessions/{session['id']}", headers=bearer(worker))
+        assert read.status_code == 409, read.text
+        assert read.json()["code"] == "session_suspended"
+    finally:
+        await service.unpause_workflow_execution(
+            UnpauseWorkflowExecutionRequest(**operator, request_id=str(uuid.uuid4()))
+        )
+    assert (await act(api, worker, session["id"], "pause")).status_code == 200

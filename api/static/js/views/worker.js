@@ -8,6 +8,7 @@ import {
   postJson,
   rememberSession,
 } from '../api.js';
+import { checkDrafts } from '../drafts.js';
 import { navigate, reload, supervisorHref, workerHref } from '../nav.js';
 import {
   historySection,
@@ -145,13 +146,10 @@ export async function workerSessionView(root, { args: [id] }) {
   const sop = await getSop(first.sop_id, first.sop_version);
   const others = mine.items.filter((s) => s.id !== id);
   let session = first;
-  const drafts = new Map();
+  const drafts = checkDrafts(id);
   const content = h('div');
 
-  const draft = (checkId) => {
-    if (!drafts.has(checkId)) drafts.set(checkId, { value: '', note: '' });
-    return drafts.get(checkId);
-  };
+  const draft = (checkId) => drafts.get(checkId);
 
   // `focusAfter`: the test id of the control to focus when the one in use goes away (pause ↔ resume).
   async function act(send, onDone, focusAfter = null) {
@@ -234,7 +232,7 @@ export async function workerSessionView(root, { args: [id] }) {
         type: 'text',
         name: 'note',
         value: draft(check.id).note,
-        oninput: (e) => (draft(check.id).note = e.target.value),
+        oninput: (e) => drafts.update(check.id, { note: e.target.value }),
       }),
     );
 
@@ -270,7 +268,7 @@ export async function workerSessionView(root, { args: [id] }) {
       testid: 'measurement-input',
       'aria-describedby': `${ids.prompt} ${ids.meta}`,
       value: draft(check.id).value,
-      oninput: (e) => (draft(check.id).value = e.target.value),
+      oninput: (e) => drafts.update(check.id, { value: e.target.value }),
     });
     return h(
       'form',

@@ -72,7 +72,8 @@ def create_provider(
     provider_app.Storage = KeyIdStorage
     AuthorizationCodeGrant.TOKEN_ENDPOINT_AUTH_METHODS = PUBLIC_CLIENT_AUTH_METHODS
     RefreshTokenGrant.TOKEN_ENDPOINT_AUTH_METHODS = PUBLIC_CLIENT_AUTH_METHODS
-    app = flask.Flask("oidc_provider")
+    # Named for the package's module, so Flask finds the package's page templates.
+    app = flask.Flask(provider_app.__name__)
     app.config["OAUTH2_ACCESS_TOKEN_GENERATOR"] = jwt_access_token_generator(
         audience, lifetime_seconds
     )

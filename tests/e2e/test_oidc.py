@@ -190,6 +190,7 @@ async def test_worker_signs_in_at_the_provider_records_a_check_and_every_tab_fol
         session_id = await start_session(page, "loto-press-7", LOTO)
         await confirm(page, "affected-notified", passed=True)
         await expect_result(page, "affected-notified", "PASSED")
+        await page.evaluate("() => window.scrollTo(0, 0)")
         await page.screenshot(path=SHOTS / "signed-in-390.png")
         await page.set_viewport_size(DESK)
         await page.screenshot(path=SHOTS / "signed-in-1440.png")

@@ -8,7 +8,7 @@ import {
   setTokenRenewer,
   setUnauthorizedHandler,
 } from './js/api.js';
-import { clearAllDrafts } from './js/drafts.js';
+import { clearAllDrafts } from './js/check-drafts.js';
 import { homeHash, navigate, rememberNext, takeNext } from './js/nav.js';
 import { completeSignIn, providerSignOutUrl, renewSignIn } from './js/oidc.js';
 import { announce, button, clearError, clearNotice, h, mount, pageHeading, showError } from './js/ui.js';

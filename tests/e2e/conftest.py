@@ -8,14 +8,11 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
 
-from tests.conftest import TEST_SECRET
 from tests.processes import (
     ROOT,
     ManagedProcess,
@@ -66,20 +63,14 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@dataclass(frozen=True)
-class Backend:
-    """A Temporal dev server, a worker and a migrated database that API processes share."""
-
-    data_dir: Path
-    env: dict[str, str]
-
-
 @pytest.fixture(scope="session")
-def e2e_backend(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    """The one Temporal dev server of the browser tests, with its worker and SQLite database."""
+def stack_url(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of an API backed by its own Temporal dev server, worker and SQLite database."""
     data_dir = tmp_path_factory.mktemp("e2e")
-    temporal_port, ui_port = free_port(), free_port()
+    temporal_port, api_port, ui_port = free_port(), free_port(), free_port()
+    # As under `make run`: the public dev secret, so that the page's dev sign-in exists.
     env = {
+        "EMBEDDED": "true",
         "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
         "TEMPORAL_NAMESPACE": "default",
         "TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
@@ -94,37 +85,21 @@ def e2e_backend(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         env={**os.environ, **env},
         check=True,
     )
+    base_url = f"http://127.0.0.1:{api_port}"
     processes: list[ManagedProcess] = []
     try:
         processes.append(dev_server(data_dir, temporal_port, ui_port=ui_port).start())
         wait_for_port(temporal_port)
         worker = start_worker_process(data_dir, env).start()
         processes.append(worker)
+        api = api_process(data_dir, env, api_port).start()
+        processes.append(api)
+        wait_until_ready(base_url, api)
         wait_for_log_line(worker, "worker polling task queue")
-        yield Backend(data_dir, env)
+        yield base_url
     finally:
         for process in reversed(processes):
             process.stop()
-
-
-@contextmanager
-def api_on(backend: Backend, auth_env: dict[str, str], name: str) -> Iterator[str]:
-    """An API process on the shared backend with its own sign-in settings; yields its base URL."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    api = api_process(backend.data_dir, {**backend.env, **auth_env}, port, name=name).start()
-    try:
-        wait_until_ready(base_url, api)
-        yield base_url
-    finally:
-        api.stop()
-
-
-@pytest.fixture(scope="session")
-def stack_url(e2e_backend: Backend) -> Iterator[str]:
-    """Base URL of the embedded API with the dev sign-in, on the shared backend."""
-    with api_on(e2e_backend, {"EMBEDDED": "true", "AUTH_JWT_SECRET": TEST_SECRET}, "api") as url:
-        yield url
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -16,11 +17,18 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, Request, ViewportSize, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    Request,
+    ViewportSize,
+    expect,
+)
 
-from tests.e2e.conftest import Backend, api_on
-from tests.e2e.test_browser import check, confirm, expect_result, start_session
-from tests.processes import ManagedProcess, free_port, wait_for_port
+from runtime.settings import Settings
+from tests.processes import ManagedProcess, api_process, free_port, wait_for_port, wait_until_ready
 
 pytestmark = pytest.mark.slow
 
@@ -58,11 +66,16 @@ def issuer_of(provider: ManagedProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def provider(e2e_backend: Backend) -> Iterator[Provider]:
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("oidc")
+
+
+@pytest.fixture(scope="module")
+def provider(logs: Path) -> Iterator[Provider]:
     """The identity provider, with a worker whose roles sit where Keycloak puts them."""
     worker = f"oidc-{uuid.uuid4().hex[:8]}"
     process = start_provider(
-        e2e_backend.data_dir,
+        logs,
         {"sub": worker, "name": "Olive Field", "realm_access": {"roles": ["worker"]}},
         {"sub": "mallory", "aud": "another-api", "realm_access": {"roles": ["worker"]}},
     )
@@ -73,16 +86,31 @@ def provider(e2e_backend: Backend) -> Iterator[Provider]:
 
 
 @pytest.fixture(scope="module")
-def oidc_url(e2e_backend: Backend, provider: Provider) -> Iterator[str]:
-    """An API that trusts only the provider, which it finds through its discovery document."""
-    auth = {
+async def oidc_url(
+    chromium: Path, settings: Settings, worker: None, provider: Provider, logs: Path
+) -> AsyncIterator[str]:
+    """An API process on the test session's Temporal server, worker and database that trusts
+    only the provider, which it finds through its discovery document."""
+    env = {
+        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "DATABASE_URL": settings.database_url,
+        "LOG_FORMAT": "text",
         "AUTH_ISSUER": provider.issuer,
         "AUTH_AUDIENCE": AUDIENCE,
         "AUTH_OIDC_CLIENT_ID": CLIENT_ID,
         "AUTH_ROLES_CLAIM": "realm_access.roles",
     }
-    with api_on(e2e_backend, auth, "api-oidc") as url:
-        yield url
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    api = api_process(logs, env, port, name="api-oidc").start()
+    try:
+        # The in-process worker shares this event loop: wait without blocking it.
+        await asyncio.to_thread(wait_until_ready, base_url, api)
+        yield base_url
+    finally:
+        api.stop()
 
 
 @asynccontextmanager
@@ -158,13 +186,30 @@ async def stored_sign_in(page: Page) -> dict[str, Any]:
     return stored
 
 
-def status_with(base_url: str, token: str) -> int:
+async def status_with(base_url: str, token: str) -> int:
     headers = {"Authorization": f"Bearer {token}"}
-    return httpx.get(f"{base_url}/api/v1/sessions", headers=headers).status_code
+    async with httpx.AsyncClient() as client:
+        return (await client.get(f"{base_url}/api/v1/sessions", headers=headers)).status_code
+
+
+def check(page: Page, check_id: str) -> Locator:
+    return page.get_by_test_id(f"check-{check_id}")
+
+
+async def start_loto_session(page: Page) -> str:
+    """Starts a lockout/tagout session from the catalog and returns its id."""
+    await page.get_by_test_id("nav-start").click()
+    await page.get_by_test_id("start-sop-loto-press-7").click()
+    await expect(page.get_by_test_id("session-title")).to_have_text(LOTO)
+    return page.url.rpartition("/")[2]
+
+
+async def expect_result(page: Page, check_id: str, result: str) -> None:
+    await expect(check(page, check_id).get_by_test_id("check-result")).to_have_text(result)
 
 
 async def test_worker_signs_in_at_the_provider_records_a_check_and_every_tab_follows(
-    browser: Browser, oidc_url: str, provider: Provider, e2e_backend: Backend
+    browser: Browser, oidc_url: str, provider: Provider, logs: Path
 ) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     to_provider: list[Request] = []
@@ -187,8 +232,8 @@ async def test_worker_signs_in_at_the_provider_records_a_check_and_every_tab_fol
         await expect(page.locator("#account-name")).to_contain_text("Olive Field")
         assert "code=" not in page.url
 
-        session_id = await start_session(page, "loto-press-7", LOTO)
-        await confirm(page, "affected-notified", passed=True)
+        session_id = await start_loto_session(page)
+        await check(page, "affected-notified").get_by_test_id("confirm-pass").click()
         await expect_result(page, "affected-notified", "PASSED")
         await page.evaluate("() => window.scrollTo(0, 0)")
         await page.screenshot(path=SHOTS / "signed-in-390.png")
@@ -197,10 +242,12 @@ async def test_worker_signs_in_at_the_provider_records_a_check_and_every_tab_fol
 
         signed_in = await stored_sign_in(page)
         access_token = signed_in["accessToken"]
-        session = httpx.get(
-            f"{oidc_url}/api/v1/sessions/{session_id}",
-            headers={"Authorization": f"Bearer {access_token}"},
-        ).json()
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(
+                f"{oidc_url}/api/v1/sessions/{session_id}",
+                headers={"Authorization": f"Bearer {access_token}"},
+            )
+        session = answer.json()
         assert session["worker_id"] == provider.worker
         assert [r["recorded_by"] for r in session["safety_checks"]] == [provider.worker]
 
@@ -224,17 +271,17 @@ async def test_worker_signs_in_at_the_provider_records_a_check_and_every_tab_fol
         await expect(page.get_by_role("heading", name="End Session")).to_be_visible()
         await page.get_by_role("button", name="End session").click()
         await expect(page.get_by_test_id("oidc-signin")).to_be_visible()
-        assert status_with(oidc_url, access_token) == 200
 
-    foreign_audience = provider_tokens(provider.issuer, "mallory")["access_token"]
-    assert status_with(oidc_url, foreign_audience) == 401
-    assert status_with(oidc_url, signed_in["idToken"]) == 401
-    other = start_provider(e2e_backend.data_dir, {"sub": provider.worker})
+    assert await status_with(oidc_url, access_token) == 200
+    for_another_api = await asyncio.to_thread(provider_tokens, provider.issuer, "mallory")
+    assert await status_with(oidc_url, for_another_api["access_token"]) == 401
+    assert await status_with(oidc_url, signed_in["idToken"]) == 401
+    other = await asyncio.to_thread(start_provider, logs, {"sub": provider.worker})
     try:
-        foreign_issuer = provider_tokens(issuer_of(other), provider.worker)["access_token"]
+        foreign = await asyncio.to_thread(provider_tokens, issuer_of(other), provider.worker)
     finally:
         other.stop()
-    assert status_with(oidc_url, foreign_issuer) == 401
+    assert await status_with(oidc_url, foreign["access_token"]) == 401
 
 
 async def test_an_expired_sign_in_renews_silently_and_a_new_one_keeps_what_was_typed(
@@ -244,20 +291,23 @@ async def test_an_expired_sign_in_renews_silently_and_a_new_one_keeps_what_was_t
         page = await context.new_page()
         await page.goto("/")
         await sign_in_at_provider(page, provider.worker)
-        await start_session(page, "loto-press-7", LOTO)
+        await start_loto_session(page)
         reading = check(page, "accumulator-pressure")
         await reading.get_by_test_id("measurement-input").fill("0.4")
         await reading.get_by_label("Note (optional)").fill("Gauge 2 read twice")
 
-        await expire_access_token(page)
+        refused = await expire_access_token(page)
         await reading.get_by_test_id("measurement-submit").click()
         await expect_result(page, "accumulator-pressure", "PASSED")
+        assert (await stored_sign_in(page))["accessToken"] != refused
         await expect(page.locator("#account-name")).to_contain_text("Olive Field")
 
         slack = check(page, "residual-v")
         await slack.get_by_test_id("measurement-input").fill("3")
         await slack.get_by_label("Note (optional)").fill("Left side")
-        httpx.post(f"{provider.issuer}/users/{provider.worker}/revoke-tokens").raise_for_status()
+        async with httpx.AsyncClient() as client:
+            revoked = await client.post(f"{provider.issuer}/users/{provider.worker}/revoke-tokens")
+        revoked.raise_for_status()
         await expire_access_token(page)
         await slack.get_by_test_id("measurement-submit").click()
         await expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
@@ -270,12 +320,14 @@ async def test_an_expired_sign_in_renews_silently_and_a_new_one_keeps_what_was_t
         await expect_result(page, "accumulator-pressure", "PASSED")
 
 
-async def expire_access_token(page: Page) -> None:
+async def expire_access_token(page: Page) -> str:
     """Makes the stored access token one the API refuses, as it will once it has expired."""
-    await page.evaluate(
+    refused: str = await page.evaluate(
         """() => {
             const signIn = JSON.parse(localStorage.getItem('ws.signin'));
             signIn.accessToken = signIn.accessToken.slice(0, -4) + 'AAAA';
             localStorage.setItem('ws.signin', JSON.stringify(signIn));
+            return signIn.accessToken;
         }"""
     )
+    return refused

@@ -8,7 +8,7 @@ import {
   postJson,
   rememberSession,
 } from '../api.js';
-import { checkDrafts } from '../drafts.js';
+import { clearDraft, readDraft, writeDraft } from '../check-drafts.js';
 import { navigate, reload, supervisorHref, workerHref } from '../nav.js';
 import {
   historySection,
@@ -146,10 +146,9 @@ export async function workerSessionView(root, { args: [id] }) {
   const sop = await getSop(first.sop_id, first.sop_version);
   const others = mine.items.filter((s) => s.id !== id);
   let session = first;
-  const drafts = checkDrafts(id);
   const content = h('div');
 
-  const draft = (checkId) => drafts.get(checkId);
+  const draft = (checkId) => readDraft(id, checkId);
 
   // `focusAfter`: the test id of the control to focus when the one in use goes away (pause ↔ resume).
   async function act(send, onDone, focusAfter = null) {
@@ -184,7 +183,7 @@ export async function workerSessionView(root, { args: [id] }) {
     return act(
       () => postIdempotent(`check:${session.id}:${check.id}`, `${path}/checks`, body),
       () => {
-        drafts.delete(check.id);
+        clearDraft(id, check.id);
         const result = latestRecords(session).get(check.id);
         return `${check.prompt}: ${result?.passed ? 'PASSED' : 'FAILED'}.`;
       },
@@ -232,7 +231,7 @@ export async function workerSessionView(root, { args: [id] }) {
         type: 'text',
         name: 'note',
         value: draft(check.id).note,
-        oninput: (e) => drafts.update(check.id, { note: e.target.value }),
+        oninput: (e) => writeDraft(id, check.id, { note: e.target.value }),
       }),
     );
 
@@ -268,7 +267,7 @@ export async function workerSessionView(root, { args: [id] }) {
       testid: 'measurement-input',
       'aria-describedby': `${ids.prompt} ${ids.meta}`,
       value: draft(check.id).value,
-      oninput: (e) => drafts.update(check.id, { value: e.target.value }),
+      oninput: (e) => writeDraft(id, check.id, { value: e.target.value }),
     });
     return h(
       'form',

@@ -184,3 +184,8 @@ def test_the_config_operation_is_documented_with_its_schema() -> None:
     schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema == {"$ref": "#/components/schemas/PublicConfig"}
     assert "503" in operation["responses"]
+
+
+def test_a_client_id_without_an_issuer_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="AUTH_OIDC_CLIENT_ID needs AUTH_ISSUER"):
+        Settings(auth_oidc_client_id="web")

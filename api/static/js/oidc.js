@@ -69,10 +69,10 @@ function keep(oidc, tokens, previous = {}) {
   });
 }
 
-// After the provider sends the browser back: the hash to show next, or null if it did not.
+// After the provider sends the browser back: signs in and puts back the hash the worker was at.
 export async function completeSignIn() {
   const params = new URLSearchParams(location.search);
-  if (!params.has('state') || !(params.has('code') || params.has('error'))) return null;
+  if (!params.has('state') || !(params.has('code') || params.has('error'))) return;
   let pending = null;
   try {
     pending = JSON.parse(sessionStorage.getItem(PENDING_KEY));
@@ -97,7 +97,6 @@ export async function completeSignIn() {
   const nonce = tokens.id_token ? claims(tokens.id_token)?.nonce : undefined;
   if (nonce !== undefined && nonce !== pending.nonce) throw signInFailed('The sign-in answer was meant for another sign-in.');
   keep(oidc, tokens);
-  return pending.next;
 }
 
 // Silent renewal with the refresh token; one tab at a time, since providers that rotate refresh

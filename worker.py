@@ -46,7 +46,9 @@ async def main() -> None:
         Runtime.set_default(
             Runtime(
                 telemetry=TelemetryConfig(
-                    metrics=PrometheusConfig(bind_address=f"0.0.0.0:{settings.worker_metrics_port}")
+                    metrics=PrometheusConfig(
+                        bind_address=f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+                    )
                 )
             )
         )

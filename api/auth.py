@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,10 @@ def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(ProblemCode.UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+# Verified tokens remembered per API process until they expire.
+VERIFIED_TOKENS_KEPT = 4096
+
+
 class TokenVerifier:
     """Verifies bearer tokens with the configured secret or identity provider."""
 
@@ -59,6 +64,8 @@ class TokenVerifier:
         self._discovery = discovery
         self._max_lifetime_seconds = settings.auth_max_token_lifetime_seconds
         self._jwks = jwt.PyJWKClient(settings.auth_jwks_url) if settings.auth_jwks_url else None
+        # A client sends the same token with every request: its signature is checked once.
+        self._verified: OrderedDict[str, tuple[User, float]] = OrderedDict()
 
     @property
     def _accepts_provider_tokens(self) -> bool:
@@ -73,6 +80,17 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> User:
         """Returns the user a token names, or raises a 401 problem."""
+        known = self._verified.get(token)
+        if known is not None and time.time() < known[1]:
+            self._verified.move_to_end(token)
+            return known[0]
+        user, expires_at = await self._verify(token)
+        self._verified[token] = (user, expires_at)
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
+        return user
+
+    async def _verify(self, token: str) -> tuple[User, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as err:
@@ -107,7 +125,7 @@ class TokenVerifier:
         self._refuse_long_lived(claims)
         # Tokens this project mints carry `roles`; a provider's sit where AUTH_ROLES_CLAIM says.
         roles_claim = self._roles_claim if algorithm == "RS256" else "roles"
-        return _user_from_claims(claims, roles_claim)
+        return _user_from_claims(claims, roles_claim), float(claims["exp"])
 
     def _refuse_long_lived(self, claims: dict[str, Any]) -> None:
         """Refuses a token meant to live longer than allowed, so a leaked one expires soon."""

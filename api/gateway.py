@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from temporalio.api.common.v1 import WorkflowExecution
@@ -79,6 +79,8 @@ _TRANSIENT = frozenset(
         RPCStatusCode.FAILED_PRECONDITION,
     )
 )
+# What the API's lazy client raises until its first connection to Temporal succeeds.
+_NeverConnected = RuntimeError
 # Whole views kept per API process to turn compact update results into full responses.
 _CACHED_VIEWS = 2048
 
@@ -221,6 +223,8 @@ class SessionGateway:
             existing = await self.get(user, session_id)
         except (RPCError, RPCTimeoutOrCancelledError) as err:
             raise _unavailable(err, maybe_applied=True) from err
+        except _NeverConnected as err:
+            raise _unavailable(err) from err
         else:
             return self._views.remember(view)
         if existing.summary.sop_id != snapshot.id:
@@ -252,7 +256,7 @@ class SessionGateway:
                     await deadline.pause()
                     continue
                 raise _unavailable(err) from err
-            except (WorkflowQueryFailedError, RPCTimeoutOrCancelledError) as err:
+            except (WorkflowQueryFailedError, RPCTimeoutOrCancelledError, _NeverConnected) as err:
                 raise _unavailable(err) from err
             except ValueError as err:
                 # SDK 1.35 cannot name the status of a workflow an operator paused in
@@ -343,14 +347,20 @@ class SessionGateway:
             except WorkflowUpdateFailedError as err:
                 if not _was_not_processed(err.cause) or deadline.passed():
                     raise _refusal(err) from err
+                log.info("update %s met a run continuing as new; sending it again", update_id)
             except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    await self._refuse_change_of_finished(user, session_id)
+                    log.info("update %s met a closing run; sending it again", update_id)
+                # More than the engine's updates in flight for one session is brief too.
+                elif err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
                     raise _unavailable(err) from err
-                await self._refuse_change_of_finished(user, session_id)
                 if deadline.passed():
                     raise _unavailable(err) from err
             except RPCTimeoutOrCancelledError as err:
                 raise _unavailable(err, maybe_applied=True) from err
+            except _NeverConnected as err:
+                raise _unavailable(err) from err
             else:
                 return await self._view_after(session_id, result)
             await deadline.pause()
@@ -391,8 +401,17 @@ class SessionGateway:
         statuses: Sequence[SessionStatus],
         limit: int,
         page_token: str | None,
+        sop_id: str | None = None,
+        started_since: datetime | None = None,
+        started_until: datetime | None = None,
+        has_failed_checks: bool | None = None,
     ) -> tuple[list[SessionSummary], str | None]:
-        """Lists sessions from visibility, newest first, with summaries from the memo."""
+        """Lists sessions from visibility, newest first, with summaries from the memo.
+
+        A page given a start-time range may hold fewer than `limit` sessions: a run
+        that continued as new started after its session did, so visibility can only
+        narrow by the lower bound and the exact range is applied to the summaries.
+        """
         clauses = [
             f"WorkflowType = '{WorkSessionWorkflow.__name__}'",
             # Earlier runs of a session that continued as new are not sessions of their own.
@@ -400,6 +419,12 @@ class SessionGateway:
         ]
         if worker_id is not None:
             clauses.append(f"{sa.WORKER_ID.name} = {_quote(worker_id)}")
+        if sop_id is not None:
+            clauses.append(f"{sa.SOP_ID.name} = {_quote(sop_id)}")
+        if has_failed_checks is not None:
+            clauses.append(f"{sa.FAILED_CHECKS.name} {'>' if has_failed_checks else '='} 0")
+        if started_since is not None:
+            clauses.append(f"StartTime >= '{started_since.astimezone(UTC).isoformat()}'")
         wanted = statuses or ACTIVE_STATUSES
         clauses.append(
             f"{sa.SESSION_STATUS.name} IN ({', '.join(_quote(s.value) for s in wanted)})"
@@ -422,7 +447,12 @@ class SessionGateway:
             if payload is None:
                 continue
             decoded = await self._client.data_converter.decode([payload], [SessionSummary])
-            summaries.append(decoded[0])
+            summary = decoded[0]
+            if started_since is not None and summary.started_at < started_since:
+                continue
+            if started_until is not None and summary.started_at >= started_until:
+                continue
+            summaries.append(summary)
         return summaries, self._page_tokens.seal(caller.id, query, response.next_page_token)
 
     async def _call(self, rpc: Callable[[], Awaitable[T]]) -> T:
@@ -433,6 +463,8 @@ class SessionGateway:
                 raise ProblemError(
                     ProblemCode.VALIDATION_ERROR, "The page token is not valid."
                 ) from err
+            raise _unavailable(err) from err
+        except _NeverConnected as err:
             raise _unavailable(err) from err
 
     async def ping(self) -> None:

@@ -19,7 +19,7 @@ from api.limits import BodySizeLimit
 from api.metrics import keep_session_gauges_fresh
 from api.middleware import install_observability
 from api.oidc import ProviderDiscovery
-from api.routes import audit, dev, health, sessions, sops
+from api.routes import audit, dev, health, sessions, sops, vocabulary
 from api.schemas import OidcSignIn, PublicConfig
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(sops.router)
     app.include_router(sessions.router)
     app.include_router(audit.router)
+    app.include_router(vocabulary.router)
     if settings.dev_secret_in_force():
         app.include_router(dev.router)
 

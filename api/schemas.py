@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -32,8 +36,27 @@ from workflows.shared import (
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 SessionId = Annotated[str, Field(pattern=ID_PATTERN, max_length=128)]
-SopId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", max_length=64)]
+SOP_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+SopId = Annotated[str, Field(pattern=SOP_ID_PATTERN, max_length=64)]
 Reason = Annotated[PlainText, Field(max_length=MAX_REASON_LENGTH)]
+
+
+def _iso_8601_only(value: object) -> object:
+    # Pydantic would read a bare number as a Unix timestamp; the contract says date-time.
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+(\.\d*)?\s*", value):
+        raise ValueError("expected an ISO 8601 date-time with a time zone")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as err:
+        # Year 1 at +14:00 is a moment before the first representable UTC instant.
+        raise ValueError("is outside the representable range of dates") from err
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only), AfterValidator(_in_utc)]
 
 
 class RequestBody(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -44,17 +45,22 @@ class Side:
         answers: list[Answer],
         seconds: float,
         cpu: Callable[[], dict[str, float]],
+        think_seconds: float = 0.0,
     ) -> None:
         """Runs one virtual worker per driver for `seconds`, then aborts what they left open.
 
-        `cpu` reads each process's CPU time; what the phase used is added up.
+        `cpu` reads each process's CPU time; what the phase used is added up. With
+        `think_seconds`, each worker thinks that long on average before each operation:
+        an open load, as a plant's workers make it, instead of back to back.
         """
         left_open: list[tuple[Driver, str]] = []
         cpu_before = cpu()
         started = time.monotonic()
         finished = await asyncio.gather(
             *(
-                _virtual_worker(driver, i, answers, self.recorder, started + seconds, left_open)
+                _virtual_worker(
+                    driver, i, answers, self.recorder, started + seconds, left_open, think_seconds
+                )
                 for i, driver in enumerate(drivers)
             )
         )
@@ -74,33 +80,37 @@ async def _virtual_worker(
     recorder: Recorder,
     deadline: float,
     left_open: list[tuple[Driver, str]],
+    think_seconds: float,
 ) -> int:
     """Virtual worker `number` runs sessions until the deadline; returns how many it finished."""
     half = len(answers) // 2
     finished = 0
 
-    def gate() -> None:
+    async def gate() -> None:
+        if think_seconds:
+            await asyncio.sleep(random.expovariate(1 / think_seconds))
         if time.monotonic() >= deadline:
             raise _TimeUp
 
     while time.monotonic() < deadline:
         session_id: str | None = None
         try:
+            await gate()
             session_id = await recorder.timed("start", driver.start())
             for answer in answers[:half]:
-                gate()
+                await gate()
                 await recorder.timed("check", driver.check(session_id, answer))
-            gate()
+            await gate()
             await recorder.timed("pause", driver.pause(session_id))
-            gate()
+            await gate()
             if (number + finished) % ABORT_EVERY == ABORT_EVERY - 1:
                 await recorder.timed("abort", driver.abort(session_id))
             else:
                 await recorder.timed("resume", driver.resume(session_id))
                 for answer in answers[half:]:
-                    gate()
+                    await gate()
                     await recorder.timed("check", driver.check(session_id, answer))
-                gate()
+                await gate()
                 await recorder.timed("complete", driver.complete(session_id))
             finished += 1
         except _TimeUp:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +23,14 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
+from bench.bare import BareDriver
 from bench.drivers import Driver, RestDriver, SdkDriver, passing_answers
+from bench.engine_model import (
+    AuditLagSampler,
+    history_bytes_per_check,
+    resume_after_pause,
+    worst_p99,
+)
 from bench.idle import (
     Paused,
     build_long_session,
@@ -34,11 +42,14 @@ from bench.idle import (
 from bench.lifecycle import Side
 from bench.report import Target, lifecycle_table, machine
 from bench.stack import Stack, start_stack
+from bench.stats import percentile
 from engine.client import connect
 from runtime.settings import Settings
 from workflows.shared import SopSnapshot
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+# Seconds for the bare engine's worker process to start polling.
+BARE_WORKER_START_SECONDS = 3.0
 # Seconds to let the worker settle before reading its memory.
 RSS_SETTLE_SECONDS = 2.0
 
@@ -53,7 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--sessions", type=int, default=1000, help="paused sessions for idle scale (1000)")
     add("--list-samples", type=int, default=200, help="list calls timed (200)")
     add("--long-sessions", type=int, default=10, help="long sessions built (10)")
-    add("--long-events", type=int, default=1000, help="history events per long session (1000)")
+    add("--long-events", type=int, default=500, help="history events per long session (500)")
+    add("--open-loop-workers", type=int, default=100, help="virtual workers of the open load")
+    add("--open-loop-rate", type=float, default=25.0, help="operations/s of the open load (25)")
     add("--evicted-samples", type=int, default=20, help="short sessions resumed evicted (20)")
     add("--worker-cache", type=int, help="WORKER_MAX_CACHED_WORKFLOWS (product default)")
     add("--output", type=Path, default=RESULTS, help=f"results JSON ({RESULTS})")
@@ -180,9 +193,85 @@ async def _idle_and_long(
     }
 
 
+async def _engine_model(
+    args: argparse.Namespace,
+    stack: Stack,
+    http: httpx.AsyncClient,
+    client: Client,
+    sop: SopSnapshot,
+) -> dict[str, Any]:
+    """History per check, a resume right after a pause, an open load, the bare engine."""
+    answers = passing_answers(sop)
+    measurement = next(a for a in answers if a.value is not None)
+    history = await history_bytes_per_check(
+        client, SdkDriver(client, stack.settings.temporal_task_queue, sop, "history"), measurement
+    )
+    _say(
+        f"  history bytes a check adds: {history['bytes_check_10']:.0f} at check 10, "
+        f"{history['bytes_check_300']:.0f} at check 300"
+    )
+    pause = await resume_after_pause(RestDriver(http, stack.token("pauser")))
+    _say(
+        f"  resume p50 20-50 ms after a pause {pause['soon_p50_ms']:.1f} ms, "
+        f"2 s after {pause['later_p50_ms']:.1f} ms"
+    )
+    open_workers: list[Driver] = [
+        RestDriver(http, stack.token(f"ow-{i:03d}")) for i in range(args.open_loop_workers)
+    ]
+    open_side = Side()
+    think = args.open_loop_workers / args.open_loop_rate
+    await open_side.run(open_workers, answers, args.duration, stack.cpu_seconds, think)
+    open_stats = open_side.stats()
+    _say(
+        f"  open load {open_stats['all'].ops_per_s:.1f} ops/s from {args.open_loop_workers} "
+        f"workers: worst p99 {worst_p99(open_side):.1f} ms"
+    )
+    bare = await _sdk_against_bare_engine(args, stack, client, sop)
+    return {
+        "history": history,
+        "resume_after_pause": pause,
+        "open_loop": {k: asdict(v) for k, v in open_stats.items()},
+        "open_loop_p99_ms": worst_p99(open_side),
+        **bare,
+    }
+
+
+async def _sdk_against_bare_engine(
+    args: argparse.Namespace, stack: Stack, client: Client, sop: SopSnapshot
+) -> dict[str, Any]:
+    """The product's SDK path against a trivial workflow on the same server, A-B-B-A."""
+    bare_queue = "bench-bare-engine"
+    bare_worker = subprocess.Popen(
+        [sys.executable, "-m", "bench.bare", stack.settings.temporal_address, bare_queue]
+    )
+    try:
+        await asyncio.sleep(BARE_WORKER_START_SECONDS)
+        users = [f"be-{i:03d}" for i in range(args.virtual_workers)]
+        answers = passing_answers(sop)
+        product: list[Driver] = [
+            SdkDriver(client, stack.settings.temporal_task_queue, sop, u) for u in users
+        ]
+        trivial: list[Driver] = [BareDriver(client, bare_queue, sop, u) for u in users]
+        await Side().run(trivial, answers, args.warmup / 2, stack.cpu_seconds)
+        sdk, engine = Side(), Side()
+        half = args.duration / 2
+        for side, drivers in ((sdk, product), (engine, trivial), (engine, trivial), (sdk, product)):
+            await side.run(drivers, answers, half, stack.cpu_seconds)
+    finally:
+        bare_worker.terminate()
+        bare_worker.wait()
+    sdk_rate, engine_rate = sdk.stats()["all"].ops_per_s, engine.stats()["all"].ops_per_s
+    _say(f"  SDK path {sdk_rate:.0f} ops/s, bare engine {engine_rate:.0f} ops/s")
+    return {
+        "sdk_ops_per_s": sdk_rate,
+        "bare_engine_ops_per_s": engine_rate,
+        "sdk_bare_engine_ratio": sdk_rate / engine_rate,
+    }
+
+
 def targets(args: argparse.Namespace, results: dict[str, Any]) -> list[Target]:
     """The issue's targets against this run's figures."""
-    life, idle = results["lifecycle"], results["idle"]
+    life, idle, model = results["lifecycle"], results["idle"], results["engine_model"]
     workers = args.virtual_workers
     at_workers = "" if workers == 20 else f"measured at {workers} virtual workers, target at 20"
     at_sessions = "" if args.sessions >= 10_000 else f"measured at {args.sessions}, target at 10000"
@@ -195,6 +284,30 @@ def targets(args: argparse.Namespace, results: dict[str, Any]) -> list[Target]:
         Target("facade session operations", life["ops_per_s"], 300, False, " ops/s"),
         Target("list one worker's sessions p99", idle["list_p99_ms"], 50, True, " ms", at_sessions),
         Target("evicted/cached resume, long session", idle["evicted_resume_ratio"], 2, True, "×"),
+        Target("SDK path/bare engine throughput", model["sdk_bare_engine_ratio"], 0.7, False, "×"),
+        Target("history bytes check 300/check 10", model["history"]["ratio_300_10"], 2, True, "×"),
+        Target(
+            f"worst p99 at an open {args.open_loop_rate:.0f} ops/s",
+            model["open_loop_p99_ms"],
+            100,
+            True,
+            " ms",
+        ),
+        Target(
+            "resume 20-50 ms after a pause/2 s after",
+            model["resume_after_pause"]["ratio"],
+            2,
+            True,
+            "×",
+        ),
+        Target(
+            f"evicted resume, {min(idle['long_session_events'])}-event session",
+            idle["long_evicted_resume_p50_ms"],
+            150,
+            True,
+            " ms",
+        ),
+        Target("audit lag p99 under lifecycle load", life["audit_lag_p99_ms"], 2000, True, " ms"),
         Target(
             f"worker RSS growth 100→{args.sessions}",
             idle["worker_rss_growth"] * 100,
@@ -227,7 +340,17 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         client = await connect(stack.settings)
         async with httpx.AsyncClient(base_url=stack.api_url, limits=limits, timeout=60) as http:
             _say(f"Lifecycle load: {args.virtual_workers} virtual workers, facade vs SDK")
-            results["lifecycle"] = await _lifecycle(args, stack, http, client, sop)
+            lag = AuditLagSampler(http, stack.token("audit-lag"), data_dir / "app.db", [])
+            sampler = asyncio.create_task(lag.run(passing_answers(sop)))
+            try:
+                results["lifecycle"] = await _lifecycle(args, stack, http, client, sop)
+            finally:
+                sampler.cancel()
+            results["lifecycle"]["audit_lag_p50_ms"] = percentile(lag.samples_ms, 50)
+            results["lifecycle"]["audit_lag_p99_ms"] = percentile(lag.samples_ms, 99)
+            results["lifecycle"]["audit_lag_samples"] = len(lag.samples_ms)
+            _say("Engine model: history per check, pauses, open load, bare engine")
+            results["engine_model"] = await _engine_model(args, stack, http, client, sop)
             _say(f"Idle scale: {args.sessions} paused sessions; long sessions")
             results["idle"] = await _idle_and_long(args, stack, http, client, sop)
     except BaseException:
@@ -253,6 +376,19 @@ def summarize(args: argparse.Namespace, results: dict[str, Any]) -> list[Target]
         results[key] = life[key]
     for key in ("list_p99_ms", "evicted_resume_ratio", "worker_rss_mb"):
         results[key] = idle[key]
+    model = results["engine_model"]
+    results["sdk_bare_engine_ratio"] = model["sdk_bare_engine_ratio"]
+    results["history_bytes_ratio_300_10"] = model["history"]["ratio_300_10"]
+    results["open_loop_p99_ms"] = model["open_loop_p99_ms"]
+    results["resume_after_pause_ratio"] = model["resume_after_pause"]["ratio"]
+    results["evicted_resume_500_ms"] = idle["long_evicted_resume_p50_ms"]
+    results["worker_rss_growth_pct"] = idle["worker_rss_growth"] * 100
+    results["worker_rss_sessions"] = idle["sessions"]
+    results["audit_lag_p99_ms"] = life["audit_lag_p99_ms"]
+    _say(
+        f"Audit lag (2xx to row) under lifecycle load: p50 {life['audit_lag_p50_ms']:.0f} ms, "
+        f"p99 {life['audit_lag_p99_ms']:.0f} ms ({life['audit_lag_samples']} samples)"
+    )
     rss = ", ".join(f"{n}: {mb:.0f} MiB" for n, mb in idle["worker_rss_mb"].items())
     _say(
         f"\nRatios facade/SDK: throughput {life['facade_sdk_throughput_ratio']:.2f}×, "

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     )
     temporal_rpc_timeout_seconds: float = 10.0
     worker_metrics_port: int | None = None
+    # Loopback unless the operator opens it (a container whose metrics are scraped).
+    worker_metrics_host: str = "127.0.0.1"
     # ~125 KiB each: a bound on the worker's memory, however many sessions sit paused.
     # An evicted session replays on its next message (+15 ms, +0.4 s at 1,000 events).
     worker_max_cached_workflows: int = 200

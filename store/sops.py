@@ -1,6 +1,7 @@
 """The SOP definition (DESIGN section 5) and the versioned SOP catalog."""
 
 import re
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Self
 
@@ -182,11 +183,19 @@ def _published(row: SopVersionRow) -> PublishedSop:
     )
 
 
+# How long this process takes an SOP's latest version for the latest without asking.
+LATEST_SOP_FRESH_SECONDS = 5.0
+
+
 class SopCatalog:
     """The versioned SOP catalog: published versions are only ever added."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        # A published version never changes, so it is read from the database once.
+        self._versions: dict[tuple[str, int], PublishedSop] = {}
+        # Which version is the latest, as last read, and when.
+        self._latest: dict[str, tuple[int, float]] = {}
 
     async def list_latest(self) -> list[SopListItem]:
         """Lists the latest version of every SOP, ordered by title."""
@@ -221,7 +230,25 @@ class SopCatalog:
         return items
 
     async def get(self, sop_id: str, version: int | None = None) -> PublishedSop | None:
-        """Gets one version of an SOP, the latest when version is None."""
+        """Gets one version of an SOP, the latest when version is None.
+
+        A version published through another process becomes the latest here
+        within LATEST_SOP_FRESH_SECONDS; one published through this one at once.
+        """
+        if version is None:
+            latest = self._latest.get(sop_id)
+            if latest is not None and time.monotonic() - latest[1] < LATEST_SOP_FRESH_SECONDS:
+                version = latest[0]
+        if version is not None and (sop_id, version) in self._versions:
+            return self._versions[(sop_id, version)]
+        found = await self._read(sop_id, version)
+        if found is not None:
+            self._versions[(sop_id, found.version)] = found
+            if version is None:
+                self._latest[sop_id] = (found.version, time.monotonic())
+        return found
+
+    async def _read(self, sop_id: str, version: int | None) -> PublishedSop | None:
         query = select(SopVersionRow).where(SopVersionRow.sop_id == sop_id)
         if version is None:
             query = query.order_by(SopVersionRow.version.desc()).limit(1)
@@ -233,6 +260,7 @@ class SopCatalog:
 
     async def publish(self, definition: SopDefinition, published_by: str) -> PublishedSop:
         """Publishes a definition as the SOP's next version (1 for a new SOP)."""
+        self._latest.pop(definition.id, None)
         for _ in range(PUBLISH_ATTEMPTS - 1):
             try:
                 return await self._insert(definition, published_by, first_only=False)

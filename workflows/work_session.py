@@ -60,7 +60,7 @@ CONTINUE_AS_NEW_WHEN_PAUSED = "continue-as-new-when-paused"
 COMPACT_HISTORY = "compact-history"
 
 # Audit events wait at most this long to be written, unless a batch fills first.
-AUDIT_FLUSH_AFTER = timedelta(seconds=2)
+AUDIT_FLUSH_AFTER = timedelta(seconds=1)
 AUDIT_BATCH_SIZE = 6
 # A run this long replays in ~0.1 s when an evicted session gets its next message.
 MAX_EVENTS_PER_RUN = 2000

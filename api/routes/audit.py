@@ -2,47 +2,25 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import re
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 
+from api.audit_csv import audit_csv
 from api.auth import SUBJECT_PATTERN
-from api.deps import ServicesDep, Supervisor
+from api.deps import Services, ServicesDep, Supervisor
 from api.errors import ProblemCode, ProblemError, problems
-from api.schemas import ID_PATTERN, AuditEventOut, AuditPage
+from api.schemas import ID_PATTERN, AuditEventOut, AuditPage, IsoDateTime
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 
-def _iso_8601_only(value: object) -> object:
-    # Pydantic would read a bare number as a Unix timestamp; the contract says date-time.
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+(\.\d*)?\s*", value):
-        raise ValueError("expected an ISO 8601 date-time with a time zone")
-    return value
-
-
-def _in_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as err:
-        # Year 1 at +14:00 is a moment before the first representable UTC instant.
-        raise ValueError("is outside the representable range of dates") from err
-
-
 Timestamp = Annotated[
-    AwareDatetime,
-    BeforeValidator(_iso_8601_only),
-    AfterValidator(_in_utc),
+    IsoDateTime,
     Field(description="ISO 8601 date-time with a time zone, e.g. 2026-11-25T08:00:00Z"),
 ]
 
-CSV_COLUMNS = ("session_id", "seq", "type", "actor", "at", "worker_id", "sop_id", "data")
 CSV_MEDIA_TYPE = "text/csv"
 
 
@@ -74,25 +52,10 @@ async def _search(
 AuditEvents = Annotated[list[AuditEventOut], Depends(_search)]
 
 
-def _csv(items: list[AuditEventOut]) -> Response:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for item in items:
-        writer.writerow(
-            [
-                item.session_id,
-                item.seq,
-                item.type.value,
-                item.actor,
-                item.at.isoformat(),
-                item.worker_id,
-                item.sop_id,
-                json.dumps(item.data, sort_keys=True),
-            ]
-        )
+async def _csv(items: list[AuditEventOut], services: Services) -> Response:
+    text = await audit_csv(items, services.audit_log, services.catalog)
     return Response(
-        buffer.getvalue(),
+        text,
         media_type=CSV_MEDIA_TYPE,
         headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
     )
@@ -115,13 +78,14 @@ _CSV_RESPONSE = {
 async def list_audit_events(
     _user: Supervisor,
     items: AuditEvents,
+    services: ServicesDep,
     format: Annotated[
         Literal["json", "csv"],
         Query(description="`csv` answers as `GET /api/v1/audit.csv` does."),
     ] = "json",
 ) -> AuditPage | Response:
     """Lists audit events, oldest first."""
-    return AuditPage(items=items) if format == "json" else _csv(items)
+    return AuditPage(items=items) if format == "json" else await _csv(items, services)
 
 
 @router.get(
@@ -129,6 +93,6 @@ async def list_audit_events(
     response_class=Response,
     responses={**problems(403), 200: _CSV_RESPONSE},
 )
-async def get_audit_csv(_user: Supervisor, items: AuditEvents) -> Response:
+async def get_audit_csv(_user: Supervisor, items: AuditEvents, services: ServicesDep) -> Response:
     """Exports audit events, oldest first, as CSV with a header row."""
-    return _csv(items)
+    return await _csv(items, services)

@@ -13,9 +13,11 @@ from api.deps import CurrentUser, ServicesDep, Worker
 from api.errors import ProblemCode, ProblemError, problems
 from api.schemas import (
     ID_PATTERN,
+    SOP_ID_PATTERN,
     AbortIn,
     AuditEventOut,
     AuditPage,
+    IsoDateTime,
     PauseIn,
     RecordCheckIn,
     SessionPage,
@@ -68,6 +70,17 @@ async def list_sessions(
         Query(alias="status", description="Repeatable; default IN_PROGRESS and PAUSED."),
     ] = None,
     worker_id: Annotated[str | None, Query(pattern=SUBJECT_PATTERN.pattern)] = None,
+    sop_id: Annotated[str | None, Query(pattern=SOP_ID_PATTERN, max_length=64)] = None,
+    started_since: Annotated[
+        IsoDateTime | None, Query(description="Sessions started at or after this time.")
+    ] = None,
+    started_until: Annotated[
+        IsoDateTime | None, Query(description="Sessions started before this time.")
+    ] = None,
+    has_failed_checks: Annotated[
+        bool | None,
+        Query(description="true: only sessions holding a failed check; false: only those without."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> SessionPage:
@@ -76,12 +89,20 @@ async def list_sessions(
         if worker_id is not None and worker_id != user.id:
             raise ProblemError(ProblemCode.FORBIDDEN, "Workers may list only their own sessions.")
         worker_id = user.id
+    if started_since and started_until and started_since >= started_until:
+        raise ProblemError(
+            ProblemCode.VALIDATION_ERROR, "`started_since` must be before `started_until`."
+        )
     summaries, next_token = await services.gateway.list(
         caller=user,
         worker_id=worker_id,
         statuses=sorted(set(status_filter or [])),
         limit=limit,
         page_token=page_token,
+        sop_id=sop_id,
+        started_since=started_since,
+        started_until=started_until,
+        has_failed_checks=has_failed_checks,
     )
     now = datetime.now(UTC)
     return SessionPage(

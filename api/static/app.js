@@ -11,8 +11,10 @@ import {
 import { clearAllDrafts } from './js/check-drafts.js';
 import { homeHash, navigate, rememberNext, takeNext } from './js/nav.js';
 import { completeSignIn, providerSignOutUrl, renewSignIn } from './js/oidc.js';
+import { flushOutbox, startOutbox } from './js/outbox.js';
 import { announce, button, clearError, clearNotice, h, mount, pageHeading, showError } from './js/ui.js';
 import { signinView } from './js/views/signin.js';
+import { loadVocabulary } from './js/vocabulary.js';
 import { supervisorListView, supervisorSessionView } from './js/views/supervisor.js';
 import { mySessionsView, startView, workerSessionView } from './js/views/worker.js';
 
@@ -70,6 +72,9 @@ async function route() {
   mount(viewRoot, container);
   viewRoot.setAttribute('aria-busy', 'true');
   try {
+    await loadVocabulary();
+    // Changes kept while signed out (an expired token) go out as soon as someone is signed in.
+    if (user) flushOutbox().catch(() => {});
     if (!match) {
       mount(container, pageHeading('Page not found'), h('p', {}, h('a', { href: homeHash() }, 'Go to the start page')));
     } else {
@@ -158,6 +163,7 @@ async function start() {
     flash = EXPIRED;
   }
   window.addEventListener('hashchange', route);
+  startOutbox();
   route();
 }
 

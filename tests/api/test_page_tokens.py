@@ -155,3 +155,20 @@ def test_the_page_token_key_comes_from_configuration() -> None:
     assert Settings(embedded=True).page_token_key() == DEV_PAGE_TOKEN_SECRET.encode()
     provider_only = Settings(auth_jwks_url="https://idp.example/jwks")
     assert provider_only.page_token_key() != Settings(auth_jwks_url="x").page_token_key()
+
+
+async def test_an_api_that_never_reached_temporal_answers_503_not_500(
+    api_without_temporal: httpx.AsyncClient,
+) -> None:
+    session = "2f1c0a59-5d0c-4c8e-9a51-3e7b2b9f6a10"
+    answers = [
+        await api_without_temporal.get("/api/v1/sessions", headers=bearer("walter")),
+        await api_without_temporal.get(f"/api/v1/sessions/{session}", headers=bearer("walter")),
+        await api_without_temporal.post(
+            f"/api/v1/sessions/{session}/pause", json={}, headers=bearer("walter")
+        ),
+    ]
+
+    assert [a.status_code for a in answers] == [503, 503, 503]
+    assert {a.json()["code"] for a in answers} == {"temporal_unavailable"}
+    assert all(a.headers["Retry-After"] for a in answers)

@@ -100,3 +100,49 @@ async def tab_to(page: Page, target: Locator, max_presses: int = 60) -> None:
         if await target.evaluate("(el) => el === document.activeElement"):
             return
     raise AssertionError(f"Tab never reached {target}")
+
+
+# WCAG 2.5.5 (AAA) size: 44 by 44 CSS px for every visible thing a finger may tap. A checkbox
+# counts by its label, which takes the tap for it.
+SMALL_TAP_TARGETS = """() =>
+  [...document.querySelectorAll('a[href], button, input, select, textarea, summary')]
+    .filter((el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden')
+    .filter((el) => !el.closest('dialog:not([open])'))
+    .map((el) => [el, el.matches('[type=checkbox], [type=radio]') ? el.closest('label') ?? el : el])
+    .filter(([, target]) => {
+      const box = target.getBoundingClientRect();
+      return box.width < 44 || box.height < 44;
+    })
+    .map(([el, target]) => {
+      const box = target.getBoundingClientRect();
+      return `${Math.round(box.width)}x${Math.round(box.height)}: ${el.outerHTML.slice(0, 100)}`;
+    })
+"""
+
+
+async def small_tap_targets(page: Page) -> list[str]:
+    """Visible controls and links smaller than 44 by 44 CSS px."""
+    failures: list[str] = await page.evaluate(SMALL_TAP_TARGETS)
+    return failures
+
+
+# A control is covered when the topmost element at its centre is neither it nor inside it.
+COVERED_CONTROLS = """() =>
+  [...document.querySelectorAll('a[href], button, input, select, textarea, summary')]
+    .filter((el) => el.checkVisibility({ visibilityProperty: true }))
+    .filter((el) => {
+      const box = el.getBoundingClientRect();
+      const x = box.left + box.width / 2;
+      const y = box.top + box.height / 2;
+      if (y < 0 || y > innerHeight || x < 0 || x > innerWidth) return false;
+      const top = document.elementFromPoint(x, y);
+      return !(top && (el === top || el.contains(top) || top.closest('label')?.control === el));
+    })
+    .map((el) => el.outerHTML.slice(0, 100))
+"""
+
+
+async def covered_controls(page: Page) -> list[str]:
+    """Controls in view that something else sits on top of."""
+    covered: list[str] = await page.evaluate(COVERED_CONTROLS)
+    return covered

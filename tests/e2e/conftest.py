@@ -34,7 +34,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+# SCREENSHOTS_DIR puts them elsewhere, e.g. outside a shared checkout.
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR", ROOT / "test-artifacts" / "screenshots"))
 
 # Lists come from Temporal visibility, which lags a little behind each change.
 expect.set_options(timeout=10_000)

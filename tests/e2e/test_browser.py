@@ -4,52 +4,30 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, Route, ViewportSize, expect
+from playwright.async_api import Browser, Route, expect
 
-from tests.e2e.a11y import low_contrast_text, tab_to, unlabelled_controls
+from tests.e2e.a11y import tab_to
+from tests.e2e.pages import (
+    DESK,
+    FORKLIFT,
+    LOTO,
+    PHONE,
+    capture,
+    check,
+    confirm,
+    expect_result,
+    expect_session,
+    measure,
+    open_page,
+    show_check,
+    sign_in,
+    start_session,
+)
 
 pytestmark = pytest.mark.slow
-
-PHONE = ViewportSize(width=390, height=844)
-DESK = ViewportSize(width=1280, height=900)
-
-LOTO = "Lockout/Tagout: Press 7"
-FORKLIFT = "Forklift Pre-Shift Inspection"
-
-
-@asynccontextmanager
-async def open_page(browser: Browser, base_url: str, viewport: ViewportSize) -> AsyncIterator[Page]:
-    """A page in a fresh browser context; fails if the page throws or a request fails."""
-    context = await browser.new_context(base_url=base_url, viewport=viewport)
-    page = await context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-    page.on(
-        "response",
-        lambda response: (
-            problems.append(f"{response.status} {response.request.method} {response.url}")
-            if response.status >= 400
-            else None
-        ),
-    )
-    try:
-        yield page
-    finally:
-        await context.close()
-    assert problems == []
-
-
-async def capture(page: Page, path: Path, *, full_page: bool = True) -> None:
-    """Screenshots a main screen; checks it fits the width, is labelled and legible."""
-    await page.screenshot(path=path, full_page=full_page)
-    assert await page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
-    assert await unlabelled_controls(page) == []
-    assert await low_contrast_text(page) == []
 
 
 async def audit_not_written_yet(route: Route) -> None:
@@ -57,51 +35,6 @@ async def audit_not_written_yet(route: Route) -> None:
     response = await route.fetch()
     audit = await response.json()
     await route.fulfill(response=response, json={"items": audit["items"][:1]})
-
-
-async def sign_in(page: Page, user: str, name: str, role: str) -> None:
-    """Signs in with the embedded stack's dev sign-in form."""
-    await page.goto("/")
-    await expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
-    await page.get_by_label("User id").fill(user)
-    await page.get_by_label("Display name (optional)").fill(name)
-    await page.get_by_label("Role").select_option(role)
-    await page.get_by_test_id("signin-submit").click()
-    await expect(page.locator("#account-name")).to_contain_text(user)
-
-
-async def start_session(page: Page, sop_id: str, title: str) -> str:
-    """Starts a session from the SOP catalog and returns its id."""
-    await page.get_by_test_id("nav-start").click()
-    await page.get_by_test_id(f"start-sop-{sop_id}").click()
-    await expect(page.get_by_test_id("session-title")).to_have_text(title)
-    match = re.search(r"#/sessions/([^/?]+)$", page.url)
-    assert match is not None, page.url
-    return match.group(1)
-
-
-def check(page: Page, check_id: str) -> Locator:
-    return page.get_by_test_id(f"check-{check_id}")
-
-
-async def confirm(page: Page, check_id: str, *, passed: bool) -> None:
-    await check(page, check_id).get_by_test_id("confirm-pass" if passed else "confirm-fail").click()
-
-
-async def measure(page: Page, check_id: str, value: str) -> None:
-    item = check(page, check_id)
-    await item.get_by_test_id("measurement-input").fill(value)
-    await item.get_by_test_id("measurement-submit").click()
-
-
-async def expect_result(page: Page, check_id: str, result: str) -> None:
-    await expect(check(page, check_id).get_by_test_id("check-result")).to_have_text(result)
-
-
-async def expect_session(page: Page, status: str, progress: str) -> None:
-    header = page.locator("header.session-header")
-    await expect(header.get_by_test_id("status-badge")).to_have_text(status)
-    await expect(header.get_by_test_id("progress")).to_have_text(progress)
 
 
 async def test_worker_juggles_two_sessions_and_supervisor_audits_the_aborted_one(
@@ -119,65 +52,67 @@ async def test_worker_juggles_two_sessions_and_supervisor_audits_the_aborted_one
         await expect(page.get_by_test_id("sop-list").get_by_role("listitem")).to_have_count(3)
         await capture(page, screenshots / "02-sop-catalog.png")
         loto = await start_session(page, "loto-press-7", LOTO)
-        await expect_session(page, "IN_PROGRESS", "0 / 11 checks passed")
+        await expect_session(page, "In progress", "0 / 11 checks passed")
 
         await confirm(page, "affected-notified", passed=True)
         await expect_result(page, "affected-notified", "PASSED")
         await measure(page, "accumulator-pressure", "0.4")
         await expect_result(page, "accumulator-pressure", "PASSED")
-        await measure(page, "residual-v", "12")
+        await measure(page, "residual-v", "12", outside_limits=True)
         await expect_result(page, "residual-v", "FAILED")
-        await expect_session(page, "IN_PROGRESS", "2 / 11 checks passed")
+        await expect_session(page, "In progress", "2 / 11 checks passed")
         await capture(page, screenshots / "03-session-in-progress.png")
 
         await page.get_by_test_id("pause-button").click()
-        await page.get_by_label("Reason (optional)").fill("Called to line 3")
+        await page.get_by_test_id("pause-reason").fill("Called to line 3")
         await capture(page, screenshots / "04-pause-dialog.png", full_page=False)
         await page.get_by_test_id("pause-confirm").click()
-        await expect_session(page, "PAUSED", "2 / 11 checks passed")
+        await expect_session(page, "Paused", "2 / 11 checks passed")
         await expect(page.get_by_text("Reason: Called to line 3").first).to_be_visible()
-        await expect(check(page, "normal-stop").get_by_test_id("confirm-pass")).to_be_disabled()
+        normal_stop = await show_check(page, "normal-stop")
+        await expect(normal_stop.get_by_test_id("confirm-pass")).to_be_disabled()
         await expect(page.get_by_test_id("resume-button")).to_be_visible()
         await capture(page, screenshots / "05-session-paused.png")
 
         forklift = await start_session(page, "forklift-preshift", FORKLIFT)
         await confirm(page, "no-leaks", passed=True)
         await expect_result(page, "no-leaks", "PASSED")
-        await expect_session(page, "IN_PROGRESS", "1 / 15 checks passed")
+        await expect_session(page, "In progress", "1 / 15 checks passed")
 
         await page.get_by_test_id("nav-my-sessions").click()
         sessions = page.get_by_test_id("session-list")
         paused_item = sessions.get_by_test_id(f"session-item-{loto}")
-        await expect(paused_item.get_by_test_id("status-badge")).to_have_text("PAUSED")
+        await expect(paused_item.get_by_test_id("status-badge")).to_have_text("Paused")
         await expect(paused_item.get_by_test_id("progress")).to_have_text("2 / 11 checks passed")
         await expect(paused_item).to_contain_text("Called to line 3")
         forklift_item = sessions.get_by_test_id(f"session-item-{forklift}")
-        await expect(forklift_item.get_by_test_id("status-badge")).to_have_text("IN_PROGRESS")
+        await expect(forklift_item.get_by_test_id("status-badge")).to_have_text("In progress")
         await expect(forklift_item.get_by_test_id("progress")).to_have_text("1 / 15 checks passed")
         await capture(page, screenshots / "06-my-sessions.png")
 
         await paused_item.click()
-        await expect_session(page, "PAUSED", "2 / 11 checks passed")
+        await expect_session(page, "Paused", "2 / 11 checks passed")
         await page.get_by_test_id("resume-button").click()
-        await expect_session(page, "IN_PROGRESS", "2 / 11 checks passed")
+        await expect_session(page, "In progress", "2 / 11 checks passed")
         await expect_result(page, "affected-notified", "PASSED")
         await expect_result(page, "accumulator-pressure", "PASSED")
         await expect_result(page, "residual-v", "FAILED")
-        await expect(check(page, "normal-stop").get_by_test_id("confirm-pass")).to_be_enabled()
+        normal_stop = await show_check(page, "normal-stop")
+        await expect(normal_stop.get_by_test_id("confirm-pass")).to_be_enabled()
 
         await page.get_by_text("Switch session").click()
         await page.get_by_role("link", name=FORKLIFT).click()
         await expect(page.get_by_test_id("session-title")).to_have_text(FORKLIFT)
         await page.get_by_test_id("abort-button").click()
-        await page.get_by_label("Reason", exact=True).fill("Wrong truck")
+        await page.get_by_test_id("abort-reason").fill("Wrong truck")
         await page.get_by_test_id("abort-confirm").click()
-        await expect_session(page, "ABORTED", "1 / 15 checks passed")
+        await expect_session(page, "Aborted", "1 / 15 checks passed")
         await expect(page.get_by_test_id("abort-button")).to_have_count(0)
         await expect(page.get_by_test_id("confirm-pass")).to_have_count(0)
 
         await page.get_by_test_id("nav-my-sessions").click()
         await expect(sessions.get_by_test_id(f"session-item-{forklift}")).to_have_count(0)
-        await expect(paused_item.get_by_test_id("status-badge")).to_have_text("IN_PROGRESS")
+        await expect(paused_item.get_by_test_id("status-badge")).to_have_text("In progress")
 
     async with open_page(browser, stack_url, DESK) as page:
         await sign_in(page, "sam", "Sam Supervisor", "supervisor")
@@ -187,21 +122,21 @@ async def test_worker_juggles_two_sessions_and_supervisor_audits_the_aborted_one
         await page.get_by_label("Paused").uncheck()
         await page.get_by_label("Aborted").check()
         await page.get_by_test_id("filter-apply").click()
-        sessions = page.get_by_test_id("session-list")
+        sessions = page.get_by_test_id("session-table")
         aborted_item = sessions.get_by_test_id(f"session-item-{forklift}")
-        await expect(aborted_item.get_by_test_id("status-badge")).to_have_text("ABORTED")
-        await expect(sessions.get_by_role("listitem")).to_have_count(1)
+        await expect(aborted_item.get_by_test_id("status-badge")).to_have_text("Aborted")
+        await expect(sessions.locator("tbody tr")).to_have_count(1)
         await capture(page, screenshots / "07-supervisor-list.png")
 
         await page.route(re.compile(r"/audit$"), audit_not_written_yet, times=1)
-        await aborted_item.click()
+        await aborted_item.get_by_role("link").click()
         await expect(page.get_by_test_id("session-title")).to_have_text(FORKLIFT)
-        await expect_session(page, "ABORTED", "1 / 15 checks passed")
+        await expect_session(page, "Aborted", "1 / 15 checks passed")
         rows = page.get_by_test_id("audit-table").locator("tbody tr")
         await expect(rows).to_have_count(3)
         await expect(rows.nth(0)).to_contain_text("Session started")
         await expect(rows.nth(1)).to_contain_text("Check recorded")
-        await expect(rows.nth(1)).to_contain_text("no-leaks")
+        await expect(rows.nth(1)).to_contain_text("No hydraulic or battery leaks under the truck")
         await expect(rows.nth(2)).to_contain_text("Session aborted")
         await expect(rows.nth(2)).to_contain_text("Wrong truck")
         await expect(page.get_by_text("events written so far")).to_have_count(0)
@@ -235,12 +170,16 @@ async def test_keyboard_alone_signs_in_records_checks_pauses_and_resumes(
         await page.keyboard.press("Space")
         await expect_result(page, "permit-signed", "PASSED")
         await expect(passed).to_be_focused()
+        await tab_to(page, page.get_by_test_id("step-list-toggle"))
+        await page.keyboard.press("Enter")
+        await tab_to(page, page.get_by_test_id("step-link-ventilate"))
+        await page.keyboard.press("Enter")
         reading = check(page, "ventilation-time").get_by_label("Measured value (min)")
         await tab_to(page, reading)
         await page.keyboard.type("25")
         await page.keyboard.press("Enter")
         await expect_result(page, "ventilation-time", "PASSED")
-        await expect_session(page, "IN_PROGRESS", "2 / 15 checks passed")
+        await expect_session(page, "In progress", "2 / 15 checks passed")
 
         await page.get_by_test_id("session-title").focus()
         await tab_to(page, page.get_by_test_id("pause-button"))
@@ -249,10 +188,10 @@ async def test_keyboard_alone_signs_in_records_checks_pauses_and_resumes(
         await page.keyboard.type("Gas alarm in the next bay")
         await tab_to(page, page.get_by_test_id("pause-confirm"))
         await page.keyboard.press("Enter")
-        await expect_session(page, "PAUSED", "2 / 15 checks passed")
+        await expect_session(page, "Paused", "2 / 15 checks passed")
         await expect(page.get_by_test_id("resume-button")).to_be_focused()
         await page.keyboard.press("Enter")
-        await expect_session(page, "IN_PROGRESS", "2 / 15 checks passed")
+        await expect_session(page, "In progress", "2 / 15 checks passed")
         await expect(page.get_by_test_id("pause-button")).to_be_focused()
 
 
@@ -263,7 +202,8 @@ async def test_my_sessions_shows_own_changes_while_the_list_lags_behind(
         await sign_in(page, f"lee-{uuid.uuid4().hex[:8]}", "Lee", "worker")
         first = await start_session(page, "loto-press-7", LOTO)
         await page.get_by_test_id("nav-my-sessions").click()
-        item = page.get_by_test_id(f"session-item-{first}")
+        active = page.get_by_test_id("session-list")
+        item = active.get_by_test_id(f"session-item-{first}")
         await expect(item).to_be_visible()
         async with page.expect_response(re.compile(r"/api/v1/sessions\?")) as listed:
             await page.get_by_role("button", name="Refresh").click()
@@ -276,9 +216,9 @@ async def test_my_sessions_shows_own_changes_while_the_list_lags_behind(
         await item.click()
         await page.get_by_test_id("abort-button").click()
         await page.get_by_test_id("abort-confirm").click()
-        await expect_session(page, "ABORTED", "0 / 11 checks passed")
+        await expect_session(page, "Aborted", "0 / 11 checks passed")
         second = await start_session(page, "forklift-preshift", FORKLIFT)
         await page.get_by_test_id("nav-my-sessions").click()
 
-        await expect(page.get_by_test_id(f"session-item-{second}")).to_be_visible()
+        await expect(active.get_by_test_id(f"session-item-{second}")).to_be_visible()
         await expect(item).to_have_count(0)

@@ -9,7 +9,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.auth import mint_token
-from tests.conftest import TEST_SECRET, eventually
+from runtime.settings import DEV_JWT_SECRET
+from tests.conftest import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,7 @@ def paused_gauge(metrics: str) -> float:
 
 async def test_the_api_process_keeps_the_session_gauges_current(stack_url: str) -> None:
     worker = f"gauge-{uuid.uuid4().hex[:8]}"
-    headers = {"Authorization": f"Bearer {mint_token(TEST_SECRET, worker, ['worker'])}"}
+    headers = {"Authorization": f"Bearer {mint_token(DEV_JWT_SECRET, worker, ['worker'])}"}
     async with httpx.AsyncClient(base_url=stack_url, headers=headers) as api:
 
         async def paused() -> float:

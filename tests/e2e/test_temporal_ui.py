@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from api.auth import mint_token
-from tests.conftest import TEST_SECRET
+from runtime.settings import DEV_JWT_SECRET
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.slow
@@ -60,7 +60,7 @@ async def test_supervisor_finds_live_paused_and_aborted_sessions_in_the_web_ui(
     browser: Browser, stack_url: str, screenshots: Path
 ) -> None:
     worker = f"alice-{uuid.uuid4().hex[:8]}"
-    token = mint_token(TEST_SECRET, worker, ["worker"])
+    token = mint_token(DEV_JWT_SECRET, worker, ["worker"])
     async with httpx.AsyncClient(
         base_url=stack_url, headers={"Authorization": f"Bearer {token}"}
     ) as api:

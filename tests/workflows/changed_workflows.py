@@ -32,3 +32,17 @@ class PatchedChange(WorkSessionWorkflow):
         if workflow.patched("grace-timer"):
             await workflow.sleep(0.01)
         return await super().run(input)
+
+
+@workflow.defn(name="WorkSessionWorkflow")
+class OlderRelease(WorkSessionWorkflow):
+    """The model of releases before `compact-history`: whole views and a new run per pause."""
+
+    @workflow.init
+    def __init__(self, input: StartSessionInput) -> None:
+        super().__init__(input)
+        self._compact = False
+
+    @workflow.run
+    async def run(self, input: StartSessionInput) -> SessionView:
+        return await super().run(input)

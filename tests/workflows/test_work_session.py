@@ -17,8 +17,11 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
 
+from activities.audit import AuditActivities
 from api.auth import User
+from api.errors import ProblemError
 from api.gateway import SessionGateway
 from engine.client import register_search_attributes
 from runtime.settings import Settings
@@ -26,8 +29,14 @@ from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from tests import scenarios
 from tests.conftest import eventually, start_dev_server, suggest_continue_as_new_after
+from tests.workflows.changed_workflows import OlderRelease
 from worker import build_worker
-from workflows.domain import WorkSession
+from workflows.domain import (
+    MAX_NOTE_LENGTH,
+    MAX_REASON_LENGTH,
+    MAX_SESSION_TEXT_BYTES,
+    WorkSession,
+)
 from workflows.search_attributes import SESSION_STATUS
 from workflows.shared import (
     Actor,
@@ -256,3 +265,110 @@ async def test_a_short_pause_stays_in_one_run_and_a_long_one_continues_in_a_fres
         assert events[15].type == AuditEventType.SESSION_PAUSED
 
     await eventually(audit_in_order)
+
+
+async def test_a_session_at_its_bounds_stays_readable_pausable_and_completable(
+    low_history_env: tuple[Client, str], audit_log: AuditLog
+) -> None:
+    client, task_queue = low_history_env
+    handle = await scenarios.start(client, task_queue)
+    widest_note = "\U0001f9ef" * MAX_NOTE_LENGTH
+    refused: list[str] = []
+    while not refused:
+        try:
+            await handle.execute_update(
+                WorkSessionWorkflow.record_check,
+                RecordCheckRequest(
+                    scenarios.owner_of(handle), "breaker-off", passed=True, note=widest_note
+                ),
+            )
+        except WorkflowUpdateFailedError as err:
+            assert isinstance(err.cause, ApplicationError)
+            refused.append(str(err.cause.type))
+    assert refused == ["session_limit_reached"]
+    await scenarios.many_checks(handle, 60)
+
+    view = await scenarios.pause(handle, "\U0001f9ef" * MAX_REASON_LENGTH)
+    assert view.summary.status == SessionStatus.PAUSED
+    await scenarios.resume(handle)
+    for check_id in ("try-start",):
+        await scenarios.check(handle, check_id, passed=True)
+    await scenarios.check(handle, "residual-v", value=1.0)
+    final = await scenarios.complete(handle)
+
+    assert final.summary.status == SessionStatus.COMPLETED
+    runs = [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    assert len(runs) >= 2, "the bounded state crossed continue-as-new"
+    noted = [c for c in final.safety_checks if c.note == widest_note]
+    assert len(noted) == MAX_SESSION_TEXT_BYTES // (4 * MAX_NOTE_LENGTH + 2)
+
+
+async def test_updates_sent_while_a_run_continues_as_new_all_land_through_the_gateway(
+    low_history_env: tuple[Client, str],
+) -> None:
+    client, task_queue = low_history_env
+    handle = await scenarios.start(client, task_queue)
+    owner = User(scenarios.owner_of(handle).user_id, frozenset({"worker"}))
+    gateway = SessionGateway(client, Settings(temporal_task_queue=task_queue))
+    first_run = (await handle.describe()).run_id
+
+    async def lane(number: int) -> None:
+        # Lanes overlap, so updates keep arriving while a run hands over to the next.
+        for i in range(12):
+            answer = await gateway.record_check(
+                owner, handle.id, "residual-v", None, float(i), None, f"lane{number}-{i}"
+            )
+            assert answer.summary.status == SessionStatus.IN_PROGRESS
+
+    await asyncio.gather(*(lane(n) for n in range(8)))
+    paused = await gateway.pause(owner, handle.id, "burst over")
+    read_right_after = await gateway.get(owner, handle.id)
+
+    assert paused.summary.status == SessionStatus.PAUSED
+    assert len(read_right_after.safety_checks) == 96
+    assert (await handle.describe()).run_id != first_run
+
+
+@pytest.fixture
+async def older_release(temporal_client: Client, audit_log: AuditLog) -> AsyncIterator[str]:
+    """A worker of an older release, whose sessions continue as new on every pause."""
+    task_queue = f"older-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=[OlderRelease],
+        activities=[AuditActivities(audit_log).append_audit_events],
+    ):
+        yield task_queue
+
+
+async def test_a_burst_around_a_pause_of_an_older_release_gets_only_the_contract_s_answers(
+    temporal_client: Client, older_release: str
+) -> None:
+    gateway = SessionGateway(temporal_client, Settings(temporal_task_queue=older_release))
+    outcomes: list[str] = []
+    for trial in range(4):
+        handle = await scenarios.start(temporal_client, older_release)
+        owner = User(scenarios.owner_of(handle).user_id, frozenset({"worker"}))
+        await gateway.record_check(owner, handle.id, "breaker-off", True, None, None, None)
+
+        pause = asyncio.create_task(gateway.pause(owner, handle.id, "burst"))
+        outcomes += await asyncio.gather(
+            *(check_soon(gateway, owner, handle.id, f"t{trial}-{i}") for i in range(4))
+        )
+        paused = await pause
+        resumed = await gateway.resume(owner, handle.id)
+        assert paused.summary.status == SessionStatus.PAUSED
+        assert resumed.summary.status == SessionStatus.IN_PROGRESS
+
+    assert set(outcomes) <= {"recorded", "invalid_transition"}
+
+
+async def check_soon(gateway: SessionGateway, owner: User, session_id: str, key: str) -> str:
+    """Records a check 20 ms from now: the code it was refused with, or "recorded"."""
+    await asyncio.sleep(0.02)
+    try:
+        await gateway.record_check(owner, session_id, "residual-v", None, 1.0, None, key)
+    except ProblemError as problem:
+        return str(problem.code)
+    return "recorded"

@@ -149,7 +149,7 @@ export const postJson = async (path, body, options = {}) =>
   (await request(path, { method: 'POST', body, ...options })).json();
 
 // crypto.randomUUID exists only in secure contexts; plant-floor tablets may reach the API over plain http.
-function newKey() {
+export function newKey() {
   if (crypto.randomUUID) return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));
   b[6] = (b[6] & 0x0f) | 0x40;

@@ -1,22 +1,27 @@
 import { listSessions } from './api.js';
+import { limitsRange } from './decimal.js';
+import { kindLabel, statusLabel } from './vocabulary.js';
 import {
+  ago,
   button,
   busyGuard,
   duration,
+  failedMark,
   h,
   pageHeading,
   progressText,
+  resultMark,
   showError,
-  ago,
   statusBadge,
   time,
   uid,
 } from './ui.js';
 
-export const STATUSES = ['IN_PROGRESS', 'PAUSED', 'COMPLETED', 'ABORTED'];
 export const isEnded = (session) => session.status === 'COMPLETED' || session.status === 'ABORTED';
 
 export const ownSessionParams = (user) => (user.id ? [['worker_id', user.id]] : []);
+
+export const workerLabel = (s) => (s.worker_name ? `${s.worker_name} (${s.worker_id})` : s.worker_id);
 
 export function recordsFor(session, checkId) {
   return session.safety_checks.filter((r) => r.check_id === checkId).sort((a, b) => a.seq - b.seq);
@@ -34,16 +39,43 @@ export function pauseReason(session) {
 }
 
 export function limitsText(check) {
-  const unit = check.unit ? ` ${check.unit}` : '';
-  const hasMin = check.min != null;
-  const hasMax = check.max != null;
-  if (hasMin && hasMax) return `Limits: ${check.min} to ${check.max}${unit}`;
-  if (hasMin) return `Limit: at least ${check.min}${unit}`;
-  if (hasMax) return `Limit: at most ${check.max}${unit}`;
-  return 'No limits';
+  return check.min == null && check.max == null ? 'No limits' : `Limits: ${limitsRange(check)}`;
 }
 
-const valueText = (value, unit) => (unit ? `${value} ${unit}` : String(value));
+export const valueText = (value, unit) => (unit ? `${value} ${unit}` : String(value));
+
+export function progressLine(session) {
+  const { progress } = session;
+  const failed = progress.checks_failed;
+  return h(
+    'p',
+    { class: 'card-row' },
+    statusBadge(session.status),
+    h('span', { testid: 'progress' }, progressText(progress)),
+    failedMark(failed),
+    progress.checks_required > 0
+      ? h('progress', {
+          class: failed ? 'has-failed' : null,
+          max: progress.checks_required,
+          value: progress.checks_passed,
+          'aria-hidden': 'true',
+        })
+      : null,
+  );
+}
+
+/** The line that says a finished session holds failed records, so a full bar cannot hide them. */
+export function failuresNote(session) {
+  const failed = session.progress.checks_failed;
+  if (!failed || session.status !== 'COMPLETED') return null;
+  return h(
+    'p',
+    { class: 'banner banner-failed', testid: 'completed-with-failures' },
+    h('span', { class: 'icon', 'aria-hidden': 'true' }, '✗ '),
+    h('strong', {}, `Completed with ${failed} failed ${failed === 1 ? 'check' : 'checks'}.`),
+    ' Their records are kept below.',
+  );
+}
 
 function pausedLine(session) {
   const reason = pauseReason(session);
@@ -66,25 +98,18 @@ function sessionItem(session, { href, showWorker }) {
       'a',
       { class: 'card session-card', href, testid: `session-item-${session.id}` },
       h('span', { class: 'card-title' }, session.sop_title),
-      h(
-        'span',
-        { class: 'card-row' },
-        statusBadge(session.status),
-        h('span', { testid: 'progress' }, progressText(session.progress)),
-      ),
-      showWorker ? h('span', {}, `Worker: ${session.worker_id}`) : null,
+      progressLine(session),
+      showWorker ? h('span', {}, `Worker: ${workerLabel(session)}`) : null,
       h('span', {}, 'Started ', time(session.started_at), ` · active ${duration(session.active_seconds)}`),
       session.status === 'PAUSED' && session.paused_at ? pausedLine(session) : null,
-      session.ended_at
-        ? h('span', {}, `${session.status === 'ABORTED' ? 'Aborted' : 'Completed'} `, time(session.ended_at))
-        : null,
+      session.ended_at ? h('span', {}, `${statusLabel(session.status)} `, time(session.ended_at)) : null,
     ),
   );
 }
 
 // Renders the first page before resolving, so a view shows a complete list or an error.
-export async function sessionList(params, { hrefFor, showWorker = false, empty }) {
-  const list = h('ul', { class: 'session-list', testid: 'session-list' });
+export async function sessionList(params, { hrefFor, showWorker = false, empty, testid = 'session-list' }) {
+  const list = h('ul', { class: 'session-list', testid });
   const emptyNote = h('p', { class: 'empty', hidden: true }, empty);
   const more = button('Load more', { class: 'secondary', hidden: true });
   let pageToken = null;
@@ -114,14 +139,14 @@ export async function sessionList(params, { hrefFor, showWorker = false, empty }
   return h('div', {}, list, emptyNote, more);
 }
 
-export function sessionHeader(session, { showWorker = false } = {}) {
-  const { progress } = session;
+export function sessionFacts(session, { showWorker = false } = {}) {
   const reason = session.status === 'PAUSED' ? pauseReason(session) : null;
   const facts = [
-    showWorker && ['Worker', session.worker_id],
+    showWorker && ['Worker', workerLabel(session)],
     ['SOP', `${session.sop_id}, version ${session.sop_version}`],
     ['Started', time(session.started_at)],
-    session.ended_at && [session.status === 'ABORTED' ? 'Aborted' : 'Completed', time(session.ended_at)],
+    session.ended_at && [statusLabel(session.status), time(session.ended_at)],
+    ['Last change', time(session.updated_at)],
     ['Active time', duration(session.active_seconds)],
     ['Paused time', duration(session.paused_seconds)],
     session.status === 'PAUSED' &&
@@ -130,23 +155,19 @@ export function sessionHeader(session, { showWorker = false } = {}) {
     session.abort_reason && ['Abort reason', session.abort_reason],
   ].filter(Boolean);
   return h(
+    'dl',
+    { class: 'facts' },
+    facts.map(([term, value]) => h('div', {}, h('dt', {}, term), h('dd', {}, value))),
+  );
+}
+
+export function sessionHeader(session, { showWorker = false, facts = true } = {}) {
+  return h(
     'header',
     { class: 'session-header' },
     pageHeading(session.sop_title, { testid: 'session-title' }),
-    h(
-      'p',
-      { class: 'card-row' },
-      statusBadge(session.status),
-      h('span', { testid: 'progress' }, progressText(progress)),
-      progress.checks_required > 0
-        ? h('progress', { max: progress.checks_required, value: progress.checks_passed, 'aria-hidden': 'true' })
-        : null,
-    ),
-    h(
-      'dl',
-      { class: 'facts' },
-      facts.map(([term, value]) => h('div', {}, h('dt', {}, term), h('dd', {}, value))),
-    ),
+    progressLine(session),
+    facts ? sessionFacts(session, { showWorker }) : null,
   );
 }
 
@@ -162,7 +183,7 @@ function recordList(check, records, open) {
         h(
           'li',
           {},
-          h('strong', { class: r.passed ? 'pass' : 'fail' }, r.passed ? 'Passed' : 'Failed'),
+          resultMark(r.passed),
           r.value != null ? ` · ${valueText(r.value, check.unit)}` : '',
           ' · ',
           time(r.recorded_at, { seconds: true }),
@@ -180,14 +201,15 @@ function latestLine(check, last) {
     'p',
     { class: 'latest' },
     'Latest: ',
-    h('strong', { testid: 'check-result', class: last.passed ? 'pass' : 'fail' }, last.passed ? 'PASSED' : 'FAILED'),
+    resultMark(last.passed, { testid: 'check-result' }),
     last.value != null ? ` · ${valueText(last.value, check.unit)}` : '',
     ' · ',
     time(last.recorded_at),
   );
 }
 
-function checkItem(check, records, { controls, recordsOpen }) {
+/** One check with its latest result; `controls(check, ids)` adds the inputs for recording it. */
+export function checkItem(check, records, { controls, recordsOpen = false, extra = null }) {
   const last = records.at(-1);
   const ids = { prompt: uid('prompt'), meta: uid('meta') };
   const state = last ? (last.passed ? 'check-pass' : 'check-fail') : 'check-open';
@@ -199,41 +221,60 @@ function checkItem(check, records, { controls, recordsOpen }) {
       'p',
       { class: 'check-meta', id: ids.meta },
       h('span', { class: 'tag' }, check.required ? 'Required' : 'Optional'),
-      check.kind === 'measurement' ? limitsText(check) : 'Confirmation',
+      check.kind === 'measurement' ? limitsText(check) : kindLabel(check.kind),
     ),
     latestLine(check, last),
+    extra,
     controls?.(check, ids),
     records.length ? recordList(check, records, recordsOpen) : null,
   );
 }
 
-// `controls(check, {prompt, meta})` (element ids to describe inputs with) adds the inputs for recording a check; without it the steps are read-only.
-export function stepsList(sop, session, { controls, recordsOpen = false } = {}) {
-  return sop.steps.map((step, index) => {
-    const current = !isEnded(session) && step.id === session.current_step_id;
-    const headingId = uid('step');
-    return h(
-      'section',
-      {
-        class: current ? 'step step-current' : 'step',
-        'aria-labelledby': headingId,
-        'aria-current': current ? 'step' : null,
-      },
-      h(
-        'h3',
-        { id: headingId },
-        `Step ${index + 1}: ${step.title}`,
-        current ? h('span', { class: 'tag tag-current' }, 'Current step') : null,
-      ),
-      step.instructions ? h('p', { class: 'instructions' }, step.instructions) : null,
-      h(
-        'ul',
-        { class: 'checks' },
-        step.checks.map((check) => checkItem(check, recordsFor(session, check.id), { controls, recordsOpen })),
-      ),
-    );
-  });
+/** Counts a step's checks whose latest record failed, and whether every check has passed. */
+export function stepState(step, latest) {
+  const failed = step.checks.filter((c) => latest.get(c.id)?.passed === false).length;
+  const done = step.checks.every((c) => latest.get(c.id)?.passed || (!c.required && latest.has(c.id)));
+  return { failed, done };
 }
+
+export function stepHeading(step, index, { current, failed, id }) {
+  return h(
+    'h2',
+    { id, class: 'step-title' },
+    `Step ${index + 1}: ${step.title}`,
+    current ? h('span', { class: 'tag tag-current' }, 'Current step') : null,
+    failed
+      ? h('span', { class: 'tag tag-failed' }, h('span', { 'aria-hidden': 'true' }, '✗ '), `${failed} FAILED`)
+      : null,
+  );
+}
+
+export function stepSection(sop, session, index, { controls, recordsOpen = false, extraFor = () => null } = {}) {
+  const step = sop.steps[index];
+  const latest = latestRecords(session);
+  const current = !isEnded(session) && step.id === session.current_step_id;
+  const headingId = uid('step');
+  return h(
+    'section',
+    {
+      class: current ? 'step step-current' : 'step',
+      'aria-labelledby': headingId,
+      'aria-current': current ? 'step' : null,
+      testid: `step-${step.id}`,
+    },
+    stepHeading(step, index, { current, failed: stepState(step, latest).failed, id: headingId }),
+    step.instructions ? h('p', { class: 'instructions' }, step.instructions) : null,
+    h(
+      'ul',
+      { class: 'checks' },
+      step.checks.map((check) =>
+        checkItem(check, recordsFor(session, check.id), { controls, recordsOpen, extra: extraFor(check) }),
+      ),
+    ),
+  );
+}
+
+export const stepsList = (sop, session, options) => sop.steps.map((_, i) => stepSection(sop, session, i, options));
 
 export function historySection(session) {
   return h(
@@ -247,7 +288,7 @@ export function historySection(session) {
         h(
           'li',
           {},
-          h('strong', {}, entry.status),
+          h('strong', {}, statusLabel(entry.status)),
           ' · ',
           time(entry.at, { seconds: true }),
           ` · by ${entry.by}`,

@@ -1,4 +1,5 @@
 import { ApiError } from './api.js';
+import { statusLabel } from './vocabulary.js';
 
 // replaceChildren/append would insert null and false as the text "null" and "false".
 const present = (children) => children.flat(Infinity).filter((c) => c != null && c !== false);
@@ -31,8 +32,24 @@ export function field(label, control, hint) {
   return h('div', { class: 'field' }, h('label', { for: control.id }, label), hintEl, control);
 }
 
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-const dateTimeSeconds = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+// A record read by someone in another plant, or in a spreadsheet later, needs its time zone.
+const dateTime = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric',
+  month: 'short',
+  day: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+  timeZoneName: 'short',
+});
+const dateTimeSeconds = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric',
+  month: 'short',
+  day: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  timeZoneName: 'short',
+});
 
 export function formatTime(iso, { seconds = false } = {}) {
   const date = new Date(iso);
@@ -68,24 +85,47 @@ export function duration(totalSeconds) {
 
 export const ago = (iso) => `${duration((Date.now() - new Date(iso).getTime()) / 1000)} ago`;
 
-export const STATUS_LABELS = {
-  IN_PROGRESS: 'In progress',
-  PAUSED: 'Paused',
-  COMPLETED: 'Completed',
-  ABORTED: 'Aborted',
-};
-
 export const statusBadge = (status) =>
-  h('span', { class: `badge badge-${status.toLowerCase()}`, testid: 'status-badge' }, status);
+  h('span', { class: `badge badge-${status.toLowerCase()}`, testid: 'status-badge' }, statusLabel(status));
+
+// Colour alone is not enough on a sunlit screen or for a colour-blind reader: icon and word too.
+export const resultMark = (passed, props = {}) =>
+  h(
+    'strong',
+    { class: passed ? 'result result-pass' : 'result result-fail', ...props },
+    h('span', { class: 'icon', 'aria-hidden': 'true' }, passed ? '✓' : '✗'),
+    passed ? ' PASSED' : ' FAILED',
+  );
+
+export const failedMark = (count) =>
+  count > 0
+    ? h(
+        'strong',
+        { class: 'result result-fail', testid: 'failed-count' },
+        h('span', { class: 'icon', 'aria-hidden': 'true' }, '✗'),
+        ` ${count} FAILED`,
+      )
+    : null;
 
 export const progressText = (p) => `${p.checks_passed} / ${p.checks_required} checks passed`;
 
-function describe(err) {
+// What a refused change means for the person who tried it, in a sentence.
+function sentence(problem, action) {
+  const status = problem.session_status;
+  if (problem.code === 'invalid_transition' && typeof status === 'string' && action) {
+    const hint = { PAUSED: ' Resume it first.', COMPLETED: '', ABORTED: '' }[status] ?? '';
+    return `Could not ${action}: the session is ${statusLabel(status).toLowerCase()}.${hint}`;
+  }
+  return null;
+}
+
+function describe(err, action) {
   if (err instanceof ApiError) {
     const { title, detail, errors } = err.problem;
+    const readable = sentence(err.problem, action);
     return {
-      title: title || 'Request failed',
-      detail: typeof detail === 'string' ? detail : '',
+      title: readable ?? (title || 'Request failed'),
+      detail: readable ? '' : typeof detail === 'string' ? detail : '',
       errors: (Array.isArray(errors) ? errors : []).map((e) => {
         const loc = (e.loc ?? []).filter((part) => part !== 'body').join('.');
         return loc ? `${loc}: ${e.msg}` : e.msg;
@@ -97,10 +137,9 @@ function describe(err) {
   return { title: err.title, detail: err.detail ?? '', errors: [] };
 }
 
-export function showError(err) {
-  const { title, detail, errors } = describe(err);
-  mount(
-    document.getElementById('alert'),
+export function problemContent(err, action) {
+  const { title, detail, errors } = describe(err, action);
+  return [
     h('p', { class: 'alert-title' }, title),
     detail ? h('p', {}, detail) : null,
     errors.length
@@ -110,8 +149,57 @@ export function showError(err) {
           errors.map((e) => h('li', {}, e)),
         )
       : null,
-  );
+  ];
+}
+
+export function showError(err) {
+  mount(document.getElementById('alert'), problemContent(err));
   document.getElementById('alert-row').classList.add('has-error');
+}
+
+/** A slot beside a control for the error that control caused; `action` says what was tried. */
+export function errorSlot() {
+  const slot = h('div', { class: 'inline-error', role: 'alert', testid: 'inline-error', hidden: true });
+  return {
+    element: slot,
+    show(err, action) {
+      mount(slot, problemContent(err, action));
+      slot.hidden = false;
+    },
+    clear() {
+      slot.replaceChildren();
+      slot.hidden = true;
+    },
+  };
+}
+
+/** Asks a yes-or-no question in a modal dialog; resolves true for the confirming answer. */
+export function confirmDialog({ title, body, confirmLabel, cancelLabel = 'Cancel', danger = false, testid }) {
+  const titleId = uid('dialog');
+  const dialog = h(
+    'dialog',
+    { 'aria-labelledby': titleId, testid },
+    h(
+      'form',
+      { method: 'dialog' },
+      h('h2', { id: titleId }, title),
+      body,
+      h(
+        'div',
+        { class: 'button-row' },
+        h('button', { value: 'cancel', class: 'secondary', testid: 'dialog-cancel' }, cancelLabel),
+        h('button', { value: 'confirm', class: danger ? 'danger' : null, testid: 'dialog-confirm' }, confirmLabel),
+      ),
+    ),
+  );
+  document.body.append(dialog);
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      resolve(dialog.returnValue === 'confirm');
+    });
+    dialog.showModal();
+  });
 }
 
 export function clearError() {
@@ -131,6 +219,16 @@ export function announce(message) {
       live.textContent = '';
     }, 8000);
   }, 100);
+}
+
+// Feedback on a control the worker is using: the control itself shows the result, a screen reader
+// hears it, and nothing appears on screen that could push or cover what they tap next.
+let sayTimer;
+export function say(message) {
+  const live = document.getElementById('sr-live');
+  clearTimeout(sayTimer);
+  live.textContent = '';
+  sayTimer = setTimeout(() => (live.textContent = message), 100);
 }
 
 // A message already on screen belongs to the page it was made on; one still on its way stays.

@@ -1,93 +1,11 @@
 import { getConfig, getJson, getSop, request } from '../api.js';
-import { navigate, reload, supervisorHref } from '../nav.js';
-import { STATUSES, historySection, sessionHeader, sessionList, stepsList } from '../session-parts.js';
-import {
-  STATUS_LABELS,
-  announce,
-  button,
-  busyGuard,
-  clearError,
-  field,
-  h,
-  mount,
-  pageHeading,
-  showError,
-  time,
-} from '../ui.js';
+import { limitsText, failuresNote, historySection, sessionHeader, stepsList, valueText } from '../session-parts.js';
+import { eventLabel } from '../vocabulary.js';
+import { announce, button, busyGuard, clearError, h, mount, resultMark, showError, time } from '../ui.js';
+import { reload } from '../nav.js';
+import { listHash } from './supervisor-list.js';
 
-const DEFAULT_STATUSES = ['IN_PROGRESS', 'PAUSED'];
-let listHash = '#/supervisor';
-
-export async function supervisorListView(root, { query }) {
-  listHash = location.hash;
-  const worker = query.get('worker_id') ?? '';
-  const chosen = query.getAll('status').filter((s) => STATUSES.includes(s));
-  const statuses = chosen.length ? chosen : DEFAULT_STATUSES;
-  const params = [...statuses.map((s) => ['status', s]), ...(worker ? [['worker_id', worker]] : [])];
-
-  const workerInput = h('input', {
-    type: 'text',
-    testid: 'filter-worker',
-    value: worker,
-    autocomplete: 'off',
-    spellcheck: 'false',
-    autocapitalize: 'none',
-  });
-  const boxes = STATUSES.map((s) =>
-    h('input', {
-      type: 'checkbox',
-      name: 'status',
-      value: s,
-      checked: statuses.includes(s),
-      testid: `filter-status-${s}`,
-    }),
-  );
-  const form = h(
-    'form',
-    {
-      class: 'filters',
-      onsubmit: (e) => {
-        e.preventDefault();
-        const selected = boxes.filter((b) => b.checked).map((b) => b.value);
-        if (!selected.length) {
-          showError({ title: 'Choose at least one status.' });
-          boxes[0].focus();
-          return;
-        }
-        const next = new URLSearchParams(selected.map((s) => ['status', s]));
-        const w = workerInput.value.trim();
-        if (w) next.set('worker_id', w);
-        navigate(`#/supervisor?${next}`);
-      },
-    },
-    field('Worker id', workerInput, 'Leave empty for every worker.'),
-    h(
-      'fieldset',
-      { class: 'status-filter' },
-      h('legend', {}, 'Status'),
-      boxes.map((box, i) => h('label', { class: 'checkbox' }, box, STATUS_LABELS[STATUSES[i]])),
-    ),
-    h('button', { type: 'submit', testid: 'filter-apply' }, 'Apply filters'),
-  );
-
-  const list = await sessionList(params, {
-    hrefFor: (s) => supervisorHref(s.id),
-    showWorker: true,
-    empty: 'No sessions match these filters.',
-  });
-  mount(
-    root,
-    h(
-      'div',
-      { class: 'page-head' },
-      pageHeading('All sessions'),
-      button('Refresh', { class: 'secondary', onclick: reload }),
-    ),
-    form,
-    h('h2', {}, 'Sessions'),
-    list,
-  );
-}
+export { supervisorListView } from './supervisor-list.js';
 
 function temporalLink(config, session) {
   if (!config?.temporal_ui_url) return null;
@@ -119,16 +37,35 @@ async function downloadCsv(sessionId) {
   }
 }
 
-const eventLabel = (type) => type.charAt(0).toUpperCase() + type.slice(1).replace(/_/g, ' ');
-
-function dataText(data) {
-  return Object.entries(data ?? {})
-    .filter(([, value]) => value != null)
-    .map(([key, value]) => `${key}: ${typeof value === 'object' ? JSON.stringify(value) : value}`)
-    .join(', ');
+function checkDetails(data, check) {
+  if (!check) return `Check ${data.check_id}`;
+  return [
+    h('strong', {}, check.prompt),
+    ' · ',
+    resultMark(data.passed),
+    data.value != null ? ` · ${valueText(data.value, check.unit)}` : '',
+    check.kind === 'measurement' ? ` · ${limitsText(check)}` : '',
+    data.note ? h('span', { class: 'note' }, `Note: ${data.note}`) : null,
+  ];
 }
 
-function auditTable(events) {
+// Each record beside what it answers: a reading means nothing without its prompt, unit and limits.
+function details(event, checks) {
+  const data = event.data ?? {};
+  switch (event.type) {
+    case 'check_recorded':
+      return checkDetails(data, checks.get(data.check_id));
+    case 'session_started':
+      return `${data.sop_title ?? event.sop_id}, version ${data.sop_version}`;
+    case 'session_paused':
+    case 'session_aborted':
+      return data.reason ? `Reason: ${data.reason}` : 'No reason given';
+    default:
+      return '';
+  }
+}
+
+function auditTable(events, checks) {
   const columns = ['#', 'Time', 'Event', 'Actor', 'Details'];
   return h(
     'div',
@@ -157,7 +94,7 @@ function auditTable(events) {
             h('td', { class: 'nowrap' }, time(e.at, { seconds: true })),
             h('td', { class: 'nowrap' }, eventLabel(e.type)),
             h('td', { class: 'nowrap' }, e.actor),
-            h('td', { class: 'data' }, dataText(e.data)),
+            h('td', { class: 'data' }, details(e, checks)),
           ),
         ),
       ),
@@ -170,7 +107,8 @@ const expectedEvents = (session) => session.history.length + session.safety_chec
 // The audit activity writes each event shortly after the change: look again a few times.
 const AUDIT_RETRY_MS = [250, 500, 1000, 2000, 4000];
 
-function auditSection(session, firstEvents, path) {
+function auditSection(session, sop, firstEvents, path) {
+  const checks = new Map(sop.steps.flatMap((step) => step.checks).map((c) => [c.id, c]));
   const csv = button('Download CSV', { class: 'secondary', testid: 'audit-csv' });
   csv.addEventListener(
     'click',
@@ -184,7 +122,7 @@ function auditSection(session, firstEvents, path) {
     const behind = events.length < expected;
     mount(
       body,
-      events.length ? auditTable(events) : h('p', { class: 'empty' }, 'No audit events recorded yet.'),
+      events.length ? auditTable(events, checks) : h('p', { class: 'empty' }, 'No audit events recorded yet.'),
       behind
         ? h(
             'p',
@@ -236,11 +174,12 @@ export async function supervisorSessionView(root, { args: [id] }) {
       button('Refresh', { class: 'secondary', onclick: reload }),
     ),
     sessionHeader(session, { showWorker: true }),
+    failuresNote(session),
     h('p', {}, temporalLink(config, session)),
     sop.description ? h('p', { class: 'instructions' }, sop.description) : null,
     h('h2', {}, 'Steps and checks'),
     stepsList(sop, session, { recordsOpen: true }),
     historySection(session),
-    auditSection(session, audit.items, path),
+    auditSection(session, sop, audit.items, path),
   );
 }

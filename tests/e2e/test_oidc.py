@@ -28,16 +28,23 @@ from playwright.async_api import (
 )
 
 from runtime.settings import Settings
+from tests.e2e.pages import (
+    DESK,
+    LOTO,
+    PHONE,
+    capture,
+    confirm,
+    expect_result,
+    show_check,
+    start_session,
+)
 from tests.processes import ManagedProcess, api_process, free_port, wait_for_port, wait_until_ready
 
 pytestmark = pytest.mark.slow
 
-PHONE = ViewportSize(width=390, height=844)
-DESK = ViewportSize(width=1440, height=900)
 SHOTS = Path("/tmp/shots/oidc")
 AUDIENCE = "work-sessions-api"
 CLIENT_ID = "work-sessions-web"
-LOTO = "Lockout/Tagout: Press 7"
 
 
 @dataclass(frozen=True)
@@ -192,22 +199,6 @@ async def status_with(base_url: str, token: str) -> int:
         return (await client.get(f"{base_url}/api/v1/sessions", headers=headers)).status_code
 
 
-def check(page: Page, check_id: str) -> Locator:
-    return page.get_by_test_id(f"check-{check_id}")
-
-
-async def start_loto_session(page: Page) -> str:
-    """Starts a lockout/tagout session from the catalog and returns its id."""
-    await page.get_by_test_id("nav-start").click()
-    await page.get_by_test_id("start-sop-loto-press-7").click()
-    await expect(page.get_by_test_id("session-title")).to_have_text(LOTO)
-    return page.url.rpartition("/")[2]
-
-
-async def expect_result(page: Page, check_id: str, result: str) -> None:
-    await expect(check(page, check_id).get_by_test_id("check-result")).to_have_text(result)
-
-
 async def test_worker_signs_in_at_the_provider_records_a_check_and_every_tab_follows(
     browser: Browser, oidc_url: str, provider: Provider, logs: Path
 ) -> None:
@@ -222,9 +213,9 @@ async def test_worker_signs_in_at_the_provider_records_a_check_and_every_tab_fol
         await page.goto("/")
         await expect(page.get_by_test_id("oidc-signin")).to_be_visible()
         await expect(page.get_by_test_id("signin-submit")).to_have_count(0)
-        await page.screenshot(path=SHOTS / "sign-in-390.png", full_page=True)
+        await capture(page, SHOTS / "sign-in-390.png")
         await page.set_viewport_size(DESK)
-        await page.screenshot(path=SHOTS / "sign-in-1440.png", full_page=True)
+        await capture(page, SHOTS / "sign-in-1440.png")
         await page.set_viewport_size(PHONE)
 
         await sign_in_at_provider(page, provider.worker)
@@ -232,22 +223,17 @@ async def test_worker_signs_in_at_the_provider_records_a_check_and_every_tab_fol
         await expect(page.locator("#account-name")).to_contain_text("Olive Field")
         assert "code=" not in page.url
 
-        session_id = await start_loto_session(page)
-        await check(page, "affected-notified").get_by_test_id("confirm-pass").click()
+        session_id = await start_session(page, "loto-press-7", LOTO)
+        await confirm(page, "affected-notified", passed=True)
         await expect_result(page, "affected-notified", "PASSED")
         await page.evaluate("() => window.scrollTo(0, 0)")
-        await page.screenshot(path=SHOTS / "signed-in-390.png")
+        await capture(page, SHOTS / "signed-in-390.png", full_page=False)
         await page.set_viewport_size(DESK)
-        await page.screenshot(path=SHOTS / "signed-in-1440.png")
+        await capture(page, SHOTS / "signed-in-1440.png", full_page=False)
 
         signed_in = await stored_sign_in(page)
         access_token = signed_in["accessToken"]
-        async with httpx.AsyncClient() as client:
-            answer = await client.get(
-                f"{oidc_url}/api/v1/sessions/{session_id}",
-                headers={"Authorization": f"Bearer {access_token}"},
-            )
-        session = answer.json()
+        session = await session_as_page_sees_it(page, oidc_url, session_id)
         assert session["worker_id"] == provider.worker
         assert [r["recorded_by"] for r in session["safety_checks"]] == [provider.worker]
 
@@ -291,33 +277,53 @@ async def test_an_expired_sign_in_renews_silently_and_a_new_one_keeps_what_was_t
         page = await context.new_page()
         await page.goto("/")
         await sign_in_at_provider(page, provider.worker)
-        await start_loto_session(page)
-        reading = check(page, "accumulator-pressure")
-        await reading.get_by_test_id("measurement-input").fill("0.4")
-        await reading.get_by_label("Note (optional)").fill("Gauge 2 read twice")
+        session_id = await start_session(page, "loto-press-7", LOTO)
+        accumulator = await show_check(page, "accumulator-pressure")
+        await accumulator.get_by_test_id("measurement-input").fill("0.4")
 
         refused = await expire_access_token(page)
-        await reading.get_by_test_id("measurement-submit").click()
+        await accumulator.get_by_test_id("measurement-submit").click()
         await expect_result(page, "accumulator-pressure", "PASSED")
         assert (await stored_sign_in(page))["accessToken"] != refused
         await expect(page.locator("#account-name")).to_contain_text("Olive Field")
 
-        slack = check(page, "residual-v")
-        await slack.get_by_test_id("measurement-input").fill("3")
-        await slack.get_by_label("Note (optional)").fill("Left side")
+        clutch = await show_check(page, "clutch-air-pressure")
+        await clutch.get_by_test_id("measurement-input").fill("0.05")
+        await add_note(clutch, "Vented twice")
+        typed_only = await show_check(page, "try-start")
+        await add_note(typed_only, "Console key removed")
         async with httpx.AsyncClient() as client:
             revoked = await client.post(f"{provider.issuer}/users/{provider.worker}/revoke-tokens")
         revoked.raise_for_status()
         await expire_access_token(page)
-        await slack.get_by_test_id("measurement-submit").click()
+        clutch = await show_check(page, "clutch-air-pressure")
+        await clutch.get_by_test_id("measurement-submit").click()
         await expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
         await expect(page.get_by_test_id("error-alert")).to_contain_text("Please sign in again")
 
         await sign_in_at_provider(page, provider.worker)
         await expect(page.get_by_test_id("session-title")).to_have_text(LOTO)
-        await expect(slack.get_by_test_id("measurement-input")).to_have_value("3")
-        await expect(slack.get_by_label("Note (optional)")).to_have_value("Left side")
-        await expect_result(page, "accumulator-pressure", "PASSED")
+        await expect_result(page, "clutch-air-pressure", "PASSED")
+        typed_only = await show_check(page, "try-start")
+        await expect(typed_only.get_by_label("Note (optional)")).to_have_value(
+            "Console key removed"
+        )
+        session = await session_as_page_sees_it(page, oidc_url, session_id)
+        notes = {r["check_id"]: r["note"] for r in session["safety_checks"]}
+        assert notes == {"accumulator-pressure": None, "clutch-air-pressure": "Vented twice"}
+
+
+async def add_note(check: Locator, note: str) -> None:
+    await check.get_by_test_id("add-note").click()
+    await check.get_by_label("Note (optional)").fill(note)
+
+
+async def session_as_page_sees_it(page: Page, base_url: str, session_id: str) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {(await stored_sign_in(page))['accessToken']}"}
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(f"{base_url}/api/v1/sessions/{session_id}", headers=headers)
+    session: dict[str, Any] = answer.json()
+    return session
 
 
 async def expire_access_token(page: Page) -> str:

@@ -1,5 +1,4 @@
 const BASE = '/api/v1';
-const TOKEN_KEY = 'ws.token';
 
 export class ApiError extends Error {
   constructor(status, problem) {

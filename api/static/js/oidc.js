@@ -5,7 +5,11 @@ import { ApiError, claims, getConfig, getSignIn, setSignIn } from './api.js';
 // This tab's half of a sign-in in progress: survives the trip to the provider and back.
 const PENDING_KEY = 'ws.oidc.pending';
 
-const base64url = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+const base64url = (bytes) =>
+  btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '');
 const randomText = (size) => base64url(crypto.getRandomValues(new Uint8Array(size)));
 
 async function s256(text) {
@@ -49,7 +53,10 @@ async function tokenRequest(oidc, fields) {
       body: new URLSearchParams({ client_id: oidc.client_id, ...fields }),
     });
   } catch {
-    throw new ApiError(0, { title: 'Cannot reach the sign-in service', detail: 'Check the network connection and try again.' });
+    throw new ApiError(0, {
+      title: 'Cannot reach the sign-in service',
+      detail: 'Check the network connection and try again.',
+    });
   }
   const body = await res.json().catch(() => ({}));
   if (!res.ok || typeof body.access_token !== 'string') {
@@ -83,7 +90,9 @@ export async function completeSignIn() {
   // The code is single-use and must not stay in the address bar, the history or a bookmark.
   history.replaceState(null, '', `${location.pathname}${pending?.next ?? ''}`);
   if (pending?.state !== params.get('state')) {
-    throw signInFailed('The answer from the sign-in service does not belong to a sign-in started here. Please sign in again.');
+    throw signInFailed(
+      'The answer from the sign-in service does not belong to a sign-in started here. Please sign in again.',
+    );
   }
   if (params.has('error')) throw signInFailed(params.get('error_description') || params.get('error'));
   const { oidc } = await getConfig();
@@ -95,7 +104,8 @@ export async function completeSignIn() {
     code_verifier: pending.verifier,
   });
   const nonce = tokens.id_token ? claims(tokens.id_token)?.nonce : undefined;
-  if (nonce !== undefined && nonce !== pending.nonce) throw signInFailed('The sign-in answer was meant for another sign-in.');
+  if (nonce !== undefined && nonce !== pending.nonce)
+    throw signInFailed('The sign-in answer was meant for another sign-in.');
   keep(oidc, tokens);
 }
 

@@ -319,7 +319,11 @@ async def test_the_audit_activity_logs_one_short_line_per_batch(
     assert await ActivityEnvironment().run(append, events) == 2
     assert await ActivityEnvironment().run(append, events) == 0
 
-    logged = [e for e in lines(json_logs) if e["logger"] == "activities.audit"]
+    logged = [
+        e
+        for e in lines(json_logs)
+        if e["logger"] == "activities.audit" and e.get("session_id") == session_id
+    ]
     assert [e["message"] for e in logged] == [
         f"audit of session {session_id} seq 1-2 appended, 2 new",
         f"audit of session {session_id} seq 1-2 appended, 0 new",

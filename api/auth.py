@@ -1,4 +1,7 @@
-"""Bearer-token identity (DESIGN section 4): HS256 with a shared secret, or RS256 via JWKS."""
+"""Bearer-token identity (DESIGN section 4): HS256 with a shared secret, or RS256 via JWKS.
+
+The JWKS comes from `AUTH_JWKS_URL`, or else from the discovery document of `AUTH_ISSUER`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any
 import jwt
 
 from api.errors import ProblemCode, ProblemError
+from api.oidc import ProviderDiscovery
 from runtime.settings import Settings
 from workflows.shared import Actor
 
@@ -52,14 +56,27 @@ VERIFIED_TOKENS_KEPT = 4096
 class TokenVerifier:
     """Verifies bearer tokens with the configured secret or identity provider."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, discovery: ProviderDiscovery | None = None) -> None:
         self._secret = settings.jwt_secret()
         self._issuer = settings.auth_issuer
         self._audience = settings.auth_audience
+        self._roles_claim = settings.auth_roles_claim
+        self._discovery = discovery
         self._max_lifetime_seconds = settings.auth_max_token_lifetime_seconds
         self._jwks = jwt.PyJWKClient(settings.auth_jwks_url) if settings.auth_jwks_url else None
         # A client sends the same token with every request: its signature is checked once.
         self._verified: OrderedDict[str, tuple[User, float]] = OrderedDict()
+
+    @property
+    def _accepts_provider_tokens(self) -> bool:
+        return self._jwks is not None or self._discovery is not None
+
+    async def _provider_keys(self) -> jwt.PyJWKClient:
+        if self._jwks is None:
+            assert self._discovery is not None
+            metadata = await self._discovery.metadata()
+            self._jwks = jwt.PyJWKClient(metadata.jwks_uri)
+        return self._jwks
 
     async def verify(self, token: str) -> User:
         """Returns the user a token names, or raises a 401 problem."""
@@ -82,8 +99,8 @@ class TokenVerifier:
         key: Any
         if algorithm == "HS256" and self._secret:
             key = self._secret
-        elif algorithm == "RS256" and self._jwks is not None:
-            jwks = self._jwks
+        elif algorithm == "RS256" and self._accepts_provider_tokens:
+            jwks = await self._provider_keys()
             try:
                 # PyJWKClient fetches over blocking HTTP; keep it off the event loop.
                 signing_key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
@@ -106,7 +123,9 @@ class TokenVerifier:
         except jwt.PyJWTError as err:
             raise _unauthorized(f"The bearer token is invalid: {err}.") from err
         self._refuse_long_lived(claims)
-        return _user_from_claims(claims), float(claims["exp"])
+        # Tokens this project mints carry `roles`; a provider's sit where AUTH_ROLES_CLAIM says.
+        roles_claim = self._roles_claim if algorithm == "RS256" else "roles"
+        return _user_from_claims(claims, roles_claim), float(claims["exp"])
 
     def _refuse_long_lived(self, claims: dict[str, Any]) -> None:
         """Refuses a token meant to live longer than allowed, so a leaked one expires soon."""
@@ -124,13 +143,25 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _user_from_claims(claims: dict[str, Any]) -> User:
+def claim_at(claims: dict[str, Any], dotted_path: str) -> Any:
+    """The value at a dotted path such as `realm_access.roles`, or None where it is absent."""
+    value: Any = claims
+    for name in dotted_path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(name)
+    return value
+
+
+def _user_from_claims(claims: dict[str, Any], roles_claim: str) -> User:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not SUBJECT_PATTERN.fullmatch(subject):
         raise _unauthorized("The token's subject is missing or has unsupported characters.")
-    roles = claims.get("roles", [])
+    roles = claim_at(claims, roles_claim)
+    if roles is None:
+        roles = []
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-        raise _unauthorized("The token's roles claim must be a list of strings.")
+        raise _unauthorized(f"The token's {roles_claim} claim must be a list of strings.")
     name = claims.get("name")
     return User(
         id=subject,

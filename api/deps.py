@@ -13,6 +13,7 @@ from temporalio.client import Client
 from api.auth import TokenVerifier, User
 from api.errors import ProblemCode, ProblemError
 from api.gateway import SessionGateway
+from api.oidc import ProviderDiscovery
 from engine.client import connect
 from runtime.logs import bind_log_context
 from runtime.settings import Settings
@@ -32,6 +33,7 @@ class Services:
     audit_log: AuditLog
     verifier: TokenVerifier
     engine: AsyncEngine
+    discovery: ProviderDiscovery | None
 
     @classmethod
     async def create(cls, settings: Settings) -> Services:
@@ -39,14 +41,16 @@ class Services:
         client = await connect(settings, lazy=True)
         engine = create_engine(settings.database_url)
         sessions = create_transaction_factory(engine)
+        discovery = ProviderDiscovery(settings.auth_issuer) if settings.auth_issuer else None
         return cls(
             settings=settings,
             client=client,
             gateway=SessionGateway(client, settings),
             catalog=SopCatalog(sessions),
             audit_log=AuditLog(sessions),
-            verifier=TokenVerifier(settings),
+            verifier=TokenVerifier(settings, discovery),
             engine=engine,
+            discovery=discovery,
         )
 
     async def close(self) -> None:

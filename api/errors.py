@@ -58,6 +58,11 @@ class ProblemCode(StrEnum):
     UNAUTHORIZED = "unauthorized", 401, "Authentication required"
     TEMPORAL_UNAVAILABLE = "temporal_unavailable", 503, "Workflow engine unavailable"
     NOT_READY = "not_ready", 503, "Not ready"
+    IDENTITY_PROVIDER_UNAVAILABLE = (
+        "identity_provider_unavailable",
+        503,
+        "Identity provider unavailable",
+    )
     INTERNAL_ERROR = "internal_error", 500, "Internal error"
 
     @classmethod

@@ -13,17 +13,35 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from api.deps import Services
-from api.errors import install_error_handlers, install_problem_schema
+from api.deps import Services, ServicesDep
+from api.errors import install_error_handlers, install_problem_schema, problems
 from api.limits import BodySizeLimit
 from api.metrics import keep_session_gauges_fresh
 from api.middleware import install_observability
+from api.oidc import ProviderDiscovery
 from api.routes import audit, dev, health, sessions, sops, vocabulary
-from api.schemas import PublicConfig
+from api.schemas import OidcSignIn, PublicConfig
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
 
 STATIC_DIR = Path(__file__).parent / "static"
+
+
+async def _oidc_sign_in(
+    settings: Settings, discovery: ProviderDiscovery | None
+) -> OidcSignIn | None:
+    if discovery is None or settings.auth_oidc_client_id is None:
+        return None
+    provider = await discovery.metadata()
+    return OidcSignIn(
+        issuer=provider.issuer,
+        client_id=settings.auth_oidc_client_id,
+        authorization_endpoint=provider.authorization_endpoint,
+        token_endpoint=provider.token_endpoint,
+        end_session_endpoint=provider.end_session_endpoint,
+        scope=settings.auth_oidc_scopes,
+        roles_claim=settings.auth_roles_claim,
+    )
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -75,11 +93,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if settings.dev_secret_in_force():
         app.include_router(dev.router)
 
-    @app.get("/api/v1/config", tags=["config"])
-    async def get_config() -> PublicConfig:
-        """Tells the web page how this deployment is set up."""
+    @app.get("/api/v1/config", tags=["config"], responses={503: problems()[503]})
+    async def get_config(services: ServicesDep) -> PublicConfig:
+        """Tells the web page how this deployment is set up and how to sign in."""
         return PublicConfig(
             embedded=settings.embedded,
+            dev_sign_in=settings.dev_secret_in_force(),
+            oidc=await _oidc_sign_in(settings, services.discovery),
             temporal_ui_url=settings.temporal_ui_url,
             temporal_namespace=settings.temporal_namespace,
         )

@@ -253,8 +253,22 @@ class DevTokenOut(BaseModel):
     expires_in: int
 
 
+class OidcSignIn(BaseModel):
+    """How the web page signs in: authorization code flow with PKCE (S256), a public client."""
+
+    issuer: str
+    client_id: str
+    authorization_endpoint: str
+    token_endpoint: str
+    end_session_endpoint: str | None
+    scope: str
+    roles_claim: str = Field(description="Dotted path of the roles list in access tokens.")
+
+
 class PublicConfig(BaseModel):
     embedded: bool
+    dev_sign_in: bool = Field(description="Whether `POST /api/v1/dev/token` mints tokens here.")
+    oidc: OidcSignIn | None = Field(description="OpenID Connect sign-in, when configured.")
     temporal_ui_url: str
     temporal_namespace: str
 

@@ -7,7 +7,7 @@ import secrets
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Public: it is in the source. It signs nothing once an operator configures real sign-in.
@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     auth_jwks_url: str | None = None
     auth_issuer: str | None = None
     auth_audience: str | None = None
+    auth_oidc_client_id: str | None = None
+    auth_oidc_scopes: str = "openid profile"
+    auth_roles_claim: str = Field(
+        default="roles",
+        description="Dotted path of the roles list in identity provider tokens.",
+        pattern=r"^[^.\s]+(\.[^.\s]+)*$",
+    )
     auth_max_token_lifetime_seconds: int = Field(default=86400, ge=60)
     page_token_secret: str | None = Field(default=None, min_length=32)
 
@@ -63,6 +70,12 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     # Each replica asks visibility for two counts per interval.
     session_gauge_interval_seconds: float = 30.0
+
+    @model_validator(mode="after")
+    def _oidc_sign_in_has_an_issuer(self) -> "Settings":
+        if self.auth_oidc_client_id and not self.auth_issuer:
+            raise ValueError("AUTH_OIDC_CLIENT_ID needs AUTH_ISSUER: the provider to sign in at.")
+        return self
 
     def dev_secret_in_force(self) -> bool:
         """True only in the embedded stack with neither an operator secret nor an identity provider.

@@ -1,5 +1,16 @@
-import { clearToken, currentUser, hasRole, setUnauthorizedHandler } from './js/api.js';
-import { homeHash, navigate, rememberNext } from './js/nav.js';
+import {
+  clearToken,
+  currentUser,
+  forgetSubmissions,
+  getSignIn,
+  hasRole,
+  onSignInChange,
+  setTokenRenewer,
+  setUnauthorizedHandler,
+} from './js/api.js';
+import { clearAllDrafts } from './js/check-drafts.js';
+import { homeHash, navigate, rememberNext, takeNext } from './js/nav.js';
+import { completeSignIn, providerSignOutUrl, renewSignIn } from './js/oidc.js';
 import { flushOutbox, startOutbox } from './js/outbox.js';
 import { announce, button, clearError, clearNotice, h, mount, pageHeading, showError } from './js/ui.js';
 import { signinView } from './js/views/signin.js';
@@ -19,10 +30,12 @@ const routes = [
 const viewRoot = document.getElementById('view');
 let navCount = 0;
 let flash = null;
+let shownUserId = null;
 
 function updateChrome(user, current) {
   document.getElementById('nav').hidden = !user;
   document.getElementById('account').hidden = !user;
+  shownUserId = user?.id ?? null;
   if (!user) return;
   const visible = {
     'nav-my-sessions': hasRole(user, 'worker'),
@@ -83,16 +96,46 @@ async function route() {
   if (seq > 1) heading?.focus();
 }
 
+const EXPIRED = {
+  title: 'Please sign in again.',
+  detail: 'Your sign-in has expired or is no longer valid. Anything you typed and did not record is kept.',
+};
+
+setTokenRenewer(renewSignIn);
+
 setUnauthorizedHandler(() => {
-  clearToken();
+  clearToken({ expired: true });
   rememberNext(location.hash);
-  flash = { title: 'Please sign in again.', detail: 'Your token was rejected: it has expired or is not valid.' };
+  flash = EXPIRED;
   navigate('#/signin');
 });
 
-document.getElementById('signout').addEventListener('click', () => {
+document.getElementById('signout').addEventListener('click', async () => {
+  const signIn = getSignIn();
+  const providerSignOut = await providerSignOutUrl(signIn).catch(() => null);
   clearToken();
+  clearAllDrafts();
+  if (providerSignOut) {
+    location.assign(providerSignOut);
+    return;
+  }
   announce('Signed out.');
+  navigate('#/signin');
+});
+
+onSignInChange((signIn, { expired }) => {
+  const onSignInPage = location.hash.startsWith('#/signin');
+  if (signIn) {
+    // Signed in in another tab: a tab waiting at the sign-in page goes on; a renewal changes nothing.
+    if (onSignInPage) navigate(takeNext() ?? homeHash());
+    else if (currentUser()?.id !== shownUserId) navigate(homeHash());
+    return;
+  }
+  forgetSubmissions();
+  if (!expired) clearAllDrafts();
+  if (onSignInPage) return;
+  rememberNext(location.hash);
+  flash = expired ? EXPIRED : { title: 'You signed out in another tab.', detail: 'Sign in to go on.' };
   navigate('#/signin');
 });
 
@@ -107,13 +150,21 @@ document.querySelector('.skip-link').addEventListener('click', (e) => {
   document.getElementById('main').focus();
 });
 
-const startUser = currentUser();
-if (startUser?.exp && startUser.exp * 1000 <= Date.now()) {
-  clearToken();
-  rememberNext(location.hash);
-  flash = { title: 'Your sign-in has expired.', detail: 'Please sign in again.' };
+async function start() {
+  try {
+    await completeSignIn();
+  } catch (err) {
+    flash = err;
+  }
+  const startUser = currentUser();
+  if (startUser?.exp && startUser.exp * 1000 <= Date.now() && !(await renewSignIn())) {
+    clearToken({ expired: true });
+    rememberNext(location.hash);
+    flash = EXPIRED;
+  }
+  window.addEventListener('hashchange', route);
+  startOutbox();
+  route();
 }
 
-window.addEventListener('hashchange', route);
-startOutbox();
-route();
+start();

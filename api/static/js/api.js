@@ -1,5 +1,4 @@
 const BASE = '/api/v1';
-const TOKEN_KEY = 'ws.token';
 
 export class ApiError extends Error {
   constructor(status, problem) {
@@ -19,12 +18,42 @@ export function setUnauthorizedHandler(handler) {
   onUnauthorized = handler;
 }
 
-export const getToken = () => sessionStorage.getItem(TOKEN_KEY);
-export const setToken = (token) => sessionStorage.setItem(TOKEN_KEY, token);
-export function clearToken() {
-  sessionStorage.removeItem(TOKEN_KEY);
+// One sign-in for every tab of this browser: localStorage, with `storage` events telling the others.
+// {accessToken, refreshToken?, idToken?, rolesClaim?} or {expired: true} after a refused token.
+const SIGNIN_KEY = 'ws.signin';
+
+export function getSignIn() {
+  try {
+    const signIn = JSON.parse(localStorage.getItem(SIGNIN_KEY));
+    return signIn && typeof signIn === 'object' ? signIn : null;
+  } catch {
+    return null;
+  }
+}
+
+export const getToken = () => getSignIn()?.accessToken ?? null;
+export const setSignIn = (signIn) => localStorage.setItem(SIGNIN_KEY, JSON.stringify(signIn));
+export const setToken = (token) => setSignIn({ accessToken: token });
+
+export function forgetSubmissions() {
   pendingKeys.clear();
   recentSessions.clear();
+}
+
+// `expired`: the token was refused, not given up; other tabs keep what their worker was typing.
+export function clearToken({ expired = false } = {}) {
+  if (expired) setSignIn({ expired: true });
+  else localStorage.removeItem(SIGNIN_KEY);
+  forgetSubmissions();
+}
+
+// handler(signIn, {expired}) runs when another tab signs in, renews, signs out or meets expiry.
+export function onSignInChange(handler) {
+  window.addEventListener('storage', (e) => {
+    if (e.storageArea !== localStorage || (e.key !== SIGNIN_KEY && e.key !== null)) return;
+    const signIn = getSignIn();
+    handler(signIn?.accessToken ? signIn : null, { expired: Boolean(signIn?.expired) });
+  });
 }
 
 export function claims(token) {
@@ -38,17 +67,38 @@ export function claims(token) {
   }
 }
 
+// A dotted path such as `realm_access.roles`, as AUTH_ROLES_CLAIM names it.
+export const claimAt = (object, path) =>
+  path.split('.').reduce((value, name) => (value && typeof value === 'object' ? value[name] : undefined), object);
+
 // A token that is not a readable JWT still works against the API; its roles are unknown.
 export function currentUser() {
-  const token = getToken();
-  if (!token) return null;
-  const c = claims(token) ?? {};
+  const signIn = getSignIn();
+  if (!signIn?.accessToken) return null;
+  const c = claims(signIn.accessToken) ?? {};
+  const profile = (signIn.idToken && claims(signIn.idToken)) || {};
+  const name = [c.name, profile.name, c.preferred_username].find((n) => typeof n === 'string');
+  const roles = claimAt(c, signIn.rolesClaim ?? 'roles');
   return {
     id: typeof c.sub === 'string' ? c.sub : null,
-    name: typeof c.name === 'string' ? c.name : null,
-    roles: Array.isArray(c.roles) ? c.roles : null,
+    name: name ?? null,
+    roles: Array.isArray(roles) ? roles : null,
     exp: typeof c.exp === 'number' ? c.exp : null,
   };
+}
+
+// Set by the OpenID Connect sign-in: resolves true once a fresh access token is stored.
+let renewToken = async () => false;
+export function setTokenRenewer(renewer) {
+  renewToken = renewer;
+}
+
+const RENEW_BEFORE_MS = 30_000;
+
+async function freshToken() {
+  const user = currentUser();
+  if (user?.exp && user.exp * 1000 - Date.now() < RENEW_BEFORE_MS && getSignIn()?.refreshToken) await renewToken();
+  return getToken();
 }
 
 export const hasRole = (user, role) => !user.roles || user.roles.includes(role);
@@ -67,10 +117,11 @@ async function readProblem(res) {
   }
 }
 
-export async function request(path, { method = 'GET', body, idempotencyKey, auth = true, accept } = {}) {
+export async function request(path, options = {}) {
+  const { method = 'GET', body, idempotencyKey, auth = true, accept, renewed = false } = options;
   const headers = { Accept: accept ?? 'application/json, application/problem+json' };
-  const token = getToken();
-  if (auth && token) headers.Authorization = `Bearer ${token}`;
+  const token = auth ? await freshToken() : null;
+  if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
   let res;
@@ -84,6 +135,10 @@ export async function request(path, { method = 'GET', body, idempotencyKey, auth
   }
   if (res.ok) return res;
   const problem = await readProblem(res);
+  // A refused request changed nothing, so it is safe to send again with a renewed token.
+  if (res.status === 401 && auth && !renewed && getSignIn()?.refreshToken && (await renewToken())) {
+    return request(path, { ...options, renewed: true });
+  }
   if (res.status === 401 && auth) onUnauthorized();
   throw new ApiError(res.status, problem);
 }

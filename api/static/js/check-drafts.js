@@ -18,3 +18,9 @@ export function writeDraft(sessionId, checkId, change) {
 }
 
 export const clearDraft = (sessionId, checkId) => sessionStorage.removeItem(keyOf(sessionId, checkId));
+
+// On sign-out: the next person at this tablet does not inherit anyone's half-typed answers.
+export function clearAllDrafts() {
+  const keys = Array.from({ length: sessionStorage.length }, (_, i) => sessionStorage.key(i));
+  for (const key of keys) if (key?.startsWith('ws.draft.')) sessionStorage.removeItem(key);
+}

@@ -1,6 +1,7 @@
 import { claims, getConfig, postJson, setToken } from '../api.js';
 import { homeHash, navigate, takeNext } from '../nav.js';
-import { busyGuard, clearError, field, formatTime, h, mount, pageHeading, showError } from '../ui.js';
+import { beginSignIn, canSignIn } from '../oidc.js';
+import { busyGuard, button, clearError, field, formatTime, h, mount, pageHeading, showError } from '../ui.js';
 
 function finish(token) {
   setToken(token);
@@ -91,6 +92,37 @@ function tokenSignin() {
   );
 }
 
+function providerSignin(oidc) {
+  if (!canSignIn()) {
+    return h(
+      'section',
+      { class: 'panel', testid: 'oidc-unavailable' },
+      h('h2', {}, 'Sign in with your organisation account'),
+      h(
+        'p',
+        {},
+        'Signing in needs a secure connection. Open this page through its https:// address, or ask your administrator for it.',
+      ),
+    );
+  }
+  const start = button('Sign in', { testid: 'oidc-signin' });
+  start.addEventListener(
+    'click',
+    busyGuard(start, async () => {
+      clearError();
+      // What the worker was typing stays in this tab's drafts; the provider sends the browser back here.
+      await beginSignIn(oidc, takeNext());
+    }),
+  );
+  return h(
+    'section',
+    { class: 'panel' },
+    h('h2', {}, 'Sign in with your organisation account'),
+    h('p', { class: 'muted' }, 'You will be taken to your organisation’s sign-in page and brought back here.'),
+    start,
+  );
+}
+
 export async function signinView(root) {
   let config = null;
   try {
@@ -98,5 +130,13 @@ export async function signinView(root) {
   } catch (err) {
     showError(err);
   }
-  mount(root, pageHeading('Sign in'), config?.embedded ? devSignin() : null, tokenSignin());
+  const tokenForm = tokenSignin();
+  mount(
+    root,
+    pageHeading('Sign in'),
+    config?.oidc ? providerSignin(config.oidc) : null,
+    config?.dev_sign_in ? devSignin() : null,
+    // With an organisation sign-in, pasting a token is for API users only: out of the way.
+    config?.oidc ? h('details', {}, h('summary', {}, 'Use a bearer token instead'), tokenForm) : tokenForm,
+  );
 }

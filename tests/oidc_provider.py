@@ -31,8 +31,10 @@ from oidc_provider_mock._storage import Storage, User, storage
 PUBLIC_CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 
 
-class KeyIdStorage(Storage):
+class KeyIdStorage(Storage):  # type: ignore[misc]
     """The provider's storage, its signing key named by its thumbprint as JWKS clients need."""
+
+    jwk: Any
 
     def __init__(self) -> None:
         super().__init__()

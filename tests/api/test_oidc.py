@@ -24,8 +24,8 @@ from api.deps import Services
 from api.errors import ProblemError
 from api.main import create_app
 from api.oidc import ProviderDiscovery
+from devstack.processes import free_port
 from runtime.settings import Settings
-from tests.processes import free_port
 
 
 @dataclass(frozen=True)

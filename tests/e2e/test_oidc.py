@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,8 @@ from playwright.async_api import (
     expect,
 )
 
+from devstack.processes import ManagedProcess, free_port, port_in_use
+from devstack.stack import api_process, wait_until
 from runtime.settings import Settings
 from tests.e2e.pages import (
     DESK,
@@ -38,11 +41,11 @@ from tests.e2e.pages import (
     show_check,
     start_session,
 )
-from tests.processes import ManagedProcess, api_process, free_port, wait_for_port, wait_until_ready
 
 pytestmark = pytest.mark.slow
 
 SHOTS = Path("/tmp/shots/oidc")
+PROVIDER_START_SECONDS = 20
 AUDIENCE = "work-sessions-api"
 CLIENT_ID = "work-sessions-web"
 
@@ -63,7 +66,11 @@ def start_provider(folder: Path, *users: dict[str, Any]) -> ManagedProcess:
         env={},
         log_path=folder / f"oidc-provider-{port}.log",
     ).start()
-    wait_for_port(port)
+    deadline = time.monotonic() + PROVIDER_START_SECONDS
+    while not port_in_use(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the OIDC provider did not listen on {port}")
+        time.sleep(0.05)
     return provider
 
 
@@ -111,10 +118,17 @@ async def oidc_url(
     }
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    api = api_process(logs, env, port, name="api-oidc").start()
+    api = api_process("api-oidc", env, "127.0.0.1", port, logs / "api-oidc.log").start()
     try:
-        # The in-process worker shares this event loop: wait without blocking it.
-        await asyncio.to_thread(wait_until_ready, base_url, api)
+        async with httpx.AsyncClient(timeout=2) as http:
+
+            async def ready() -> bool:
+                try:
+                    return (await http.get(f"{base_url}/readyz")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await wait_until(ready, "the OIDC API answers /readyz", timeout=30)
         yield base_url
     finally:
         api.stop()

@@ -109,7 +109,7 @@ class WorkSessionWorkflow:
             )
             self._pending_audit.append(started)
             self._audit_events_accepted.add(1)
-        self._write_audit_now = False
+        self._publish_now = False
         self._paused_in_this_run = False
         self._paused_run_after = (
             CONTINUE_AS_NEW_WHEN_PAUSED_FOR
@@ -125,6 +125,8 @@ class WorkSessionWorkflow:
         if not self._compact:
             return await self._run_whole_views(input)
         while True:
+            if self._publish_now:
+                self._publish()
             if self._pending_audit and self._audit_due():
                 await self._write_audit()
                 continue
@@ -153,7 +155,7 @@ class WorkSessionWorkflow:
 
     def _must_act(self) -> bool:
         return (
-            self._write_audit_now
+            self._publish_now
             or len(self._pending_audit) >= AUDIT_BATCH_SIZE
             or self._session.is_terminal
             or self._run_is_long()
@@ -196,8 +198,13 @@ class WorkSessionWorkflow:
         return min(deadlines, default=None)
 
     async def _write_audit(self) -> None:
-        """Writes the pending audit events and publishes the list memo with them."""
-        self._write_audit_now = False
+        """Writes the pending audit events, publishing the list memo with them."""
+        self._publish()
+        await self._flush_audit()
+
+    def _publish(self) -> None:
+        """Brings the list memo and the search attributes up to date."""
+        self._publish_now = False
         summary = self._session.summary()
         if summary != self._published:
             workflow.upsert_memo({SUMMARY_MEMO_KEY: summary})
@@ -209,7 +216,6 @@ class WorkSessionWorkflow:
             if updates:
                 workflow.upsert_search_attributes(updates)
             self._published = summary
-        await self._flush_audit()
 
     async def _continue_as_new(self, input: StartSessionInput) -> NoReturn:
         # Let in-flight handlers finish so no accepted update is cut off;
@@ -254,7 +260,9 @@ class WorkSessionWorkflow:
         summary = self._session.summary()
         self._show_details(summary)
         if self._compact:
-            self._write_audit_now = event.type != AuditEventType.CHECK_RECORDED
+            # A status change shows in lists at once; its audit row goes with the next batch,
+            # so that a resume sent right after a pause meets no audit write in flight.
+            self._publish_now = self._publish_now or event.type != AuditEventType.CHECK_RECORDED
             return self._session.change(event)
         workflow.upsert_memo({SUMMARY_MEMO_KEY: summary})
         if event.type != AuditEventType.CHECK_RECORDED:

@@ -62,8 +62,8 @@ COMPACT_HISTORY = "compact-history"
 # Audit events wait at most this long to be written, unless a batch fills first.
 AUDIT_FLUSH_AFTER = timedelta(seconds=1)
 AUDIT_BATCH_SIZE = 6
-# A run this long replays in ~0.1 s when an evicted session gets its next message.
-MAX_EVENTS_PER_RUN = 2000
+# Replay costs ~0.85 ms an event here: a run this long resumes in ~0.13 s once evicted.
+MAX_EVENTS_PER_RUN = 150
 # A session paused this long is likely evicted; a fresh run makes its resume replay
 # a handful of events. Shorter pauses stay in one run.
 CONTINUE_AS_NEW_WHEN_PAUSED_FOR = timedelta(hours=1)

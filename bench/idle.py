@@ -96,9 +96,14 @@ async def build_long_session(
 
 
 async def events_of_every_run(client: Client, session_id: str) -> int:
-    """History events of a session summed over its runs (visibility lags by milliseconds)."""
-    runs = [run async for run in client.list_workflows(f"WorkflowId = '{session_id}'")]
-    return sum(run.history_length for run in runs)
+    """History events of a session summed over its runs.
+
+    Visibility knows a run's length once it has closed; the running one is described.
+    """
+    closed = client.list_workflows(f"WorkflowId = '{session_id}' AND ExecutionStatus != 'Running'")
+    earlier = [run.history_length async for run in closed]
+    current = await client.get_workflow_handle(session_id).describe()
+    return sum(earlier) + current.history_length
 
 
 @dataclass

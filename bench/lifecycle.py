@@ -89,7 +89,9 @@ async def _virtual_worker(
 
     async def gate() -> None:
         if think_seconds:
-            await asyncio.sleep(random.expovariate(1 / think_seconds))
+            # Thinking past the deadline would stretch the phase it is measured over.
+            think = random.expovariate(1 / think_seconds)
+            await asyncio.sleep(max(0.0, min(think, deadline - time.monotonic())))
         if time.monotonic() >= deadline:
             raise _TimeUp
 

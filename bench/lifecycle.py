@@ -126,3 +126,20 @@ async def _virtual_worker(
                 left_open.append((driver, session_id))
             await asyncio.sleep(0.1)
     return finished
+
+
+async def side_by_side(
+    first: list[Driver],
+    second: list[Driver],
+    answers: list[Answer],
+    seconds: float,
+    cpu: Callable[[], dict[str, float]],
+    say: Callable[[str], None] = lambda _line: None,
+) -> tuple[Side, Side]:
+    """Runs two sides for `seconds` each in A-B-B-A halves, so drift hits both alike."""
+    a, b = Side(), Side()
+    half = seconds / 2
+    for side, drivers in ((a, first), (b, second), (b, second), (a, first)):
+        say(f"  {'first' if side is a else 'second':<6} {half:.0f} s ...")
+        await side.run(drivers, answers, half, cpu)
+    return a, b

@@ -39,7 +39,7 @@ from bench.idle import (
     measure_list,
     measure_resumes,
 )
-from bench.lifecycle import Side
+from bench.lifecycle import Side, side_by_side
 from bench.report import Target, lifecycle_table, machine
 from bench.stack import BenchStack, start_stack
 from bench.stats import percentile
@@ -95,11 +95,8 @@ async def _lifecycle(
     cpu = stack.cpu_seconds
     await Side().run(rest, answers, args.warmup, cpu)
     await Side().run(sdk, answers, args.warmup / 2, cpu)
-    facade, bare = Side(), Side()
-    half = args.duration / 2
-    for side, drivers in ((facade, rest), (bare, sdk), (bare, sdk), (facade, rest)):
-        _say(f"  {'facade' if side is facade else 'sdk':<6} {half:.0f} s ...")
-        await side.run(drivers, answers, half, cpu)
+    _say("  first: facade, second: SDK")
+    facade, bare = await side_by_side(rest, sdk, answers, args.duration, cpu, _say)
     f_stats, s_stats = facade.stats(), bare.stats()
     for line in lifecycle_table(f_stats, s_stats):
         _say(line)
@@ -254,10 +251,9 @@ async def _sdk_against_bare_engine(
         ]
         trivial: list[Driver] = [BareDriver(client, bare_queue, sop, u) for u in users]
         await Side().run(trivial, answers, args.warmup / 2, stack.cpu_seconds)
-        sdk, engine = Side(), Side()
-        half = args.duration / 2
-        for side, drivers in ((sdk, product), (engine, trivial), (engine, trivial), (sdk, product)):
-            await side.run(drivers, answers, half, stack.cpu_seconds)
+        sdk, engine = await side_by_side(
+            product, trivial, answers, args.duration, stack.cpu_seconds
+        )
     finally:
         bare_worker.terminate()
         bare_worker.wait()

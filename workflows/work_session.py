@@ -257,13 +257,15 @@ class WorkSessionWorkflow:
             return self._session.change(None) if self._compact else self._session.view()
         self._pending_audit.append(event)
         self._audit_events_accepted.add(1)
-        summary = self._session.summary()
-        self._show_details(summary)
         if self._compact:
+            change = self._session.change(event)
+            self._show_details(change.summary)
             # A status change shows in lists at once; its audit row goes with the next batch,
             # so that a resume sent right after a pause meets no audit write in flight.
             self._publish_now = self._publish_now or event.type != AuditEventType.CHECK_RECORDED
-            return self._session.change(event)
+            return change
+        summary = self._session.summary()
+        self._show_details(summary)
         workflow.upsert_memo({SUMMARY_MEMO_KEY: summary})
         if event.type != AuditEventType.CHECK_RECORDED:
             workflow.upsert_search_attributes([sa.SESSION_STATUS.value_set(summary.status.value)])

@@ -7,6 +7,7 @@ from typing import assert_never
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from workflows.domain import STATUS_WORDS
 from workflows.shared import AuditEventType, CheckKind, SessionStatus
 
 router = APIRouter(prefix="/api/v1/vocabulary", tags=["vocabulary"])
@@ -21,21 +22,6 @@ class Vocabulary(BaseModel):
     statuses: list[Term]
     check_kinds: list[Term]
     audit_event_types: list[Term]
-
-
-def status_label(status: SessionStatus) -> str:
-    """The word a reader sees for a session status."""
-    match status:
-        case SessionStatus.IN_PROGRESS:
-            return "In progress"
-        case SessionStatus.PAUSED:
-            return "Paused"
-        case SessionStatus.COMPLETED:
-            return "Completed"
-        case SessionStatus.ABORTED:
-            return "Aborted"
-        case _:
-            assert_never(status)
 
 
 def check_kind_label(kind: CheckKind) -> str:
@@ -72,7 +58,7 @@ def audit_event_label(event_type: AuditEventType) -> str:
 async def get_vocabulary() -> Vocabulary:
     """Lists session statuses, check kinds and audit event types with their labels."""
     return Vocabulary(
-        statuses=[Term(value=s.value, label=status_label(s)) for s in SessionStatus],
+        statuses=[Term(value=s.value, label=STATUS_WORDS[s].capitalize()) for s in SessionStatus],
         check_kinds=[Term(value=k.value, label=check_kind_label(k)) for k in CheckKind],
         audit_event_types=[Term(value=t.value, label=audit_event_label(t)) for t in AuditEventType],
     )

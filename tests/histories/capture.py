@@ -20,6 +20,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from engine.client import register_search_attributes
+from engine.sessions import SessionHandle
 from runtime.settings import Settings
 from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
@@ -32,7 +33,7 @@ HISTORY_DIR = Path(__file__).resolve().parent
 CAN_THRESHOLD_EVENTS = 120
 
 
-async def continued_as_new(client: Client, task_queue: str) -> scenarios.SessionHandle:
+async def continued_as_new(client: Client, task_queue: str) -> SessionHandle:
     """Enough checks to continue as new, then a pause across the new run and an abort."""
     handle = await scenarios.start(client, task_queue)
     await scenarios.check(handle, "breaker-off", passed=True, key="first")
@@ -45,7 +46,7 @@ async def continued_as_new(client: Client, task_queue: str) -> scenarios.Session
     return handle
 
 
-async def resumed_in_a_fresh_run(client: Client, task_queue: str) -> scenarios.SessionHandle:
+async def resumed_in_a_fresh_run(client: Client, task_queue: str) -> SessionHandle:
     """A pause long enough for the session to continue in a fresh run, then the rest."""
     handle = await scenarios.start(client, task_queue)
     first_run = (await handle.describe()).run_id
@@ -62,7 +63,7 @@ async def resumed_in_a_fresh_run(client: Client, task_queue: str) -> scenarios.S
     return handle
 
 
-SCENARIOS: dict[str, Callable[[Client, str], Awaitable[scenarios.SessionHandle]]] = {
+SCENARIOS: dict[str, Callable[[Client, str], Awaitable[SessionHandle]]] = {
     "full_lifecycle": scenarios.full_lifecycle,
     "aborted_while_paused": scenarios.aborted_while_paused,
     "continued_as_new": continued_as_new,

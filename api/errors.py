@@ -43,6 +43,11 @@ class ProblemCode(StrEnum):
         "Idempotency key already used for another request",
     )
     SESSION_SUSPENDED = "session_suspended", 409, "Session suspended by an operator"
+    SESSION_ENDED_IN_TEMPORAL = (
+        "session_ended_in_temporal",
+        409,
+        "Session's workflow ended in Temporal",
+    )
     SESSION_LIMIT_REACHED = "session_limit_reached", 409, "The session is full"
     UNKNOWN_CHECK = "unknown_check", 422, "Unknown check"
     INVALID_CHECK_ANSWER = "invalid_check_answer", 422, "Answer does not fit the check"

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkflowExecutionRequest,
     GetSystemInfoRequest,
@@ -27,15 +28,19 @@ from temporalio.client import (
     RPCTimeoutOrCancelledError,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
+from temporalio.common import QueryRejectCondition
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from api.auth import SUBJECT_PATTERN, User
 from api.errors import ProblemCode, ProblemError
+from engine.history import temporal_ending
 from engine.starting import start_session_workflow
+from engine.visibility import session_status_clause
 from runtime.settings import Settings
 from store.sops import PublishedSop
 from workflows import search_attributes as sa
@@ -46,6 +51,8 @@ from workflows.domain import (
     RefusalCode,
     authorize_change,
     can_read,
+    ended_in_temporal,
+    temporal_abort_reason,
 )
 from workflows.shared import (
     SUMMARY_MEMO_KEY,
@@ -58,6 +65,8 @@ from workflows.shared import (
     SessionStatus,
     SessionSummary,
     SessionView,
+    TemporalClosure,
+    TemporalEnding,
     UpdateResult,
 )
 from workflows.work_session import WorkSessionWorkflow
@@ -243,12 +252,32 @@ class SessionGateway:
 
     async def _query(self, session_id: str) -> SessionView:
         """Queries the session, waiting out a run's first workflow task within the timeout."""
+        view, _ending = await self._read(session_id)
+        return view
+
+    async def _read(self, session_id: str) -> tuple[SessionView, TemporalEnding | None]:
+        """The session, and how Temporal's own tools ended it if they did."""
         deadline = _Deadline(self._rpc_timeout)
+        reject: QueryRejectCondition | None = QueryRejectCondition.NOT_COMPLETED_CLEANLY
+        ending: TemporalEnding | None = None
         while True:
             try:
                 view = await self._handle(session_id).query(
-                    WorkSessionWorkflow.get_session, rpc_timeout=deadline.left()
+                    WorkSessionWorkflow.get_session,
+                    rpc_timeout=deadline.left(),
+                    reject_condition=reject,
                 )
+            except WorkflowQueryRejectedError as err:
+                # Closed without the workflow's consent: its last state, and how it closed.
+                ending = await self._temporal_ending(session_id)
+                if ending is not None:
+                    reject = None
+                elif deadline.passed():
+                    raise _unavailable(err) from err
+                else:
+                    # A run that continued as new in this instant: ask the new run.
+                    await deadline.pause()
+                continue
             except RPCError as err:
                 if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                     raise _not_found() from err
@@ -264,7 +293,15 @@ class SessionGateway:
                 if await self._is_paused_by_operator(session_id):
                     raise _suspended() from err
                 raise
-            return self._views.remember(view)
+            if ending is not None:
+                return ended_in_temporal(view, ending)[0], ending
+            return self._views.remember(view), None
+
+    async def _temporal_ending(self, session_id: str) -> TemporalEnding | None:
+        try:
+            return await temporal_ending(self._client, self._namespace, session_id)
+        except RPCError as err:
+            raise _unavailable(err) from err
 
     async def _is_paused_by_operator(self, session_id: str) -> bool:
         request = DescribeWorkflowExecutionRequest(
@@ -380,11 +417,18 @@ class SessionGateway:
         An update can reach a run in the instant it continues as new; the session
         is then still active and the caller should simply send the update again.
         """
-        view = await self._query(session_id)
+        view, ending = await self._read(session_id)
         try:
             authorize_change(view.summary.worker_id, user.as_actor())
         except DomainError as err:
             raise ProblemError.from_domain(err) from err
+        if ending is not None:
+            raise ProblemError(
+                ProblemCode.SESSION_ENDED_IN_TEMPORAL,
+                f"The session's workflow was ended in Temporal, so the session is aborted: "
+                f"{temporal_abort_reason(ending)}.",
+                extra={"status": view.summary.status.value, "ended_in_temporal": ending.closure},
+            )
         if view.summary.status in ACTIVE_STATUSES:
             return
         raise ProblemError(
@@ -412,11 +456,7 @@ class SessionGateway:
         that continued as new started after its session did, so visibility can only
         narrow by the lower bound and the exact range is applied to the summaries.
         """
-        clauses = [
-            f"WorkflowType = '{WorkSessionWorkflow.__name__}'",
-            # Earlier runs of a session that continued as new are not sessions of their own.
-            "ExecutionStatus != 'ContinuedAsNew'",
-        ]
+        clauses = [f"WorkflowType = '{WorkSessionWorkflow.__name__}'"]
         if worker_id is not None:
             clauses.append(f"{sa.WORKER_ID.name} = {_quote(worker_id)}")
         if sop_id is not None:
@@ -425,10 +465,7 @@ class SessionGateway:
             clauses.append(f"{sa.FAILED_CHECKS.name} {'>' if has_failed_checks else '='} 0")
         if started_since is not None:
             clauses.append(f"StartTime >= '{started_since.astimezone(UTC).isoformat()}'")
-        wanted = statuses or ACTIVE_STATUSES
-        clauses.append(
-            f"{sa.SESSION_STATUS.name} IN ({', '.join(_quote(s.value) for s in wanted)})"
-        )
+        clauses.append(session_status_clause(statuses or ACTIVE_STATUSES))
         query = " AND ".join(clauses)
         request = ListWorkflowExecutionsRequest(
             namespace=self._namespace,
@@ -447,7 +484,7 @@ class SessionGateway:
             if payload is None:
                 continue
             decoded = await self._client.data_converter.decode([payload], [SessionSummary])
-            summary = decoded[0]
+            summary = _as_shown(decoded[0], execution)
             if started_since is not None and summary.started_at < started_since:
                 continue
             if started_until is not None and summary.started_at >= started_until:
@@ -472,6 +509,26 @@ class SessionGateway:
         await self._client.workflow_service.get_system_info(
             GetSystemInfoRequest(), timeout=timedelta(seconds=2)
         )
+
+
+# How visibility names the executions Temporal's tools closed without the workflow's consent.
+_ENDED_IN_TEMPORAL = {
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED: TemporalClosure.TERMINATED,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED: TemporalClosure.CANCELLED,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT: TemporalClosure.TIMED_OUT,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED: TemporalClosure.FAILED,
+}
+
+
+def _as_shown(summary: SessionSummary, execution: WorkflowExecutionInfo) -> SessionSummary:
+    """A list item as the session stands: aborted if Temporal's tools closed its workflow."""
+    closure = _ENDED_IN_TEMPORAL.get(execution.status)
+    if closure is None:
+        return summary
+    # Lists name how it ended; who did it and why are in the session and its audit trail.
+    ending = TemporalEnding(closure, execution.close_time.ToDatetime(tzinfo=UTC))
+    view = SessionView(summary=summary, safety_checks=[], history=[])
+    return ended_in_temporal(view, ending)[0].summary
 
 
 def _suspended() -> ProblemError:

@@ -24,7 +24,7 @@ from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
@@ -87,6 +87,15 @@ def _rules(call: Callable[[], T]) -> T:
         raise ApplicationError(err.message, err.details, type=err.code, non_retryable=True) from err
 
 
+def _is_cancellation(err: BaseException) -> bool:
+    """A cancellation requested in Temporal, as it reaches the run: directly, or as the
+    failure of the activity it stopped."""
+    if isinstance(err, asyncio.CancelledError):
+        return True
+    requested = workflow.cancellation_reason() is not None
+    return requested and isinstance(err, ActivityError) and isinstance(err.cause, CancelledError)
+
+
 @workflow.defn
 class WorkSessionWorkflow:
     """One work session, from start to completion or abort."""
@@ -137,9 +146,9 @@ class WorkSessionWorkflow:
             if not self._compact:
                 return await self._run_whole_views(input)
             return await self._run_compact(input)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ActivityError) as err:
             # Before this patch a cancellation closed the workflow as Canceled.
-            if not workflow.patched(CANCEL_IS_AN_ABORT):
+            if not _is_cancellation(err) or not workflow.patched(CANCEL_IS_AN_ABORT):
                 raise
         await self._abort_on_cancellation()
         return await self._run_compact(input)
@@ -302,7 +311,7 @@ class WorkSessionWorkflow:
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=AUDIT_RETRY,
             )
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ActivityError):
             # A cancellation in Temporal stops waiting for this write, which may or may
             # not land: the batch goes again, and the audit log keeps each event once.
             self._pending_audit[:0] = batch

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.worker import Worker
 
+from activities.audit import AuditActivities
+from activities.cancellation import CancelRequests
+from engine.reconcile import EndingsReconciler
 from runtime.settings import Settings
+from store.audit import AuditAppend, AuditLog
+from tests import scenarios
 from tests.helpers import assert_eventually, bearer, new_user
 from tests.helpers.api import act, publish_sop, record, start_session
 from tests.helpers.cli import describe, temporal
+from tests.workflows.changed_workflows import BeforeCancelWasAnAbort
+from workflows.shared import AuditEvent, SessionStatus
+from workflows.work_session import WorkSessionWorkflow
 
 CHANGES: list[tuple[str, Any]] = [
     ("pause", None),
@@ -157,3 +171,123 @@ async def test_a_session_terminated_in_temporal_is_shown_aborted_refuses_changes
     assert trail[-1]["seq"] == len(shown["history"]) + len(shown["safety_checks"])
     assert trail[-1]["data"]["ended_in_temporal"] == "terminated"
     assert trail[-1]["data"]["reason"] == shown["abort_reason"]
+
+
+async def test_a_cancellation_in_a_run_that_continued_as_new_is_an_audited_abort(
+    api: httpx.AsyncClient, temporal_client: Client, settings: Settings
+) -> None:
+    handle = await scenarios.start(temporal_client, settings.temporal_task_queue)
+    worker = scenarios.owner_of(handle).user_id
+    first_run = (await handle.describe()).run_id
+    await scenarios.many_checks(handle, 40)
+
+    async def continued_as_new() -> None:
+        assert (await handle.describe()).run_id != first_run
+
+    await assert_eventually(continued_as_new)
+
+    await temporal(settings.temporal_address, "workflow", "cancel", "-w", handle.id)
+
+    async def ending_recorded() -> list[dict[str, Any]]:
+        trail = await audit_trail(api, handle.id)
+        assert trail and trail[-1]["type"] == "session_aborted", trail[-1:]
+        return trail
+
+    trail = await assert_eventually(ending_recorded)
+    assert [e["seq"] for e in trail] == list(range(1, 43))
+    shown = await read(api, worker, handle.id)
+    assert shown["status"] == "ABORTED"
+    assert len(shown["safety_checks"]) == 40
+
+
+class GatedAudit:
+    """The audit log, holding its first write after `hold()` until `release`."""
+
+    def __init__(self, audit_log: AuditLog) -> None:
+        self._audit_log = audit_log
+        self._holding = False
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def hold(self) -> None:
+        self._holding = True
+
+    async def append(self, events: Sequence[AuditEvent]) -> AuditAppend:
+        if self._holding:
+            self._holding = False
+            self.held.set()
+            await self.release.wait()
+        return await self._audit_log.append(events)
+
+
+async def test_a_cancellation_while_an_audit_write_is_in_flight_loses_no_event(
+    api: httpx.AsyncClient, temporal_client: Client, settings: Settings, audit_log: AuditLog
+) -> None:
+    task_queue = f"gated-{uuid.uuid4().hex[:8]}"
+    gated = GatedAudit(audit_log)
+    gated.hold()
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=[WorkSessionWorkflow],
+        activities=[
+            AuditActivities(gated).append_audit_events,
+            CancelRequests(temporal_client).identify_cancel_request,
+        ],
+    ):
+        handle = await scenarios.start(temporal_client, task_queue)
+        await asyncio.wait_for(gated.held.wait(), timeout=10)
+
+        await temporal(settings.temporal_address, "workflow", "cancel", "-w", handle.id)
+
+        ended = await asyncio.wait_for(handle.result(), timeout=10)
+        gated.release.set()
+        trail = await audit_trail(api, handle.id)
+    assert ended.summary.status == SessionStatus.ABORTED
+    assert [(e["seq"], e["type"]) for e in trail] == [
+        (1, "session_started"),
+        (2, "session_aborted"),
+    ]
+
+
+async def test_a_session_cancelled_by_an_older_release_is_shown_aborted_and_swept_once(
+    api: httpx.AsyncClient, temporal_client: Client, settings: Settings, audit_log: AuditLog
+) -> None:
+    task_queue = f"older-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=[BeforeCancelWasAnAbort],
+        activities=[AuditActivities(audit_log).append_audit_events],
+    ):
+        handle = await scenarios.start(temporal_client, task_queue)
+        worker = scenarios.owner_of(handle).user_id
+        await scenarios.check(handle, "breaker-off", passed=True)
+        await temporal(settings.temporal_address, "workflow", "cancel", "-w", handle.id)
+        await assert_eventually(lambda: closed_as(handle, WorkflowExecutionStatus.CANCELED))
+
+        shown = await read(api, worker, handle.id)
+        assert shown["status"] == "ABORTED"
+        assert shown["abort_reason"].startswith(
+            "Cancellation requested in Temporal by temporal-cli:"
+        )
+        await changes_answer(api, worker, handle.id, "session_ended_in_temporal")
+
+        reconciler = EndingsReconciler(temporal_client, task_queue, audit_log, timedelta(seconds=1))
+
+        async def swept() -> None:
+            assert (await reconciler.sweep()).recorded == [handle.id]
+
+        await assert_eventually(swept)
+        assert (await reconciler.sweep()).recorded == []
+        trail = await audit_trail(api, handle.id)
+    assert [(e["seq"], e["type"]) for e in trail] == [
+        (1, "session_started"),
+        (2, "check_recorded"),
+        (3, "session_aborted"),
+    ]
+    assert trail[-1]["data"]["ended_in_temporal"] == "cancelled"
+
+
+async def closed_as(handle: scenarios.SessionHandle, status: WorkflowExecutionStatus) -> None:
+    assert (await handle.describe()).status == status

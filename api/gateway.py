@@ -177,7 +177,11 @@ class _Views:
         if cached is None:
             return None
         if cached.version >= change.version:
-            return cached
+            # A later answer came first; unless the session was rewound (a reset in Temporal).
+            if _holds(cached, change):
+                return cached
+            del self._views[session_id]
+            return None
         if cached.version != change.version - 1:
             return None
         return self.remember(
@@ -188,6 +192,13 @@ class _Views:
                 version=change.version,
             )
         )
+
+
+def _holds(view: SessionView, change: SessionChange) -> bool:
+    """Whether the view already shows the change."""
+    if change.check is not None:
+        return change.check in view.safety_checks
+    return change.status_change is None or change.status_change in view.history
 
 
 def _not_found() -> ProblemError:

@@ -7,11 +7,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import logging
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -34,7 +36,6 @@ from temporalio.client import (
 from temporalio.common import QueryRejectCondition
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.workflow import UpdateMethodMultiParam
 
 from api.auth import SUBJECT_PATTERN, User
 from api.errors import ProblemCode, ProblemError
@@ -56,12 +57,9 @@ from workflows.domain import (
 )
 from workflows.shared import (
     SUMMARY_MEMO_KEY,
-    AbortRequest,
-    CompleteRequest,
-    PauseRequest,
     RecordCheckRequest,
-    ResumeRequest,
     SessionChange,
+    SessionCommand,
     SessionStatus,
     SessionSummary,
     SessionView,
@@ -69,7 +67,7 @@ from workflows.shared import (
     TemporalEnding,
     UpdateResult,
 )
-from workflows.work_session import WorkSessionWorkflow
+from workflows.work_session import UPDATE_OF, WorkSessionWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +92,6 @@ _NeverConnected = RuntimeError
 _CACHED_VIEWS = 2048
 
 T = TypeVar("T")
-Request = TypeVar("Request")
 
 
 def _quote(value: str) -> str:
@@ -201,6 +198,43 @@ def _holds(view: SessionView, change: SessionChange) -> bool:
     return change.status_change is None or change.status_change in view.history
 
 
+@dataclass(frozen=True)
+class Changed:
+    """A session after a command, and what the command changed (`change.check`: its record)."""
+
+    view: SessionView
+    change: SessionChange
+
+
+def _update_id(command: SessionCommand) -> str:
+    """The update id: a check record's idempotency key and its body name one update.
+
+    The engine answers a repeated update id inside a run with the first outcome,
+    without asking the workflow; with the body in the id, the same key with
+    another check, answer or note reaches the workflow, which refuses it.
+    """
+    if not isinstance(command, RecordCheckRequest) or command.idempotency_key is None:
+        return str(uuid.uuid4())
+    body = json.dumps([command.check_id, command.passed, command.value, command.note])
+    digest = hashlib.sha256(body.encode()).hexdigest()[:32]
+    return f"check:{command.actor.user_id}:{command.idempotency_key}:{digest}"
+
+
+def _change_in_whole_view(view: SessionView, command: SessionCommand) -> SessionChange:
+    """What a worker of an older release changed, read from the whole view it answered."""
+    check = None
+    status_change = None
+    if isinstance(command, RecordCheckRequest):
+        check = max(
+            (r for r in view.safety_checks if r.check_id == command.check_id),
+            key=lambda r: r.seq,
+            default=None,
+        )
+    elif view.history:
+        status_change = view.history[-1]
+    return SessionChange(view.version, view.summary, check, status_change)
+
+
 def _not_found() -> ProblemError:
     return ProblemError(ProblemCode.SESSION_NOT_FOUND, "No such session.")
 
@@ -220,9 +254,19 @@ class SessionGateway:
         return self._client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
 
     async def start(
-        self, user: User, sop: PublishedSop, idempotency_key: str | None
+        self,
+        user: User,
+        sop: PublishedSop,
+        idempotency_key: str | None,
+        *,
+        version_named: bool = False,
     ) -> SessionView:
-        """Starts a session; the same caller with the same key gets the same session."""
+        """Starts a session; the same caller with the same key and body gets the same session.
+
+        The key alone names the session, so a repeat meets the session it started:
+        it is answered with that session if it asked for the same SOP (and the same
+        version, when it named one), and refused otherwise.
+        """
         if idempotency_key is None:
             session_id = str(uuid.uuid4())
         else:
@@ -239,7 +283,6 @@ class SessionGateway:
                 rpc_timeout=self._rpc_timeout,
             )
         except WorkflowAlreadyStartedError:
-            # The same caller sent this key before: answer with the session it started.
             existing = await self.get(user, session_id)
         except (RPCError, RPCTimeoutOrCancelledError) as err:
             raise _unavailable(err, maybe_applied=True) from err
@@ -247,10 +290,12 @@ class SessionGateway:
             raise _unavailable(err) from err
         else:
             return self._views.remember(view)
-        if existing.summary.sop_id != snapshot.id:
+        started = existing.summary
+        if started.sop_id != snapshot.id or (version_named and started.sop_version != sop.version):
             raise ProblemError(
                 ProblemCode.IDEMPOTENCY_KEY_REUSED,
-                "This Idempotency-Key was already used to start a session of another SOP.",
+                "This Idempotency-Key was already used to start a session of "
+                f"SOP '{started.sop_id}' version {started.sop_version}.",
             )
         return existing
 
@@ -327,58 +372,12 @@ class SessionGateway:
         status = response.workflow_execution_info.status
         return status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_PAUSED
 
-    async def pause(self, user: User, session_id: str, reason: str | None) -> SessionView:
-        """Pauses a session."""
-        return await self._update(
-            user, session_id, WorkSessionWorkflow.pause, PauseRequest(user.as_actor(), reason)
-        )
+    async def send(self, user: User, session_id: str, command: SessionCommand) -> Changed:
+        """Sends one command to a session: the session after it, with what it changed."""
+        return await self._update(user, session_id, command)
 
-    async def resume(self, user: User, session_id: str) -> SessionView:
-        """Resumes a session."""
-        return await self._update(
-            user, session_id, WorkSessionWorkflow.resume, ResumeRequest(user.as_actor())
-        )
-
-    async def abort(self, user: User, session_id: str, reason: str | None) -> SessionView:
-        """Aborts a session."""
-        return await self._update(
-            user, session_id, WorkSessionWorkflow.abort, AbortRequest(user.as_actor(), reason)
-        )
-
-    async def complete(self, user: User, session_id: str) -> SessionView:
-        """Completes a session."""
-        return await self._update(
-            user, session_id, WorkSessionWorkflow.complete, CompleteRequest(user.as_actor())
-        )
-
-    async def record_check(
-        self,
-        user: User,
-        session_id: str,
-        check_id: str,
-        passed: bool | None,
-        value: float | None,
-        note: str | None,
-        idempotency_key: str | None,
-    ) -> SessionView:
-        """Records one check answer; a repeated key returns the first record's session."""
-        request = RecordCheckRequest(
-            user.as_actor(), check_id, passed, value, note, idempotency_key
-        )
-        update_id = f"check:{user.id}:{idempotency_key}" if idempotency_key else None
-        return await self._update(
-            user, session_id, WorkSessionWorkflow.record_check, request, update_id
-        )
-
-    async def _update(
-        self,
-        user: User,
-        session_id: str,
-        update: UpdateMethodMultiParam[[WorkSessionWorkflow, Request], UpdateResult],
-        request: Request,
-        update_id: str | None = None,
-    ) -> SessionView:
-        """Sends an update until the session's current run takes or refuses it.
+    async def _update(self, user: User, session_id: str, command: SessionCommand) -> Changed:
+        """Sends a command's update until the session's current run takes or refuses it.
 
         In the moment a run continues as new the server rejects the updates it
         holds (`UnprocessedUpdate`) or the closing run is not found; neither
@@ -386,11 +385,11 @@ class SessionGateway:
         """
         deadline = _Deadline(self._rpc_timeout)
         # One id for every attempt: an attempt the engine did apply is not applied twice.
-        update_id = update_id or str(uuid.uuid4())
+        update_id = _update_id(command)
         while True:
             try:
                 result = await self._handle(session_id).execute_update(
-                    update, request, id=update_id, rpc_timeout=deadline.left()
+                    UPDATE_OF[type(command)], command, id=update_id, rpc_timeout=deadline.left()
                 )
             except WorkflowUpdateFailedError as err:
                 if not _was_not_processed(err.cause) or deadline.passed():
@@ -410,17 +409,19 @@ class SessionGateway:
             except _NeverConnected as err:
                 raise _unavailable(err) from err
             else:
-                return await self._view_after(session_id, result)
+                return await self._changed(session_id, command, result)
             await deadline.pause()
 
-    async def _view_after(self, session_id: str, result: UpdateResult) -> SessionView:
+    async def _changed(
+        self, session_id: str, command: SessionCommand, result: UpdateResult
+    ) -> Changed:
         """The whole session after an update, queried only when the change cannot be merged."""
         if isinstance(result, SessionView):
-            return self._views.remember(result)
+            return Changed(self._views.remember(result), _change_in_whole_view(result, command))
         merged = self._views.merge(session_id, result)
-        if merged is not None:
-            return merged
-        return await self._query(session_id)
+        if merged is None:
+            merged = await self._query(session_id)
+        return Changed(merged, result)
 
     async def _refuse_change_of_finished(self, user: User, session_id: str) -> None:
         """Explains a NOT_FOUND: no such session, or it has finished; returns if it is active.

@@ -160,6 +160,18 @@ def durations(summary: SessionSummary, now: datetime) -> tuple[float, float]:
     return round(max(0.0, total - paused), 3), round(paused, 3)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What an accepted command did.
+
+    `event` is None when a check record was repeated under its idempotency key:
+    nothing changed and `change.check` is the first record made with that key.
+    """
+
+    event: AuditEvent | None
+    change: SessionChange
+
+
 class WorkSession:
     """One execution of one SOP by one worker, with every rule that governs it.
 
@@ -224,8 +236,11 @@ class WorkSession:
 
     def refuse(self, command: SessionCommand) -> None:
         """Raises a DomainError when the command is not allowed now; changes nothing."""
-        if isinstance(command, RecordCheckRequest) and self._repeated(command):
-            return
+        if self._replayed(command) is None:
+            self._refuse_new(command)
+
+    def _refuse_new(self, command: SessionCommand) -> None:
+        """Refuses a command that is not the repeat of a check record."""
         rule = COMMAND_RULES[type(command)]
         authorize_change(self.state.worker_id, command.actor)
         if self.state.status not in rule.allowed_from:
@@ -301,16 +316,16 @@ class WorkSession:
                 {"limit": "text_bytes", "max": MAX_SESSION_TEXT_BYTES},
             )
 
-    def _repeated(self, command: RecordCheckRequest) -> bool:
-        """Tells whether the caller already recorded this check with this key.
+    def _replayed(self, command: SessionCommand) -> CheckRecord | None:
+        """The record the caller already made with this command's key, if any.
 
-        The same key with another answer is refused: a key names one record.
+        The same key with another check, answer or note is refused: a key names one record.
         """
-        if command.idempotency_key is None:
-            return False
+        if not isinstance(command, RecordCheckRequest) or command.idempotency_key is None:
+            return None
         seq = self.state.idempotency_keys.get(self._key(command.actor, command.idempotency_key))
         if seq is None:
-            return False
+            return None
         authorize_change(self.state.worker_id, command.actor)
         first = self.state.checks[seq - 1]
         same = (
@@ -325,16 +340,25 @@ class WorkSession:
                 "This Idempotency-Key was already used for a different check record.",
                 {"check_seq": seq},
             )
-        return True
+        return first
 
     # -- changes ---------------------------------------------------------------
 
-    def apply(self, command: SessionCommand, now: datetime) -> AuditEvent | None:
-        """Applies a command; returns its audit event, or None for a repeated check record."""
-        self.refuse(command)
+    def apply(self, command: SessionCommand, now: datetime) -> Outcome:
+        """Applies a command: its audit event and what changed, or the first record of a key."""
+        replayed = self._replayed(command)
+        if replayed is not None:
+            return Outcome(None, self._change(check=replayed))
+        self._refuse_new(command)
+        event = self._carry_out(command, now)
+        if event.type == AuditEventType.CHECK_RECORDED:
+            return Outcome(event, self._change(check=self.state.checks[-1]))
+        return Outcome(event, self._change(status_change=self.state.history[-1]))
+
+    def _carry_out(self, command: SessionCommand, now: datetime) -> AuditEvent:
         match command:
             case RecordCheckRequest():
-                return None if self._repeated(command) else self._record(command, now)
+                return self._record(command, now)
             case PauseRequest(reason=reason):
                 self.state.paused_at = now
                 self.state.pause_reason = reason
@@ -481,14 +505,10 @@ class WorkSession:
             version=self.version,
         )
 
-    def change(self, event: AuditEvent | None) -> SessionChange:
-        """What the command that produced `event` changed, small at any session size."""
-        check = None
-        status_change = None
-        if event is not None and event.type == AuditEventType.CHECK_RECORDED:
-            check = self.state.checks[-1]
-        elif event is not None:
-            status_change = self.state.history[-1]
+    def _change(
+        self, *, check: CheckRecord | None = None, status_change: StatusChange | None = None
+    ) -> SessionChange:
+        """A command's answer, small at any session size."""
         return SessionChange(
             version=self.version, summary=self.summary(), check=check, status_change=status_change
         )

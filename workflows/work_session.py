@@ -320,19 +320,20 @@ class WorkSessionWorkflow:
             self._audit_in_flight = []
 
     def _apply(self, command: SessionCommand) -> SessionChange | SessionView:
-        event = _rules(lambda: self._session.apply(command, workflow.now()))
+        outcome = _rules(lambda: self._session.apply(command, workflow.now()))
+        event, change = outcome.event, outcome.change
         if event is None:
-            return self._session.change(None) if self._compact else self._session.view()
+            # A check repeated under its key; the answer names the first record.
+            return change if self._compact else self._session.view()
         self._pending_audit.append(event)
         self._audit_events_accepted.add(1)
         if self._compact:
-            change = self._session.change(event)
             self._show_details(change.summary)
             # A status change shows in lists at once; its audit row goes with the next batch,
             # so that a resume sent right after a pause meets no audit write in flight.
             self._publish_now = self._publish_now or event.type != AuditEventType.CHECK_RECORDED
             return change
-        summary = self._session.summary()
+        summary = change.summary
         self._show_details(summary)
         workflow.upsert_memo({SUMMARY_MEMO_KEY: summary})
         if event.type != AuditEventType.CHECK_RECORDED:

@@ -158,6 +158,12 @@ async def test_a_session_terminated_in_temporal_is_shown_aborted_refuses_changes
         assert sid not in await listed(api, worker)
         assert sid not in await listed(api, worker, status=status)
         assert (await listed(api, worker, status="ABORTED"))[sid] == "ABORTED"
+        response = await api.get(
+            "/api/v1/sessions", params={"status": "ABORTED"}, headers=bearer(worker)
+        )
+        [item] = response.json()["items"]
+        assert item["abort_reason"] == shown["abort_reason"]
+        assert item["ended_at"] == shown["ended_at"]
 
     await assert_eventually(listed_as_aborted)
 

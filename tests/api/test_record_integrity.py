@@ -23,7 +23,7 @@ from tests import scenarios
 from tests.helpers import assert_eventually, bearer, new_user
 from tests.helpers.api import act, publish_sop, record, start_session
 from tests.helpers.cli import describe, temporal
-from tests.workflows.changed_workflows import BeforeCancelWasAnAbort
+from tests.workflows.changed_workflows import BeforeCancelWasAnAbort, OlderRelease
 from workflows.shared import AuditEvent, SessionStatus
 from workflows.work_session import WorkSessionWorkflow
 
@@ -375,3 +375,27 @@ async def test_a_reset_that_excludes_updates_rewinds_the_session_but_not_its_aud
     # The session numbers its next event 3 again: the trail keeps the row it already has.
     await asyncio.sleep(2)
     assert await written_trail(api, sid, 4) == BEFORE_RESET
+
+
+async def test_a_session_of_the_model_before_compact_history_aborts_on_cancellation_too(
+    api: httpx.AsyncClient, temporal_client: Client, settings: Settings, audit_log: AuditLog
+) -> None:
+    task_queue = f"older-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=[OlderRelease],
+        activities=[
+            AuditActivities(audit_log).append_audit_events,
+            CancelRequests(temporal_client).identify_cancel_request,
+        ],
+    ):
+        handle = await scenarios.start(temporal_client, task_queue)
+        await scenarios.check(handle, "breaker-off", passed=True)
+
+        await temporal(settings.temporal_address, "workflow", "cancel", "-w", handle.id)
+
+        ended = await asyncio.wait_for(handle.result(), timeout=10)
+        trail = await written_trail(api, handle.id, 3)
+    assert ended.summary.status == SessionStatus.ABORTED
+    assert trail[-1][1] == "session_aborted"

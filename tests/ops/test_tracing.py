@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -16,11 +27,12 @@ from api.deps import Services
 from api.main import create_app
 from engine.client import connect
 from runtime.settings import Settings
-from runtime.tracing import REQUEST_ID, Tracing
+from runtime.tracing import REQUEST_ID, Tracing, tracing_from_environment, tracing_wanted
 from tests.helpers import assert_eventually, bearer, new_user
 from tests.helpers.api import publish_sop, start_session
 from worker import build_worker
 
+ROOT = Path(__file__).resolve().parents[2]
 AUDIT_RUN = "RunActivity:append_audit_events"
 AUDIT_START = "StartActivity:append_audit_events"
 
@@ -217,3 +229,119 @@ async def test_a_refused_change_shows_its_refusal_in_its_own_trace(
     assert spans.parent(refused).name == "StartWorkflowUpdate:complete"
     assert [event.name for event in refused.events] == ["exception"]
     assert not spans.named("HandleUpdate:complete", **{REQUEST_ID: "req-trace-refused"})
+
+
+@pytest.mark.parametrize(
+    ("variables", "wanted"),
+    [
+        ({}, False),
+        ({"OTEL_SERVICE_NAME": "plant-7"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "console"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, False),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, False),
+    ],
+)
+def test_tracing_is_on_only_when_the_otel_variables_ask_for_an_exporter(
+    variables: dict[str, str], wanted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert tracing_wanted(variables) is wanted
+    tracing = tracing_from_environment("work-sessions-test")
+    assert (tracing is not None) is wanted
+    if tracing is not None:
+        tracing.provider.shutdown()
+
+
+def test_an_exporter_that_is_not_installed_stops_the_process_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    with pytest.raises(ValueError, match="otlp_proto_grpc.*not installed"):
+        tracing_from_environment("work-sessions-test")
+
+
+def test_without_otel_variables_the_processes_load_nothing_of_the_sdk() -> None:
+    untraced = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, api.main, worker; api.main.create_app(); "
+            "print(*(m for m in sys.modules if m.startswith(("
+            "'opentelemetry.sdk', 'opentelemetry.exporter', 'temporalio.contrib.opentelemetry'))))",
+        ],
+        env=untraced,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.split() == []
+
+
+@contextmanager
+def otlp_receiver() -> Iterator[tuple[str, list[ExportTraceServiceRequest]]]:
+    """An OTLP/HTTP trace endpoint on loopback that keeps what it receives."""
+    received: list[ExportTraceServiceRequest] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(ExportTraceServiceRequest.FromString(body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+            self.wfile.write(ExportTraceServiceResponse().SerializeToString())
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_the_api_exports_its_spans_to_the_otlp_endpoint_the_variables_name(
+    settings: Settings, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with otlp_receiver() as (endpoint, received):
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "plant-7-api")
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+        tracing = tracing_from_environment("work-sessions-api")
+        assert tracing is not None
+        app = create_app(settings, services, tracing)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
+            response = await api.get("/api/v1/vocabulary", headers={"X-Request-ID": "req-otlp"})
+        assert response.status_code == 200
+
+        async def exported() -> None:
+            spans = [
+                (resource.resource, span)
+                for request in received
+                for resource in request.resource_spans
+                for scope in resource.scope_spans
+                for span in scope.spans
+                if span.name == "GET /api/v1/vocabulary"
+            ]
+            assert len(spans) == 1
+            resource, span = spans[0]
+            attributes = {a.key: a.value.string_value for a in span.attributes}
+            assert attributes[REQUEST_ID] == "req-otlp"
+            service = {a.key: a.value.string_value for a in resource.attributes}
+            assert service["service.name"] == "plant-7-api"
+
+        await assert_eventually(exported)
+        tracing.provider.shutdown()

@@ -53,14 +53,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a child process exactly these settings."""
     # An empty value counts as unset (env_ignore_empty), so the launcher's own
     # environment cannot leak a setting these settings leave out.
-    return {
+    env = {
         name.upper(): ""
         if value is None
         else value
         if isinstance(value, str)
         else json.dumps(value)
-        for name, value in settings.model_dump().items()
+        for name, value in settings.model_dump(mode="json").items()
     }
+    if settings.payload_encryption_keys is not None:
+        env["PAYLOAD_ENCRYPTION_KEYS"] = settings.payload_encryption_keys.get_secret_value()
+    return env
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,13 @@ from temporalio.contrib.pydantic import (
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
     DefaultPayloadConverter,
     JSONPlainPayloadConverter,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from engine.codec import EncryptionCodec
 from runtime.settings import Settings
 from workflows import search_attributes as sa
 
@@ -57,10 +59,27 @@ class PayloadConverter(CompositePayloadConverter):
         )
 
 
-# The converter of every client `connect` makes: the API's and the worker's.
+# The converter of every client when payloads are not encrypted; it reads encrypted
+# payloads only as ciphertext.
 DATA_CONVERTER: DataConverter = dataclasses.replace(
     pydantic_data_converter, payload_converter_class=PayloadConverter
 )
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The converter of every client `connect` makes: the API's and the worker's.
+
+    With encryption keys configured, payloads are encrypted, and so are failure
+    messages and stack traces (which would otherwise stay readable in history).
+    """
+    keys = settings.encryption_keys()
+    if not keys:
+        return DATA_CONVERTER
+    return dataclasses.replace(
+        DATA_CONVERTER,
+        payload_codec=EncryptionCodec(keys),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:
@@ -68,7 +87,7 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings),
         lazy=lazy,
     )
 

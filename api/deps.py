@@ -98,12 +98,12 @@ CatalogDep = Annotated[SopCatalog, Depends(get_catalog)]
 AuditLogDep = Annotated[AuditLog, Depends(get_audit_log)]
 DatabaseDep = Annotated[AsyncEngine, Depends(get_database)]
 
-_bearer = HTTPBearer(auto_error=False, description="JWT with `sub` and `roles` claims")
+bearer_credentials = HTTPBearer(auto_error=False, description="JWT with `sub` and `roles` claims")
 
 
 async def get_current_user(
     services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_credentials)],
 ) -> User:
     """Authenticates the caller from the bearer token."""
     if credentials is None or credentials.scheme.lower() != "bearer":

@@ -21,11 +21,13 @@ from temporalio.contrib.pydantic import (
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
     DefaultPayloadConverter,
     JSONPlainPayloadConverter,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from engine.codec import EncryptionCodec
 from runtime.settings import Settings
 from runtime.tracing import Tracing
 from workflows import search_attributes as sa
@@ -58,10 +60,27 @@ class PayloadConverter(CompositePayloadConverter):
         )
 
 
-# The converter of every client `connect` makes: the API's and the worker's.
+# The converter of every client when payloads are not encrypted; it reads encrypted
+# payloads only as ciphertext.
 DATA_CONVERTER: DataConverter = dataclasses.replace(
     pydantic_data_converter, payload_converter_class=PayloadConverter
 )
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The converter of every client `connect` makes: the API's and the worker's.
+
+    With encryption keys configured, payloads are encrypted, and so are failure
+    messages and stack traces (which would otherwise stay readable in history).
+    """
+    keys = settings.encryption_keys()
+    if not keys:
+        return DATA_CONVERTER
+    return dataclasses.replace(
+        DATA_CONVERTER,
+        payload_codec=EncryptionCodec(keys),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 def _interceptors(tracing: Tracing | None) -> list[Interceptor]:
@@ -80,7 +99,7 @@ async def connect(
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings),
         interceptors=_interceptors(tracing),
         lazy=lazy,
     )

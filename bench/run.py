@@ -59,62 +59,87 @@ BARE_WORKER_START_SECONDS = 3.0
 RSS_SETTLE_SECONDS = 2.0
 # The side of the open load that sends the product's workflow its calls through the SDK.
 SDK_SIDE = "sdk"
+# The audit lag the docs state for the lifecycle load on the reference machine.
+AUDIT_LAG_BOUND_MS = 2500.0
+
+
+def _stack_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--worker-cache", type=int, help="WORKER_MAX_CACHED_WORKFLOWS (product default)"
+    )
+    group.add_argument(
+        "--first-port", type=int, help="dev server on this port, API on the next (free ports)"
+    )
+    group.add_argument("--output", type=Path, default=RESULTS, help=f"results JSON ({RESULTS})")
+    group.add_argument(
+        "--phases",
+        nargs="+",
+        choices=[phase.key for phase in PHASES],
+        default=[phase.key for phase in PHASES],
+        help="the phases to run, in their order (all)",
+    )
+
+
+def _lifecycle_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--virtual-workers",
+        type=int,
+        default=20,
+        help="concurrent virtual workers of every closed load (20)",
+    )
+    group.add_argument(
+        "--duration", type=float, default=20.0, help="seconds of closed load per side (20)"
+    )
+    group.add_argument(
+        "--warmup", type=float, default=3.0, help="seconds of unrecorded load first (3)"
+    )
+    group.add_argument(
+        "--audit-lag-bound",
+        type=float,
+        default=AUDIT_LAG_BOUND_MS,
+        help=f"the audit lag the docs state, ms; the target is 0.8 × this ({AUDIT_LAG_BOUND_MS:g})",
+    )
+
+
+def _engine_model_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--pause-samples", type=int, default=12, help="resumes timed per gap (12)")
+    group.add_argument(
+        "--open-loop-workers", type=int, default=100, help="virtual workers of the open load (100)"
+    )
+    group.add_argument(
+        "--open-loop-rate", type=float, default=25.0, help="operations/s of the open load (25)"
+    )
+    group.add_argument(
+        "--open-loop-seconds", type=float, default=60.0, help="seconds of open load per side (60)"
+    )
+    group.add_argument(
+        "--open-loop-warmup", type=float, default=5.0, help="unrecorded seconds per side first (5)"
+    )
+    group.add_argument(
+        "--open-loop-sdk",
+        action="store_true",
+        help="a third side: the product's workflow through the SDK, without the API",
+    )
+
+
+def _idle_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--sessions", type=int, default=1000, help="paused sessions (1000)")
+    group.add_argument("--list-samples", type=int, default=200, help="list calls timed (200)")
+    group.add_argument("--long-sessions", type=int, default=10, help="long sessions built (10)")
+    group.add_argument(
+        "--long-events", type=int, default=500, help="history events per long session (500)"
+    )
+    group.add_argument(
+        "--evicted-samples", type=int, default=20, help="short sessions resumed evicted (20)"
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line, one group per phase; defaults give the run of `make bench`."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    stack = parser.add_argument_group("stack")
-    stack.add_argument(
-        "--worker-cache", type=int, help="WORKER_MAX_CACHED_WORKFLOWS (product default)"
-    )
-    stack.add_argument(
-        "--first-port", type=int, help="dev server on this port, API on the next (free ports)"
-    )
-    stack.add_argument("--output", type=Path, default=RESULTS, help=f"results JSON ({RESULTS})")
-    life = parser.add_argument_group("lifecycle load (facade against SDK, audit lag)")
-    life.add_argument(
-        "--virtual-workers", type=int, default=20, help="concurrent virtual workers (20)"
-    )
-    life.add_argument("--duration", type=float, default=20.0, help="seconds of load per side (20)")
-    life.add_argument(
-        "--warmup", type=float, default=3.0, help="seconds of unrecorded load first (3)"
-    )
-    life.add_argument(
-        "--audit-lag-bound",
-        type=float,
-        default=2500.0,
-        help="the audit lag the docs state, ms; the target is 0.8 × this (2500)",
-    )
-    model = parser.add_argument_group("engine model (history, pauses, open load, bare engine)")
-    model.add_argument("--pause-samples", type=int, default=12, help="resumes timed per gap (12)")
-    model.add_argument(
-        "--open-loop-workers", type=int, default=100, help="virtual workers of the open load (100)"
-    )
-    model.add_argument(
-        "--open-loop-rate", type=float, default=25.0, help="operations/s of the open load (25)"
-    )
-    model.add_argument(
-        "--open-loop-seconds", type=float, default=60.0, help="seconds of open load per side (60)"
-    )
-    model.add_argument(
-        "--open-loop-warmup", type=float, default=5.0, help="unrecorded seconds per side first (5)"
-    )
-    model.add_argument(
-        "--open-loop-sdk",
-        action="store_true",
-        help="a third side: the product's workflow through the SDK, without the API",
-    )
-    idle = parser.add_argument_group("idle scale and long sessions")
-    idle.add_argument("--sessions", type=int, default=1000, help="paused sessions (1000)")
-    idle.add_argument("--list-samples", type=int, default=200, help="list calls timed (200)")
-    idle.add_argument("--long-sessions", type=int, default=10, help="long sessions built (10)")
-    idle.add_argument(
-        "--long-events", type=int, default=500, help="history events per long session (500)"
-    )
-    idle.add_argument(
-        "--evicted-samples", type=int, default=20, help="short sessions resumed evicted (20)"
-    )
+    _stack_options(parser.add_argument_group("stack"))
+    for phase in PHASES:
+        phase.options(parser.add_argument_group(phase.group))
     return parser.parse_args(argv)
 
 
@@ -143,8 +168,11 @@ class BenchContext:
 
 @dataclass(frozen=True)
 class Phase:
-    """One phase of the benchmark: what it prints as it starts, and how it runs."""
+    """One phase of the benchmark: its section's key, what it prints as it starts, how it runs."""
 
+    key: str
+    group: str
+    options: Callable[[argparse._ArgumentGroup], None]
     title: Callable[[argparse.Namespace], str]
     run: Callable[[BenchContext], Awaitable[PhaseResult]]
 
@@ -293,15 +321,29 @@ async def idle_and_long(ctx: BenchContext) -> IdleResult:
 
 
 # Every phase, in the order they run against one stack. A phase of another module
-# joins by adding a `Phase` here and an argument group to `parse_args`.
+# (payload encryption, say) joins with a `Phase` here: its options, its run, its result.
 PHASES = [
     Phase(
-        lambda a: f"Lifecycle load: {a.virtual_workers} virtual workers, facade vs SDK", lifecycle
+        LifecycleResult.key,
+        "lifecycle load, facade against SDK, audit lag (and every closed load's options)",
+        _lifecycle_options,
+        lambda a: f"Lifecycle load: {a.virtual_workers} virtual workers, facade vs SDK",
+        lifecycle,
     ),
     Phase(
-        lambda a: "Engine model: history per check, pauses, bare engine, open load", engine_model
+        EngineModelResult.key,
+        "engine model: history, pauses, SDK against the bare engine, open load",
+        _engine_model_options,
+        lambda a: "Engine model: history per check, pauses, bare engine, open load",
+        engine_model,
     ),
-    Phase(lambda a: f"Idle scale: {a.sessions} paused sessions; long sessions", idle_and_long),
+    Phase(
+        IdleResult.key,
+        "idle scale and long sessions",
+        _idle_options,
+        lambda a: f"Idle scale: {a.sessions} paused sessions; long sessions",
+        idle_and_long,
+    ),
 ]
 
 
@@ -327,7 +369,7 @@ async def bench(
         client = await connect(stack.settings)
         async with httpx.AsyncClient(base_url=stack.api_url, limits=limits, timeout=60) as http:
             ctx = BenchContext(args, stack, http, client, published.to_snapshot())
-            for phase in PHASES:
+            for phase in (p for p in PHASES if p.key in args.phases):
                 _say(phase.title(args))
                 result = await phase.run(ctx)
                 document[result.key] = result.section()

@@ -82,8 +82,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if services is not None:
         app.state.services = services
     app.add_middleware(BodySizeLimit)
-    install_observability(app)
     install_error_handlers(app)
+    install_observability(app)
     install_problem_schema(app)
     app.include_router(health.router)
     app.include_router(sops.router)

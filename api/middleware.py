@@ -104,7 +104,7 @@ class RequestObservability:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            # The outermost handler answers it with this problem, after this middleware.
+            # Raised after the answer had begun: the server closes the connection.
             answer.code = ProblemCode.INTERNAL_ERROR.value
             _observe(scope, answer, started)
             # The context stays bound: the outermost error handler's log line, written

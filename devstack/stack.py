@@ -305,7 +305,12 @@ def build_stack(
             ui_port = urlsplit(settings.temporal_ui_url).port or 80
             ports.append(PortClaim(ui_port, "127.0.0.1", "TEMPORAL_UI_URL"))
             # The UI would fetch news from the internet, which a plant network may not reach.
-            ui_args = ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+            # Loopback whatever TEMPORAL_UI_URL names: the dev server's UI has no sign-in and
+            # its write actions cannot be switched off (docs/web-ui.md).
+            ui_args = [
+                *("--ui-ip", "127.0.0.1", "--ui-port", str(ui_port)),
+                "--ui-disable-news-fetch",
+            ]
         else:
             ui_args = ["--headless"]
         server = ManagedProcess(

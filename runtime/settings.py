@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # ~125 KiB each: a bound on the worker's memory, however many sessions sit paused.
     # An evicted session replays on its next message (+15 ms, +0.4 s at 1,000 events).
     worker_max_cached_workflows: int = 200
+    # How often each worker looks for sessions whose workflow Temporal's tools closed,
+    # to record their ending in the audit trail (docs/record-integrity.md).
+    reconcile_interval_seconds: float = Field(default=5.0, gt=0)
     log_format: Literal["json", "text"] = "json"
     # Each replica asks visibility for two counts per interval.
     session_gauge_interval_seconds: float = 30.0

@@ -27,7 +27,15 @@ from api.schemas import (
 )
 from engine.session_ids import readable_session_id
 from store.start_keys import SessionStartKeys
-from workflows.shared import SessionStatus, SessionView
+from workflows.shared import (
+    AbortRequest,
+    CompleteRequest,
+    PauseRequest,
+    RecordCheckRequest,
+    ResumeRequest,
+    SessionStatus,
+    SessionView,
+)
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -147,7 +155,8 @@ async def pause_session(
     body: Annotated[PauseIn, Body(default_factory=PauseIn)],
 ) -> WorkSessionOut:
     """Pauses a session in progress."""
-    return _out(await gateway.pause(user, session_id, body.reason))
+    changed = await gateway.send(user, session_id, PauseRequest(user.as_actor(), body.reason))
+    return _out(changed.view)
 
 
 @router.post("/{session_id}/resume", responses=problems(403, 404, 409))
@@ -155,7 +164,8 @@ async def resume_session(
     session_id: SessionIdPath, user: Worker, gateway: GatewayDep
 ) -> WorkSessionOut:
     """Resumes a paused session."""
-    return _out(await gateway.resume(user, session_id))
+    changed = await gateway.send(user, session_id, ResumeRequest(user.as_actor()))
+    return _out(changed.view)
 
 
 @router.post("/{session_id}/abort", responses=problems(403, 404, 409, 413))
@@ -166,7 +176,8 @@ async def abort_session(
     body: Annotated[AbortIn, Body(default_factory=AbortIn)],
 ) -> WorkSessionOut:
     """Aborts a session; it is kept for audit and never resumes."""
-    return _out(await gateway.abort(user, session_id, body.reason))
+    changed = await gateway.send(user, session_id, AbortRequest(user.as_actor(), body.reason))
+    return _out(changed.view)
 
 
 @router.post("/{session_id}/complete", responses=problems(403, 404, 409))
@@ -174,7 +185,8 @@ async def complete_session(
     session_id: SessionIdPath, user: Worker, gateway: GatewayDep
 ) -> WorkSessionOut:
     """Completes a session whose required checks have all passed."""
-    return _out(await gateway.complete(user, session_id))
+    changed = await gateway.send(user, session_id, CompleteRequest(user.as_actor()))
+    return _out(changed.view)
 
 
 @router.post(
@@ -190,20 +202,13 @@ async def record_check(
     idempotency_key: IdempotencyKey = None,
 ) -> WorkSessionOut:
     """Records one answer to a safety check of a session in progress."""
-    view = await gateway.record_check(
-        user,
-        session_id,
-        body.check_id,
-        body.passed,
-        body.value,
-        body.note,
-        idempotency_key,
+    command = RecordCheckRequest(
+        user.as_actor(), body.check_id, body.passed, body.value, body.note, idempotency_key
     )
-    recorded = max(
-        (r for r in view.safety_checks if r.check_id == body.check_id), key=lambda r: r.seq
-    )
-    metrics.observe_check(recorded)
-    return _out(view)
+    changed = await gateway.send(user, session_id, command)
+    if changed.change.check is not None:
+        metrics.observe_check(changed.change.check)
+    return _out(changed.view)
 
 
 @router.get("/{session_id}/audit", responses=problems(404))

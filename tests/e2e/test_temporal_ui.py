@@ -1,4 +1,4 @@
-"""A supervisor in the Temporal Web UI: the README's queries and columns, in Chromium."""
+"""A supervisor in the Temporal Web UI: the documented queries and columns, in Chromium."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ from runtime.settings import DEV_JWT_SECRET
 
 pytestmark = pytest.mark.slow
 
-README = ROOT / "README.md"
-# The README's queries, with its example worker `alice` standing for the test's own.
+# Where supervisors read about the Web UI: the README and the pages under docs/.
+DOCUMENTATION = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# The documented queries, with their example worker `alice` standing for the test's own.
 LIVE_OF_WORKER = 'ExecutionStatus = "Running" AND WorkerId = "alice"'
 PAUSED_OF_WORKER = 'ExecutionStatus = "Running" AND SessionStatus = "PAUSED" AND WorkerId = "alice"'
 ABORTED = 'ExecutionStatus = "Completed" AND SessionStatus = "ABORTED"'
-# The README's snippet: where the Web UI keeps a browser's columns for a namespace.
+# The documented snippet: where the Web UI keeps a browser's columns for a namespace.
 COLUMNS_KEY = "namespace-workflow-table-columns"
 COLUMNS = [
     {"label": "Status", "pinned": True},
@@ -52,10 +53,10 @@ async def show_query(page: Page, ui_url: str, query: str) -> None:
     await expect(page.get_by_role("columnheader", name="SessionStatus")).to_be_visible()
 
 
-def test_the_readme_gives_these_queries_and_columns() -> None:
-    readme = README.read_text()
+def test_the_documentation_gives_these_queries_and_columns() -> None:
+    documented = "\n".join(page.read_text() for page in DOCUMENTATION)
     for text in (LIVE_OF_WORKER, PAUSED_OF_WORKER, ABORTED, COLUMNS_KEY):
-        assert text in readme, text
+        assert text in documented, text
 
 
 async def test_supervisor_finds_live_paused_and_aborted_sessions_in_the_web_ui(

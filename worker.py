@@ -15,7 +15,12 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.audit import AuditActivities
-from engine.client import connect_when_ready, register_search_attributes
+from engine.client import (
+    ConnectionRefused,
+    SearchAttributesMissing,
+    connect_when_ready,
+    ensure_search_attributes,
+)
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
 from store.audit import AuditLog
@@ -52,8 +57,12 @@ async def main() -> None:
                 )
             )
         )
-    client = await connect_when_ready(settings)
-    await register_search_attributes(client, settings.temporal_namespace)
+    try:
+        client = await connect_when_ready(settings)
+        await ensure_search_attributes(client, settings.temporal_namespace)
+    except (ConnectionRefused, SearchAttributesMissing) as err:
+        log.error("worker not started: %s", err)
+        raise SystemExit(1) from None
     engine = create_engine(settings.database_url)
     worker = build_worker(client, settings, AuditLog(create_transaction_factory(engine)))
     stop = asyncio.Event()

@@ -7,16 +7,19 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import logging
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkflowExecutionRequest,
     GetSystemInfoRequest,
@@ -27,15 +30,18 @@ from temporalio.client import (
     RPCTimeoutOrCancelledError,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
+from temporalio.common import QueryRejectCondition
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.workflow import UpdateMethodMultiParam
 
 from api.auth import SUBJECT_PATTERN, User
 from api.errors import ProblemCode, ProblemError
+from engine.history import temporal_ending
 from engine.starting import start_session_workflow
+from engine.visibility import session_status_clause
 from runtime.settings import Settings
 from store.sops import PublishedSop
 from workflows import search_attributes as sa
@@ -46,26 +52,24 @@ from workflows.domain import (
     RefusalCode,
     authorize_change,
     can_read,
+    ended_in_temporal,
+    temporal_abort_reason,
 )
 from workflows.shared import (
     SUMMARY_MEMO_KEY,
-    AbortRequest,
-    CompleteRequest,
-    PauseRequest,
     RecordCheckRequest,
-    ResumeRequest,
     SessionChange,
+    SessionCommand,
     SessionStatus,
     SessionSummary,
     SessionView,
+    TemporalClosure,
+    TemporalEnding,
     UpdateResult,
 )
-from workflows.work_session import WorkSessionWorkflow
+from workflows.work_session import UPDATE_OF, WorkSessionWorkflow
 
 log = logging.getLogger(__name__)
-
-# Session ids derived from idempotency keys: same caller + same key = same session.
-_SESSION_ID_NAMESPACE = uuid.UUID("7d0f6f5e-4a53-4d8e-9a53-3c1f4b0e2a61")
 
 # The codes the workflow refuses with; any other failure from the engine is not the caller's.
 _REFUSAL_CODES = frozenset(code.value for code in RefusalCode)
@@ -85,7 +89,6 @@ _NeverConnected = RuntimeError
 _CACHED_VIEWS = 2048
 
 T = TypeVar("T")
-Request = TypeVar("Request")
 
 
 def _quote(value: str) -> str:
@@ -181,6 +184,43 @@ class _Views:
         )
 
 
+@dataclass(frozen=True)
+class Changed:
+    """A session after a command, and what the command changed (`change.check`: its record)."""
+
+    view: SessionView
+    change: SessionChange
+
+
+def _update_id(command: SessionCommand) -> str:
+    """The update id: a check record's idempotency key and its body name one update.
+
+    The engine answers a repeated update id inside a run with the first outcome,
+    without asking the workflow; with the body in the id, the same key with
+    another check, answer or note reaches the workflow, which refuses it.
+    """
+    if not isinstance(command, RecordCheckRequest) or command.idempotency_key is None:
+        return str(uuid.uuid4())
+    body = json.dumps([command.check_id, command.passed, command.value, command.note])
+    digest = hashlib.sha256(body.encode()).hexdigest()[:32]
+    return f"check:{command.actor.user_id}:{command.idempotency_key}:{digest}"
+
+
+def _change_in_whole_view(view: SessionView, command: SessionCommand) -> SessionChange:
+    """What a worker of an older release changed, read from the whole view it answered."""
+    check = None
+    status_change = None
+    if isinstance(command, RecordCheckRequest):
+        check = max(
+            (r for r in view.safety_checks if r.check_id == command.check_id),
+            key=lambda r: r.seq,
+            default=None,
+        )
+    elif view.history:
+        status_change = view.history[-1]
+    return SessionChange(view.version, view.summary, check, status_change)
+
+
 def _not_found() -> ProblemError:
     return ProblemError(ProblemCode.SESSION_NOT_FOUND, "No such session.")
 
@@ -199,14 +239,8 @@ class SessionGateway:
     def _handle(self, session_id: str) -> WorkflowHandle[WorkSessionWorkflow, SessionView]:
         return self._client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
 
-    async def start(
-        self, user: User, sop: PublishedSop, idempotency_key: str | None
-    ) -> SessionView:
-        """Starts a session; the same caller with the same key gets the same session."""
-        if idempotency_key is None:
-            session_id = str(uuid.uuid4())
-        else:
-            session_id = str(uuid.uuid5(_SESSION_ID_NAMESPACE, f"{user.id}\n{idempotency_key}"))
+    async def start(self, user: User, sop: PublishedSop, session_id: str) -> SessionView:
+        """Starts session `session_id`; if it was started before, answers with that session."""
         snapshot = sop.to_snapshot()
         try:
             view = await start_session_workflow(
@@ -243,12 +277,32 @@ class SessionGateway:
 
     async def _query(self, session_id: str) -> SessionView:
         """Queries the session, waiting out a run's first workflow task within the timeout."""
+        view, _ending = await self._read(session_id)
+        return view
+
+    async def _read(self, session_id: str) -> tuple[SessionView, TemporalEnding | None]:
+        """The session, and how Temporal's own tools ended it if they did."""
         deadline = _Deadline(self._rpc_timeout)
+        reject: QueryRejectCondition | None = QueryRejectCondition.NOT_COMPLETED_CLEANLY
+        ending: TemporalEnding | None = None
         while True:
             try:
                 view = await self._handle(session_id).query(
-                    WorkSessionWorkflow.get_session, rpc_timeout=deadline.left()
+                    WorkSessionWorkflow.get_session,
+                    rpc_timeout=deadline.left(),
+                    reject_condition=reject,
                 )
+            except WorkflowQueryRejectedError as err:
+                # Closed without the workflow's consent: its last state, and how it closed.
+                ending = await self._temporal_ending(session_id)
+                if ending is not None:
+                    reject = None
+                elif deadline.passed():
+                    raise _unavailable(err) from err
+                else:
+                    # A run that continued as new in this instant: ask the new run.
+                    await deadline.pause()
+                continue
             except RPCError as err:
                 if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                     raise _not_found() from err
@@ -264,7 +318,15 @@ class SessionGateway:
                 if await self._is_paused_by_operator(session_id):
                     raise _suspended() from err
                 raise
-            return self._views.remember(view)
+            if ending is not None:
+                return ended_in_temporal(view, ending)[0], ending
+            return self._views.remember(view), None
+
+    async def _temporal_ending(self, session_id: str) -> TemporalEnding | None:
+        try:
+            return await temporal_ending(self._client, self._namespace, session_id)
+        except RPCError as err:
+            raise _unavailable(err) from err
 
     async def _is_paused_by_operator(self, session_id: str) -> bool:
         request = DescribeWorkflowExecutionRequest(
@@ -279,58 +341,12 @@ class SessionGateway:
         status = response.workflow_execution_info.status
         return status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_PAUSED
 
-    async def pause(self, user: User, session_id: str, reason: str | None) -> SessionView:
-        """Pauses a session."""
-        return await self._update(
-            user, session_id, WorkSessionWorkflow.pause, PauseRequest(user.as_actor(), reason)
-        )
+    async def send(self, user: User, session_id: str, command: SessionCommand) -> Changed:
+        """Sends one command to a session: the session after it, with what it changed."""
+        return await self._update(user, session_id, command)
 
-    async def resume(self, user: User, session_id: str) -> SessionView:
-        """Resumes a session."""
-        return await self._update(
-            user, session_id, WorkSessionWorkflow.resume, ResumeRequest(user.as_actor())
-        )
-
-    async def abort(self, user: User, session_id: str, reason: str | None) -> SessionView:
-        """Aborts a session."""
-        return await self._update(
-            user, session_id, WorkSessionWorkflow.abort, AbortRequest(user.as_actor(), reason)
-        )
-
-    async def complete(self, user: User, session_id: str) -> SessionView:
-        """Completes a session."""
-        return await self._update(
-            user, session_id, WorkSessionWorkflow.complete, CompleteRequest(user.as_actor())
-        )
-
-    async def record_check(
-        self,
-        user: User,
-        session_id: str,
-        check_id: str,
-        passed: bool | None,
-        value: float | None,
-        note: str | None,
-        idempotency_key: str | None,
-    ) -> SessionView:
-        """Records one check answer; a repeated key returns the first record's session."""
-        request = RecordCheckRequest(
-            user.as_actor(), check_id, passed, value, note, idempotency_key
-        )
-        update_id = f"check:{user.id}:{idempotency_key}" if idempotency_key else None
-        return await self._update(
-            user, session_id, WorkSessionWorkflow.record_check, request, update_id
-        )
-
-    async def _update(
-        self,
-        user: User,
-        session_id: str,
-        update: UpdateMethodMultiParam[[WorkSessionWorkflow, Request], UpdateResult],
-        request: Request,
-        update_id: str | None = None,
-    ) -> SessionView:
-        """Sends an update until the session's current run takes or refuses it.
+    async def _update(self, user: User, session_id: str, command: SessionCommand) -> Changed:
+        """Sends a command's update until the session's current run takes or refuses it.
 
         In the moment a run continues as new the server rejects the updates it
         holds (`UnprocessedUpdate`) or the closing run is not found; neither
@@ -338,11 +354,11 @@ class SessionGateway:
         """
         deadline = _Deadline(self._rpc_timeout)
         # One id for every attempt: an attempt the engine did apply is not applied twice.
-        update_id = update_id or str(uuid.uuid4())
+        update_id = _update_id(command)
         while True:
             try:
                 result = await self._handle(session_id).execute_update(
-                    update, request, id=update_id, rpc_timeout=deadline.left()
+                    UPDATE_OF[type(command)], command, id=update_id, rpc_timeout=deadline.left()
                 )
             except WorkflowUpdateFailedError as err:
                 if not _was_not_processed(err.cause) or deadline.passed():
@@ -362,17 +378,19 @@ class SessionGateway:
             except _NeverConnected as err:
                 raise _unavailable(err) from err
             else:
-                return await self._view_after(session_id, result)
+                return await self._changed(session_id, command, result)
             await deadline.pause()
 
-    async def _view_after(self, session_id: str, result: UpdateResult) -> SessionView:
+    async def _changed(
+        self, session_id: str, command: SessionCommand, result: UpdateResult
+    ) -> Changed:
         """The whole session after an update, queried only when the change cannot be merged."""
         if isinstance(result, SessionView):
-            return self._views.remember(result)
+            return Changed(self._views.remember(result), _change_in_whole_view(result, command))
         merged = self._views.merge(session_id, result)
-        if merged is not None:
-            return merged
-        return await self._query(session_id)
+        if merged is None:
+            merged = await self._query(session_id)
+        return Changed(merged, result)
 
     async def _refuse_change_of_finished(self, user: User, session_id: str) -> None:
         """Explains a NOT_FOUND: no such session, or it has finished; returns if it is active.
@@ -380,11 +398,18 @@ class SessionGateway:
         An update can reach a run in the instant it continues as new; the session
         is then still active and the caller should simply send the update again.
         """
-        view = await self._query(session_id)
+        view, ending = await self._read(session_id)
         try:
             authorize_change(view.summary.worker_id, user.as_actor())
         except DomainError as err:
             raise ProblemError.from_domain(err) from err
+        if ending is not None:
+            raise ProblemError(
+                ProblemCode.SESSION_ENDED_IN_TEMPORAL,
+                f"The session's workflow was ended in Temporal, so the session is aborted: "
+                f"{temporal_abort_reason(ending)}.",
+                extra={"status": view.summary.status.value, "ended_in_temporal": ending.closure},
+            )
         if view.summary.status in ACTIVE_STATUSES:
             return
         raise ProblemError(
@@ -412,11 +437,7 @@ class SessionGateway:
         that continued as new started after its session did, so visibility can only
         narrow by the lower bound and the exact range is applied to the summaries.
         """
-        clauses = [
-            f"WorkflowType = '{WorkSessionWorkflow.__name__}'",
-            # Earlier runs of a session that continued as new are not sessions of their own.
-            "ExecutionStatus != 'ContinuedAsNew'",
-        ]
+        clauses = [f"WorkflowType = '{WorkSessionWorkflow.__name__}'"]
         if worker_id is not None:
             clauses.append(f"{sa.WORKER_ID.name} = {_quote(worker_id)}")
         if sop_id is not None:
@@ -425,10 +446,7 @@ class SessionGateway:
             clauses.append(f"{sa.FAILED_CHECKS.name} {'>' if has_failed_checks else '='} 0")
         if started_since is not None:
             clauses.append(f"StartTime >= '{started_since.astimezone(UTC).isoformat()}'")
-        wanted = statuses or ACTIVE_STATUSES
-        clauses.append(
-            f"{sa.SESSION_STATUS.name} IN ({', '.join(_quote(s.value) for s in wanted)})"
-        )
+        clauses.append(session_status_clause(statuses or ACTIVE_STATUSES))
         query = " AND ".join(clauses)
         request = ListWorkflowExecutionsRequest(
             namespace=self._namespace,
@@ -447,7 +465,7 @@ class SessionGateway:
             if payload is None:
                 continue
             decoded = await self._client.data_converter.decode([payload], [SessionSummary])
-            summary = decoded[0]
+            summary = _as_shown(decoded[0], execution)
             if started_since is not None and summary.started_at < started_since:
                 continue
             if started_until is not None and summary.started_at >= started_until:
@@ -472,6 +490,26 @@ class SessionGateway:
         await self._client.workflow_service.get_system_info(
             GetSystemInfoRequest(), timeout=timedelta(seconds=2)
         )
+
+
+# How visibility names the executions Temporal's tools closed without the workflow's consent.
+_ENDED_IN_TEMPORAL = {
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED: TemporalClosure.TERMINATED,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED: TemporalClosure.CANCELLED,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT: TemporalClosure.TIMED_OUT,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED: TemporalClosure.FAILED,
+}
+
+
+def _as_shown(summary: SessionSummary, execution: WorkflowExecutionInfo) -> SessionSummary:
+    """A list item as the session stands: aborted if Temporal's tools closed its workflow."""
+    closure = _ENDED_IN_TEMPORAL.get(execution.status)
+    if closure is None:
+        return summary
+    # Lists name how it ended; who did it and why are in the session and its audit trail.
+    ending = TemporalEnding(closure, execution.close_time.ToDatetime(tzinfo=UTC))
+    view = SessionView(summary=summary, safety_checks=[], history=[])
+    return ended_in_temporal(view, ending)[0].summary
 
 
 def _suspended() -> ProblemError:

@@ -13,7 +13,7 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import (
     PydanticJSONPlainPayloadConverter,
     pydantic_data_converter,
@@ -21,12 +21,15 @@ from temporalio.contrib.pydantic import (
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
     DefaultPayloadConverter,
     JSONPlainPayloadConverter,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from engine.codec import EncryptionCodec
 from runtime.settings import Settings, temporal_profile
+from runtime.tracing import Tracing
 from workflows import search_attributes as sa
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,8 @@ class PayloadConverter(CompositePayloadConverter):
         )
 
 
-# The converter of every client `connect` makes: the API's and the worker's.
+# The converter of every client when payloads are not encrypted; it reads encrypted
+# payloads only as ciphertext.
 DATA_CONVERTER: DataConverter = dataclasses.replace(
     pydantic_data_converter, payload_converter_class=PayloadConverter
 )
@@ -94,7 +98,34 @@ class SearchAttributesMissing(RuntimeError):
         self.missing = missing
 
 
-async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+def data_converter(settings: Settings) -> DataConverter:
+    """The converter of every client `connect` makes: the API's and the worker's.
+
+    With encryption keys configured, payloads are encrypted, and so are failure
+    messages and stack traces (which would otherwise stay readable in history).
+    """
+    keys = settings.encryption_keys()
+    if not keys:
+        return DATA_CONVERTER
+    return dataclasses.replace(
+        DATA_CONVERTER,
+        payload_codec=EncryptionCodec(keys),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
+def _interceptors(tracing: Tracing | None) -> list[Interceptor]:
+    if tracing is None:
+        return []
+    from engine.tracing import SessionTracingInterceptor
+
+    # On the client, so that the worker built on it traces workflows and activities too.
+    return [SessionTracingInterceptor(tracing.provider.get_tracer(__name__))]
+
+
+async def connect(
+    settings: Settings, *, lazy: bool = False, tracing: Tracing | None = None
+) -> Client:
     """Connects to the configured Temporal frontend with the project's data converter.
 
     Address and namespace come from the settings (which fall back on the SDK's profile);
@@ -112,7 +143,8 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         api_key=config.get("api_key"),
         tls=config.get("tls"),
         rpc_metadata=config.get("rpc_metadata", {}),
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings),
+        interceptors=_interceptors(tracing),
         lazy=lazy,
     )
 
@@ -181,7 +213,9 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
     return sorted(missing)
 
 
-async def connect_when_ready(settings: Settings, timeout_seconds: float = 60.0) -> Client:
+async def connect_when_ready(
+    settings: Settings, timeout_seconds: float = 60.0, tracing: Tracing | None = None
+) -> Client:
     """Connects, retrying while the Temporal server is starting, unreachable or refusing.
 
     Every failed attempt is logged with the address and Temporal's answer (a warning once
@@ -193,7 +227,7 @@ async def connect_when_ready(settings: Settings, timeout_seconds: float = 60.0) 
     delay = 0.5
     while True:
         try:
-            return await connect(settings)
+            return await connect(settings, tracing=tracing)
         except RuntimeError as err:
             waited = loop.time() - started
             if waited > timeout_seconds:

@@ -16,6 +16,7 @@ run on every pause.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -23,10 +24,11 @@ from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
+    from activities.cancellation import CancelRequests
     from workflows import search_attributes as sa
     from workflows.domain import DomainError, WorkSession
     from workflows.shared import (
@@ -45,6 +47,9 @@ with workflow.unsafe.imports_passed_through():
         SessionView,
         SopSnapshot,
         StartSessionInput,
+        TemporalClosure,
+        TemporalEnding,
+        WorkflowRun,
     )
 
 AUDIT_RETRY = RetryPolicy(
@@ -58,6 +63,7 @@ AUDIT_RETRY = RetryPolicy(
 # Patch ids: each marks a change of workflow logic that old histories must not see.
 CONTINUE_AS_NEW_WHEN_PAUSED = "continue-as-new-when-paused"
 COMPACT_HISTORY = "compact-history"
+CANCEL_IS_AN_ABORT = "cancel-is-an-abort"
 
 # Audit events wait at most this long to be written, unless a batch fills first.
 AUDIT_FLUSH_AFTER = timedelta(seconds=1)
@@ -81,6 +87,15 @@ def _rules(call: Callable[[], T]) -> T:
         raise ApplicationError(err.message, err.details, type=err.code, non_retryable=True) from err
 
 
+def _is_cancellation(err: BaseException) -> bool:
+    """A cancellation requested in Temporal, as it reaches the run: directly, or as the
+    failure of the activity it stopped."""
+    if isinstance(err, asyncio.CancelledError):
+        return True
+    requested = workflow.cancellation_reason() is not None
+    return requested and isinstance(err, ActivityError) and isinstance(err.cause, CancelledError)
+
+
 @workflow.defn
 class WorkSessionWorkflow:
     """One work session, from start to completion or abort."""
@@ -96,6 +111,7 @@ class WorkSessionWorkflow:
             "Audit events accepted by sessions; the backlog is this minus those written.",
         )
         self._pending_audit: list[AuditEvent] = list(input.pending_audit)
+        self._audit_in_flight: list[AuditEvent] = []
         if input.carried_state is not None:
             # The SOP travels once, in `input.sop`; the carried copy may be a stub.
             self._session = WorkSession(dataclasses.replace(input.carried_state, sop=input.sop))
@@ -121,9 +137,52 @@ class WorkSessionWorkflow:
 
     @workflow.run
     async def run(self, input: StartSessionInput) -> SessionView:
-        """Waits for messages until the session is finished, writing audit events as they come."""
-        if not self._compact:
-            return await self._run_whole_views(input)
+        """Waits for messages until the session is finished, writing audit events as they come.
+
+        A cancellation requested in Temporal (its Web UI, CLI or any client) aborts
+        the session; the workflow then writes the audit trail and completes.
+        """
+        try:
+            if not self._compact:
+                return await self._run_whole_views(input)
+            return await self._run_compact(input)
+        except (asyncio.CancelledError, ActivityError) as err:
+            # Before this patch a cancellation closed the workflow as Canceled.
+            if not _is_cancellation(err) or not workflow.patched(CANCEL_IS_AN_ABORT):
+                raise
+        await self._abort_on_cancellation()
+        return await self._run_compact(input)
+
+    async def _abort_on_cancellation(self) -> None:
+        if self._session.is_terminal:
+            return
+        ending = TemporalEnding(
+            TemporalClosure.CANCELLED,
+            workflow.now(),
+            await self._cancel_requester(),
+            workflow.cancellation_reason() or None,
+        )
+        event = self._session.end_in_temporal(ending, workflow.now())
+        if event is not None:
+            self._pending_audit.append(event)
+            self._audit_events_accepted.add(1)
+            self._show_details(self._session.summary())
+            self._publish_now = True
+
+    async def _cancel_requester(self) -> str | None:
+        info = workflow.info()
+        try:
+            return await workflow.execute_activity_method(
+                CancelRequests.identify_cancel_request,
+                WorkflowRun(info.workflow_id, info.run_id),
+                start_to_close_timeout=timedelta(seconds=10),
+                # Who asked is worth a few tries, not a session left unaborted.
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError:
+            return None
+
+    async def _run_compact(self, input: StartSessionInput) -> SessionView:
         while True:
             if self._publish_now:
                 self._publish()
@@ -243,28 +302,38 @@ class WorkSessionWorkflow:
 
     async def _flush_audit(self) -> None:
         batch, self._pending_audit = self._pending_audit, []
-        await workflow.execute_activity_method(
-            AuditActivities.append_audit_events,
-            batch,
-            # A write takes milliseconds; a lost worker's attempt is retried after this.
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=AUDIT_RETRY,
-        )
+        self._audit_in_flight = batch
+        try:
+            await workflow.execute_activity_method(
+                AuditActivities.append_audit_events,
+                batch,
+                # A write takes milliseconds; a lost worker's attempt is retried after this.
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=AUDIT_RETRY,
+            )
+        except (asyncio.CancelledError, ActivityError):
+            # A cancellation in Temporal stops waiting for this write, which may or may
+            # not land: the batch goes again, and the audit log keeps each event once.
+            self._pending_audit[:0] = batch
+            raise
+        finally:
+            self._audit_in_flight = []
 
     def _apply(self, command: SessionCommand) -> SessionChange | SessionView:
-        event = _rules(lambda: self._session.apply(command, workflow.now()))
+        outcome = _rules(lambda: self._session.apply(command, workflow.now()))
+        event, change = outcome.event, outcome.change
         if event is None:
-            return self._session.change(None) if self._compact else self._session.view()
+            # A check repeated under its key; the answer names the first record.
+            return change if self._compact else self._session.view()
         self._pending_audit.append(event)
         self._audit_events_accepted.add(1)
         if self._compact:
-            change = self._session.change(event)
             self._show_details(change.summary)
             # A status change shows in lists at once; its audit row goes with the next batch,
             # so that a resume sent right after a pause meets no audit write in flight.
             self._publish_now = self._publish_now or event.type != AuditEventType.CHECK_RECORDED
             return change
-        summary = self._session.summary()
+        summary = change.summary
         self._show_details(summary)
         workflow.upsert_memo({SUMMARY_MEMO_KEY: summary})
         if event.type != AuditEventType.CHECK_RECORDED:
@@ -318,6 +387,11 @@ class WorkSessionWorkflow:
     def get_session(self) -> SessionView:
         """Returns the whole session."""
         return self._session.view()
+
+    @workflow.query
+    def get_unwritten_audit(self) -> list[AuditEvent]:
+        """Returns the audit events accepted but not yet confirmed written, oldest first."""
+        return self._audit_in_flight + self._pending_audit
 
     @workflow.update
     def pause(self, request: PauseRequest) -> SessionChange | SessionView:

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Path, Query, status
 
 from api import metrics
-from api.auth import SUBJECT_PATTERN
-from api.deps import AuditLogDep, CatalogDep, CurrentUser, GatewayDep, Worker
+from api.auth import SUBJECT_PATTERN, User
+from api.deps import AuditLogDep, CatalogDep, CurrentUser, GatewayDep, StartKeysDep, Worker
 from api.errors import ProblemCode, ProblemError, problems
 from api.schemas import (
     ID_PATTERN,
@@ -25,7 +25,17 @@ from api.schemas import (
     WorkSessionOut,
     WorkSessionSummaryOut,
 )
-from workflows.shared import SessionStatus, SessionView
+from engine.session_ids import readable_session_id
+from store.start_keys import SessionStartKeys
+from workflows.shared import (
+    AbortRequest,
+    CompleteRequest,
+    PauseRequest,
+    RecordCheckRequest,
+    ResumeRequest,
+    SessionStatus,
+    SessionView,
+)
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -50,6 +60,7 @@ async def start_session(
     user: Worker,
     catalog: CatalogDep,
     gateway: GatewayDep,
+    start_keys: StartKeysDep,
     idempotency_key: IdempotencyKey = None,
 ) -> WorkSessionOut:
     """Starts a session of an SOP for the calling worker."""
@@ -59,7 +70,24 @@ async def start_session(
         raise ProblemError(
             ProblemCode.SOP_NOT_FOUND, f"SOP '{body.sop_id}'{version} does not exist."
         )
-    return _out(await gateway.start(user, sop, idempotency_key))
+    session_id = await _session_id_of_start(body, user, start_keys, idempotency_key)
+    return _out(await gateway.start(user, sop, session_id))
+
+
+async def _session_id_of_start(
+    body: StartSessionIn, user: User, start_keys: SessionStartKeys, idempotency_key: str | None
+) -> str:
+    """A new readable id, or the one the first request with this Idempotency-Key chose."""
+    session_id = readable_session_id(user.id, body.sop_id, datetime.now(UTC))
+    if idempotency_key is None:
+        return session_id
+    claim = await start_keys.claim(user.id, idempotency_key, body.model_dump_json(), session_id)
+    if not claim.same_request:
+        raise ProblemError(
+            ProblemCode.IDEMPOTENCY_KEY_REUSED,
+            "This Idempotency-Key was already used to start a session with another request.",
+        )
+    return claim.session_id
 
 
 @router.get("", responses=problems(403))
@@ -127,7 +155,8 @@ async def pause_session(
     body: Annotated[PauseIn, Body(default_factory=PauseIn)],
 ) -> WorkSessionOut:
     """Pauses a session in progress."""
-    return _out(await gateway.pause(user, session_id, body.reason))
+    changed = await gateway.send(user, session_id, PauseRequest(user.as_actor(), body.reason))
+    return _out(changed.view)
 
 
 @router.post("/{session_id}/resume", responses=problems(403, 404, 409))
@@ -135,7 +164,8 @@ async def resume_session(
     session_id: SessionIdPath, user: Worker, gateway: GatewayDep
 ) -> WorkSessionOut:
     """Resumes a paused session."""
-    return _out(await gateway.resume(user, session_id))
+    changed = await gateway.send(user, session_id, ResumeRequest(user.as_actor()))
+    return _out(changed.view)
 
 
 @router.post("/{session_id}/abort", responses=problems(403, 404, 409, 413))
@@ -146,7 +176,8 @@ async def abort_session(
     body: Annotated[AbortIn, Body(default_factory=AbortIn)],
 ) -> WorkSessionOut:
     """Aborts a session; it is kept for audit and never resumes."""
-    return _out(await gateway.abort(user, session_id, body.reason))
+    changed = await gateway.send(user, session_id, AbortRequest(user.as_actor(), body.reason))
+    return _out(changed.view)
 
 
 @router.post("/{session_id}/complete", responses=problems(403, 404, 409))
@@ -154,7 +185,8 @@ async def complete_session(
     session_id: SessionIdPath, user: Worker, gateway: GatewayDep
 ) -> WorkSessionOut:
     """Completes a session whose required checks have all passed."""
-    return _out(await gateway.complete(user, session_id))
+    changed = await gateway.send(user, session_id, CompleteRequest(user.as_actor()))
+    return _out(changed.view)
 
 
 @router.post(
@@ -170,20 +202,13 @@ async def record_check(
     idempotency_key: IdempotencyKey = None,
 ) -> WorkSessionOut:
     """Records one answer to a safety check of a session in progress."""
-    view = await gateway.record_check(
-        user,
-        session_id,
-        body.check_id,
-        body.passed,
-        body.value,
-        body.note,
-        idempotency_key,
+    command = RecordCheckRequest(
+        user.as_actor(), body.check_id, body.passed, body.value, body.note, idempotency_key
     )
-    recorded = max(
-        (r for r in view.safety_checks if r.check_id == body.check_id), key=lambda r: r.seq
-    )
-    metrics.observe_check(recorded)
-    return _out(view)
+    changed = await gateway.send(user, session_id, command)
+    if changed.change.check is not None:
+        metrics.observe_check(changed.change.check)
+    return _out(changed.view)
 
 
 @router.get("/{session_id}/audit", responses=problems(404))

@@ -108,7 +108,7 @@ def test_any_command_sequence_keeps_the_session_rules(sequence: list[Any]) -> No
         now += gap
         before = copy.deepcopy(session.state)
         try:
-            event = session.apply(command, now)
+            outcome = session.apply(command, now)
         except DomainError as refusal:
             assert session.state == before, f"refused {command} changed the session"
             if command.actor.user_id != OWNER.user_id:
@@ -121,11 +121,15 @@ def test_any_command_sequence_keeps_the_session_rules(sequence: list[Any]) -> No
                 assert refusal.code == "invalid_transition"
         else:
             assert command.actor.user_id == OWNER.user_id
+            event = outcome.event
             if event is None:
                 # A repeated idempotency key: the first record stands, nothing new.
                 assert isinstance(command, RecordCheckRequest)
                 assert command.idempotency_key is not None
                 assert session.state == before
+                assert outcome.change.check is not None
+                assert outcome.change.check.check_id == command.check_id
+                assert outcome.change.check.note == command.note
             else:
                 assert finished_as is None, f"{command} changed a {finished_as} session"
                 assert event.seq == events[-1].seq + 1 == session.state.audit_seq
@@ -204,7 +208,7 @@ async def test_the_workflow_accepts_and_refuses_exactly_what_the_domain_does(
         if shadow.is_terminal and outcome == "finished":
             continue  # The workflow has closed; before that its validators answer.
         try:
-            event = shadow.apply(command, datetime.now(UTC))
+            event = shadow.apply(command, datetime.now(UTC)).event
         except DomainError as refusal:
             assert outcome == refusal.code, command
             continue

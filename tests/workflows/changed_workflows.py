@@ -46,3 +46,12 @@ class OlderRelease(WorkSessionWorkflow):
     @workflow.run
     async def run(self, input: StartSessionInput) -> SessionView:
         return await super().run(input)
+
+
+@workflow.defn(name="WorkSessionWorkflow")
+class BeforeCancelWasAnAbort(WorkSessionWorkflow):
+    """The release before `cancel-is-an-abort`: a cancellation closes the workflow as Canceled."""
+
+    @workflow.run
+    async def run(self, input: StartSessionInput) -> SessionView:
+        return await self._run_compact(input)

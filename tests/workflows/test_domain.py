@@ -9,12 +9,15 @@ import pytest
 
 from tests.helpers import sop_snapshot
 from workflows.domain import (
+    MAX_REASON_LENGTH,
     MAX_RECORDS_PER_SESSION,
     MAX_SESSION_TEXT_BYTES,
     MAX_STATUS_CHANGES_PER_SESSION,
+    TEMPORAL_ACTOR,
     DomainError,
     WorkSession,
     durations,
+    ended_in_temporal,
 )
 from workflows.shared import (
     AbortRequest,
@@ -25,6 +28,8 @@ from workflows.shared import (
     RecordCheckRequest,
     ResumeRequest,
     SessionStatus,
+    TemporalClosure,
+    TemporalEnding,
 )
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -116,7 +121,7 @@ def test_pause_resume_keeps_checks_and_counts_paused_time_apart() -> None:
 def test_abort_while_paused_stops_both_clocks() -> None:
     session = new_session()
     session.apply(PauseRequest(OWNER, None), at(10))
-    event = session.apply(AbortRequest(OWNER, "wrong press"), at(20))
+    event = session.apply(AbortRequest(OWNER, "wrong press"), at(20)).event
 
     assert event is not None
     assert event.type == AuditEventType.SESSION_ABORTED
@@ -137,7 +142,7 @@ def test_measurements_are_judged_by_their_limits_and_redone_checks_count_latest(
 
     assert [r.passed for r in session.state.checks] == [True, True, False, True]
     assert session.current_step_id() is None
-    event = session.apply(CompleteRequest(OWNER), at(5))
+    event = session.apply(CompleteRequest(OWNER), at(5)).event
     assert event is not None
     assert event.seq == 6
     assert session.status == SessionStatus.COMPLETED
@@ -170,9 +175,11 @@ def test_a_repeated_idempotency_key_records_nothing_new() -> None:
     first = session.apply(RecordCheckRequest(OWNER, "breaker-off", True, None, None, "k1"), at(1))
     again = session.apply(RecordCheckRequest(OWNER, "breaker-off", True, None, None, "k1"), at(2))
 
-    assert first is not None
-    assert again is None
+    assert first.event is not None
+    assert again.event is None
     assert len(session.state.checks) == 1
+    assert again.change.check == first.change.check == session.state.checks[0]
+    assert again.change.version == first.change.version
 
 
 def test_text_limits_are_enforced() -> None:
@@ -192,10 +199,10 @@ def test_text_limits_are_enforced() -> None:
 def test_audit_sequence_numbers_follow_every_change() -> None:
     session = new_session()
     events = [
-        session.apply(RecordCheckRequest(OWNER, "breaker-off", True, None, None), at(1)),
-        session.apply(PauseRequest(OWNER, None), at(2)),
-        session.apply(ResumeRequest(OWNER), at(3)),
-        session.apply(AbortRequest(OWNER, None), at(4)),
+        session.apply(RecordCheckRequest(OWNER, "breaker-off", True, None, None), at(1)).event,
+        session.apply(PauseRequest(OWNER, None), at(2)).event,
+        session.apply(ResumeRequest(OWNER), at(3)).event,
+        session.apply(AbortRequest(OWNER, None), at(4)).event,
     ]
     assert [e.seq for e in events if e] == [2, 3, 4, 5]
     assert [e.type for e in events if e] == [
@@ -230,6 +237,26 @@ def test_an_idempotency_key_reused_with_another_answer_is_refused() -> None:
 
     assert refused == "idempotency_key_reused"
     assert [r.value for r in session.state.checks] == [1.0]
+
+
+@pytest.mark.parametrize(
+    "again",
+    [
+        RecordCheckRequest(OWNER, "residual-v", value=7.0, idempotency_key="k1"),
+        RecordCheckRequest(OWNER, "try-start", passed=True, idempotency_key="k1"),
+        RecordCheckRequest(OWNER, "residual-v", value=1.0, note="again", idempotency_key="k1"),
+    ],
+    ids=["another answer", "another check", "another note"],
+)
+def test_an_idempotency_key_names_one_record(again: RecordCheckRequest) -> None:
+    session = new_session()
+    session.apply(RecordCheckRequest(OWNER, "residual-v", value=1.0, idempotency_key="k1"), at(1))
+
+    assert codes_of(lambda: session.refuse(again)) == "idempotency_key_reused"
+    assert codes_of(lambda: session.apply(again, at(2))) == "idempotency_key_reused"
+    assert [(r.check_id, r.value, r.note) for r in session.state.checks] == [
+        ("residual-v", 1.0, None)
+    ]
 
 
 def test_a_session_refuses_records_beyond_its_bounds_but_still_ends() -> None:
@@ -284,19 +311,94 @@ def test_pauses_stop_while_room_remains_to_resume_and_end() -> None:
 def test_the_audit_type_comes_from_the_command() -> None:
     session = new_session()
     session.apply(PauseRequest(OWNER), at(1))
-    resumed = session.apply(ResumeRequest(OWNER), at(2))
+    resumed = session.apply(ResumeRequest(OWNER), at(2)).event
     assert resumed is not None
     assert resumed.type == AuditEventType.SESSION_RESUMED
 
 
 def test_a_change_carries_only_what_changed() -> None:
     session = new_session()
-    checked = session.apply(RecordCheckRequest(OWNER, "breaker-off", True, note="ok"), at(1))
-    change = session.change(checked)
+    change = session.apply(RecordCheckRequest(OWNER, "breaker-off", True, note="ok"), at(1)).change
 
     assert change.version == 2 == session.view().version
     assert change.check == session.state.checks[-1]
     assert change.status_change is None
-    paused = session.change(session.apply(PauseRequest(OWNER, "lunch"), at(2)))
+    paused = session.apply(PauseRequest(OWNER, "lunch"), at(2)).change
     assert paused.check is None
     assert paused.status_change == session.state.history[-1]
+
+
+def paused_with_a_check() -> WorkSession:
+    session = new_session()
+    session.apply(RecordCheckRequest(OWNER, "breaker-off", passed=True), at(1))
+    session.apply(PauseRequest(OWNER, "lunch"), at(2))
+    return session
+
+
+def test_a_cancellation_in_temporal_aborts_keeping_checks_and_naming_who_asked() -> None:
+    session = paused_with_a_check()
+    ending = TemporalEnding(TemporalClosure.CANCELLED, at(9), "temporal-cli:op@host", "wrong SOP")
+
+    event = session.end_in_temporal(ending, at(10))
+
+    assert event is not None
+    assert session.status == SessionStatus.ABORTED
+    assert [r.check_id for r in session.state.checks] == ["breaker-off"]
+    reason = "Cancellation requested in Temporal by temporal-cli:op@host: wrong SOP"
+    assert session.state.abort_reason == reason
+    assert session.state.history[-1].by == "temporal-cli:op@host"
+    assert durations(session.summary(), at(60)) == (120.0, 480.0)
+    assert (event.type, event.seq, event.actor) == (
+        AuditEventType.SESSION_ABORTED,
+        4,
+        ending.identity,
+    )
+    assert event.data == {
+        "reason": reason,
+        "ended_in_temporal": "cancelled",
+        "identity": ending.identity,
+    }
+    # Ended already: nothing more happens, whatever Temporal does next.
+    assert session.end_in_temporal(ending, at(11)) is None
+    assert codes_of(lambda: session.refuse(ResumeRequest(OWNER))) == "invalid_transition"
+
+
+def test_an_ending_without_identity_or_reason_names_temporal_and_stays_within_bounds() -> None:
+    session = new_session()
+    event = session.end_in_temporal(TemporalEnding(TemporalClosure.TERMINATED, at(1)), at(1))
+    assert event is not None and event.actor == TEMPORAL_ACTOR
+    assert session.state.abort_reason == "Terminated in Temporal"
+
+    noisy = TemporalEnding(TemporalClosure.TERMINATED, at(1), "op", "a\x00b\n" + "x" * 900)
+    assert new_session().end_in_temporal(noisy, at(1)) is not None
+    reason = ended_in_temporal(new_session().view(), noisy)[0].summary.abort_reason
+    assert reason is not None and len(reason) == MAX_REASON_LENGTH
+    assert reason.startswith("Terminated in Temporal by op: a b ")
+
+
+@pytest.mark.parametrize("closure", list(TemporalClosure))
+def test_a_closed_workflow_s_view_is_the_same_abort_the_workflow_would_apply(
+    closure: TemporalClosure,
+) -> None:
+    ending = TemporalEnding(closure, at(5), "someone", "why")
+    before = paused_with_a_check().view()
+    in_workflow = paused_with_a_check()
+    expected_event = in_workflow.end_in_temporal(ending, at(5))
+
+    shown, event = ended_in_temporal(before, ending)
+
+    assert shown == in_workflow.view()
+    assert event == expected_event
+    assert shown.summary.status == SessionStatus.ABORTED
+    assert shown.version == before.version + 1
+
+
+def test_a_finished_session_closed_in_temporal_stays_as_it_ended() -> None:
+    session = new_session()
+    session.apply(AbortRequest(OWNER, "done"), at(1))
+    view = session.view()
+
+    assert ended_in_temporal(view, TemporalEnding(TemporalClosure.TERMINATED, at(2))) == (
+        view,
+        None,
+    )

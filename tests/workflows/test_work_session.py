@@ -41,7 +41,9 @@ from workflows.search_attributes import SESSION_STATUS
 from workflows.shared import (
     Actor,
     AuditEventType,
+    PauseRequest,
     RecordCheckRequest,
+    ResumeRequest,
     SessionChange,
     SessionStatus,
     StartSessionInput,
@@ -315,13 +317,16 @@ async def test_updates_sent_while_a_run_continues_as_new_all_land_through_the_ga
     async def lane(number: int) -> None:
         # Lanes overlap, so updates keep arriving while a run hands over to the next.
         for i in range(12):
-            answer = await gateway.record_check(
-                owner, handle.id, "residual-v", None, float(i), None, f"lane{number}-{i}"
+            command = RecordCheckRequest(
+                owner.as_actor(), "residual-v", None, float(i), None, f"lane{number}-{i}"
             )
+            answer = (await gateway.send(owner, handle.id, command)).view
             assert answer.summary.status == SessionStatus.IN_PROGRESS
 
     await asyncio.gather(*(lane(n) for n in range(8)))
-    paused = await gateway.pause(owner, handle.id, "burst over")
+    paused = (
+        await gateway.send(owner, handle.id, PauseRequest(owner.as_actor(), "burst over"))
+    ).view
     read_right_after = await gateway.get(owner, handle.id)
 
     assert paused.summary.status == SessionStatus.PAUSED
@@ -350,14 +355,18 @@ async def test_a_burst_around_a_pause_of_an_older_release_gets_only_the_contract
     for trial in range(4):
         handle = await scenarios.start(temporal_client, older_release)
         owner = User(scenarios.owner_of(handle).user_id, frozenset({"worker"}))
-        await gateway.record_check(owner, handle.id, "breaker-off", True, None, None, None)
+        await gateway.send(
+            owner, handle.id, RecordCheckRequest(owner.as_actor(), "breaker-off", True)
+        )
 
-        pause = asyncio.create_task(gateway.pause(owner, handle.id, "burst"))
+        pause = asyncio.create_task(
+            gateway.send(owner, handle.id, PauseRequest(owner.as_actor(), "burst"))
+        )
         outcomes += await asyncio.gather(
             *(check_soon(gateway, owner, handle.id, f"t{trial}-{i}") for i in range(4))
         )
-        paused = await pause
-        resumed = await gateway.resume(owner, handle.id)
+        paused = (await pause).view
+        resumed = (await gateway.send(owner, handle.id, ResumeRequest(owner.as_actor()))).view
         assert paused.summary.status == SessionStatus.PAUSED
         assert resumed.summary.status == SessionStatus.IN_PROGRESS
 
@@ -368,7 +377,8 @@ async def check_soon(gateway: SessionGateway, owner: User, session_id: str, key:
     """Records a check 20 ms from now: the code it was refused with, or "recorded"."""
     await asyncio.sleep(0.02)
     try:
-        await gateway.record_check(owner, session_id, "residual-v", None, 1.0, None, key)
+        command = RecordCheckRequest(owner.as_actor(), "residual-v", None, 1.0, None, key)
+        await gateway.send(owner, session_id, command)
     except ProblemError as problem:
         return str(problem.code)
     return "recorded"

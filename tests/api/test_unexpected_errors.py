@@ -1,0 +1,68 @@
+"""An unexpected error answers the problem 500 on a real server and keeps the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+
+from api.deps import Services
+from api.main import create_app
+from runtime.settings import Settings
+
+
+def app_with_a_fault(settings: Settings, services: Services) -> FastAPI:
+    """The API plus a route that fails as a bug would, and one naming the caller's port."""
+    app = create_app(settings, services)
+
+    async def fail() -> None:
+        raise LookupError("a fault nobody anticipated")
+
+    async def peer(request: Request) -> dict[str, int]:
+        assert request.client is not None
+        return {"port": request.client.port}
+
+    app.add_api_route("/fault", fail)
+    app.add_api_route("/peer", peer)
+    return app
+
+
+@pytest.fixture
+async def server_url(settings: Settings, services: Services) -> AsyncIterator[str]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    config = uvicorn.Config(
+        app_with_a_fault(settings, services), log_level="critical", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await serving
+    listener.close()
+
+
+async def test_an_unexpected_error_is_a_problem_and_the_connection_stays_usable(
+    server_url: str,
+) -> None:
+    async with httpx.AsyncClient(base_url=server_url) as client:
+        before = (await client.get("/peer")).json()["port"]
+
+        failed = await client.get("/fault")
+        after = await client.get("/peer")
+
+    assert failed.status_code == 500
+    assert failed.headers["content-type"] == "application/problem+json"
+    assert failed.json()["code"] == "internal_error"
+    assert "nobody anticipated" not in failed.text
+    assert failed.headers.get("connection") != "close"
+    assert after.status_code == 200
+    assert after.json()["port"] == before, "the client had to open a new connection"

@@ -25,6 +25,8 @@ from temporalio.client import Client
 
 from bench.bare import BareDriver
 from bench.drivers import Driver, RestDriver, SdkDriver
+from bench.encryption import encryption_cost
+from bench.encryption import report_lines as encryption_report
 from bench.engine_model import (
     AuditLagSampler,
     history_bytes_per_check,
@@ -355,6 +357,16 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         raise
     finally:
         stack.stop()
+    _say("Encryption cost: the same lifecycle load with payload encryption off and on")
+    (data_dir / "encryption").mkdir()
+    results["encryption"] = await encryption_cost(
+        data_dir / "encryption",
+        virtual_workers=args.virtual_workers,
+        seconds=args.duration,
+        warmup=args.warmup,
+        worker_cache=args.worker_cache,
+        say=_say,
+    )
     results["wall_seconds"] = round(time.monotonic() - began, 1)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return results
@@ -381,6 +393,7 @@ def summarize(args: argparse.Namespace, results: dict[str, Any]) -> list[Target]
     results["worker_rss_growth_pct"] = idle["worker_rss_growth"] * 100
     results["worker_rss_sessions"] = idle["sessions"]
     results["audit_lag_p99_ms"] = life["audit_lag_p99_ms"]
+    results["encryption_cpu_ratio"] = results["encryption"]["encryption_cpu_ratio"]
     _say(
         f"Audit lag (2xx to row) under lifecycle load: p50 {life['audit_lag_p50_ms']:.0f} ms, "
         f"p99 {life['audit_lag_p99_ms']:.0f} ms ({life['audit_lag_samples']} samples)"
@@ -407,6 +420,9 @@ def summarize(args: argparse.Namespace, results: dict[str, Any]) -> list[Target]
         f"evicted {idle['long_evicted_resume_p50_ms']:.1f} ms "
         f"({idle['long_vs_fresh_evicted_ratio']:.2f}× an evicted fresh one)"
     )
+    _say("Payload encryption, the same load off and on:")
+    for line in encryption_report(results["encryption"]):
+        _say(line)
     found = targets(args, results)
     results["targets"] = [{**asdict(t), "passed": t.passed} for t in found]
     _say("\nTargets:")

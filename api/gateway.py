@@ -203,7 +203,7 @@ class Changed:
     change: SessionChange
 
 
-def _update_id(command: SessionCommand) -> str:
+def _update_id(command: SessionCommand, digest_key: bytes) -> str:
     """The update id: a check record's idempotency key and its body name one update.
 
     The engine answers a repeated update id inside a run with the first outcome,
@@ -213,8 +213,22 @@ def _update_id(command: SessionCommand) -> str:
     if not isinstance(command, RecordCheckRequest) or command.idempotency_key is None:
         return str(uuid.uuid4())
     body = json.dumps([command.check_id, command.passed, command.value, command.note])
-    digest = hashlib.sha256(body.encode()).hexdigest()[:32]
+    digest = hmac.new(digest_key, body.encode(), hashlib.sha256).hexdigest()[:32]
     return f"check:{command.actor.user_id}:{command.idempotency_key}:{digest}"
+
+
+def _update_id_key(settings: Settings) -> bytes:
+    """The key of the answer digest in update ids, which Temporal stores unencrypted.
+
+    With payloads encrypted, an unkeyed digest would let a reader of the history
+    guess a reading by hashing candidates; a key derived from the newest encryption
+    key prevents that. A digest that changes with a rotation only sends a repeat on
+    to the workflow, which answers it with the first record all the same.
+    """
+    keys = settings.encryption_keys()
+    if not keys:
+        return b""
+    return hmac.new(keys[-1].secret, b"update id digests", hashlib.sha256).digest()
 
 
 def _change_in_whole_view(view: SessionView, command: SessionCommand) -> SessionChange:
@@ -246,6 +260,7 @@ class SessionGateway:
         self._rpc_timeout = timedelta(seconds=settings.temporal_rpc_timeout_seconds)
         self._views = _Views(_CACHED_VIEWS)
         self._page_tokens = PageTokens(settings.page_token_key())
+        self._update_id_key = _update_id_key(settings)
 
     def _handle(self, session_id: str) -> WorkflowHandle[WorkSessionWorkflow, SessionView]:
         return self._client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
@@ -365,7 +380,7 @@ class SessionGateway:
         """
         deadline = _Deadline(self._rpc_timeout)
         # One id for every attempt: an attempt the engine did apply is not applied twice.
-        update_id = _update_id(command)
+        update_id = _update_id(command, self._update_id_key)
         while True:
             try:
                 result = await self._handle(session_id).execute_update(

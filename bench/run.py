@@ -25,6 +25,7 @@ from temporalio.client import Client
 
 from bench.bare import BareDriver
 from bench.drivers import Driver, RestDriver, SdkDriver
+from bench.encryption import EncryptionResult, encryption_cost
 from bench.engine_model import AuditLagSampler, history_bytes_per_check, resume_after_pause
 from bench.idle import (
     Paused,
@@ -320,6 +321,23 @@ async def idle_and_long(ctx: BenchContext) -> IdleResult:
     )
 
 
+async def encryption(ctx: BenchContext) -> EncryptionResult:
+    """The lifecycle load on two more stacks, payload encryption off and on, A-B-B-A."""
+    args = ctx.args
+    data_dir = ctx.stack.data_dir / "encryption"
+    data_dir.mkdir()
+    return EncryptionResult(
+        await encryption_cost(
+            data_dir,
+            virtual_workers=args.virtual_workers,
+            seconds=args.duration,
+            warmup=args.warmup,
+            worker_cache=args.worker_cache,
+            say=_say,
+        )
+    )
+
+
 # Every phase, in the order they run against one stack. A phase of another module
 # (payload encryption, say) joins with a `Phase` here: its options, its run, its result.
 PHASES = [
@@ -343,6 +361,13 @@ PHASES = [
         _idle_options,
         lambda a: f"Idle scale: {a.sessions} paused sessions; long sessions",
         idle_and_long,
+    ),
+    Phase(
+        EncryptionResult.key,
+        "payload encryption cost (uses the lifecycle options)",
+        lambda group: None,
+        lambda a: "Encryption cost: the same lifecycle load with payload encryption off and on",
+        encryption,
     ),
 ]
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -15,9 +18,17 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.audit import AuditActivities
-from engine.client import connect_when_ready, register_search_attributes
+from activities.cancellation import CancelRequests
+from engine.client import (
+    ConnectionRefused,
+    SearchAttributesMissing,
+    connect_when_ready,
+    ensure_search_attributes,
+)
+from engine.reconcile import EndingsReconciler
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
+from runtime.tracing import tracing_from_environment
 from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from workflows.work_session import WorkSessionWorkflow
@@ -31,11 +42,33 @@ def build_worker(client: Client, settings: Settings, audit_log: AuditLog) -> Wor
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[WorkSessionWorkflow],
-        activities=[AuditActivities(audit_log).append_audit_events],
+        activities=[
+            AuditActivities(audit_log).append_audit_events,
+            CancelRequests(client).identify_cancel_request,
+        ],
         max_cached_workflows=settings.worker_max_cached_workflows,
         # A crashed worker's sessions move to another worker after this, not the default 10 s.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
     )
+
+
+@asynccontextmanager
+async def serving(client: Client, settings: Settings, audit_log: AuditLog) -> AsyncIterator[None]:
+    """Runs the worker and the reconciler of endings done in Temporal until the block ends."""
+    reconciler = EndingsReconciler(
+        client,
+        settings.temporal_task_queue,
+        audit_log,
+        timedelta(seconds=settings.reconcile_interval_seconds),
+    )
+    stop = asyncio.Event()
+    async with build_worker(client, settings, audit_log):
+        sweeping = asyncio.create_task(reconciler.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await sweeping
 
 
 async def main() -> None:
@@ -52,15 +85,24 @@ async def main() -> None:
                 )
             )
         )
-    client = await connect_when_ready(settings)
-    await register_search_attributes(client, settings.temporal_namespace)
+    try:
+        client = await connect_when_ready(
+            settings, tracing=tracing_from_environment("work-sessions-worker")
+        )
+        await ensure_search_attributes(client, settings.temporal_namespace)
+    except (ConnectionRefused, SearchAttributesMissing) as err:
+        log.error("worker not started: %s", err)
+        logging.shutdown()
+        # A process holding a Temporal client can abort while the interpreter finalizes
+        # (temporalio/sdk-python#300): leave at once, with the exit code that says why.
+        os._exit(1)
     engine = create_engine(settings.database_url)
-    worker = build_worker(client, settings, AuditLog(create_transaction_factory(engine)))
+    audit_log = AuditLog(create_transaction_factory(engine))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with worker:
+    async with serving(client, settings, audit_log):
         log.info("worker polling task queue %s", settings.temporal_task_queue)
         await stop.wait()
     await engine.dispose()

@@ -1,12 +1,11 @@
 """The session gateway: what the API does with session workflows, for a caller.
 
 It adds the caller's rights, the view cache and the contract's problems to the
-engine-level path (`engine.starting`, `engine.sessions`, `engine.listing`).
+engine-level path (`engine.starting`, `engine.sessions`, `engine.visibility`).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,24 +16,32 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import User
-from api.engine_errors import engine_problems, session_not_found, suspended
+from api.engine_errors import engine_problems, session_not_found, suspended, unavailable
 from api.errors import ProblemCode, ProblemError
 from api.page_tokens import PageTokens
 from api.views import SessionViews
 from engine.client import Connection
-from engine.listing import SessionFilter, list_summaries, visibility_query
 from engine.sessions import (
     Deadline,
     SessionClosed,
     is_paused_by_operator,
-    query_session,
+    read_session,
     send_command,
     session_handle,
+    update_id_key,
 )
 from engine.starting import start_session_workflow
+from engine.visibility import SessionFilter, list_summaries, visibility_query
 from runtime.settings import Settings
 from store.sops import PublishedSop
-from workflows.domain import STATUS_WORDS, DomainError, authorize_change, can_read
+from workflows.domain import (
+    ACTIVE_STATUSES,
+    STATUS_WORDS,
+    DomainError,
+    authorize_change,
+    can_read,
+    temporal_abort_reason,
+)
 from workflows.shared import (
     RecordCheckRequest,
     SessionChange,
@@ -42,10 +49,9 @@ from workflows.shared import (
     SessionStatus,
     SessionSummary,
     SessionView,
+    TemporalEnding,
 )
 
-# Session ids derived from idempotency keys: same caller + same key = same session.
-_SESSION_ID_NAMESPACE = uuid.UUID("7d0f6f5e-4a53-4d8e-9a53-3c1f4b0e2a61")
 # Whole views kept per API process to turn compact update results into full responses.
 _CACHED_VIEWS = 2048
 
@@ -69,29 +75,14 @@ class SessionGateway:
         self._rpc_timeout = timedelta(seconds=settings.temporal_rpc_timeout_seconds)
         self._views = SessionViews(_CACHED_VIEWS)
         self._page_tokens = PageTokens(settings.page_token_key())
+        self._update_id_key = update_id_key(settings)
 
     async def _client(self) -> Client:
         with engine_problems():
             return await self._connection.reach(self._rpc_timeout)
 
-    async def start(
-        self,
-        user: User,
-        sop: PublishedSop,
-        idempotency_key: str | None,
-        *,
-        version_named: bool = False,
-    ) -> SessionView:
-        """Starts a session; the same caller with the same key and body gets the same session.
-
-        The key alone names the session, so a repeat meets the session it started:
-        it is answered with that session if it asked for the same SOP (and the same
-        version, when it named one), and refused otherwise.
-        """
-        if idempotency_key is None:
-            session_id = str(uuid.uuid4())
-        else:
-            session_id = str(uuid.uuid5(_SESSION_ID_NAMESPACE, f"{user.id}\n{idempotency_key}"))
+    async def start(self, user: User, sop: PublishedSop, session_id: str) -> SessionView:
+        """Starts session `session_id`; if it was started before, answers with that session."""
         client = await self._client()
         snapshot = sop.to_snapshot()
         try:
@@ -106,15 +97,14 @@ class SessionGateway:
                     rpc_timeout=self._rpc_timeout,
                 )
         except WorkflowAlreadyStartedError:
+            # The same caller sent this key before: answer with the session it started.
             existing = await self.get(user, session_id)
         else:
             return self._views.remember(view)
-        started = existing.summary
-        if started.sop_id != snapshot.id or (version_named and started.sop_version != sop.version):
+        if existing.summary.sop_id != snapshot.id:
             raise ProblemError(
                 ProblemCode.IDEMPOTENCY_KEY_REUSED,
-                "This Idempotency-Key was already used to start a session of "
-                f"SOP '{started.sop_id}' version {started.sop_version}.",
+                "This Idempotency-Key was already used to start a session of another SOP.",
             )
         return existing
 
@@ -126,27 +116,57 @@ class SessionGateway:
         return view
 
     async def _query(self, session_id: str) -> SessionView:
+        view, _ending = await self._read(session_id)
+        return view
+
+    async def _read(self, session_id: str) -> tuple[SessionView, TemporalEnding | None]:
+        """The session, and how Temporal's own tools ended it if they did."""
         client = await self._client()
-        handle = session_handle(client, session_id)
-        deadline = Deadline(self._rpc_timeout)
-        view = await self._on_session(client, session_id, query_session(handle, deadline))
-        return self._views.remember(view)
+        reading = read_session(client, session_id, Deadline(self._rpc_timeout))
+        view, ending = await self._on_session(client, session_id, reading)
+        if ending is None:
+            self._views.remember(view)
+        return view, ending
 
     async def send(self, user: User, session_id: str, command: SessionCommand) -> Changed:
         """Sends one command to a session: the session after it, with what it changed."""
         client = await self._client()
         handle = session_handle(client, session_id)
-        sending = send_command(handle, command, Deadline(self._rpc_timeout))
+        deadline = Deadline(self._rpc_timeout)
+        sending = send_command(handle, command, deadline, self._update_id_key)
         try:
             result = await self._on_session(client, session_id, sending, maybe_applied=True)
         except SessionClosed as closed:
-            raise _refusal_of_closed(user, closed.view) from closed
+            raise await self._refusal_of_closed(user, session_id) from closed
         if isinstance(result, SessionView):
             return Changed(self._views.remember(result), _change_in_whole_view(result, command))
         merged = self._views.merge(session_id, result)
         if merged is None:
             merged = await self._query(session_id)
         return Changed(merged, result)
+
+    async def _refusal_of_closed(self, user: User, session_id: str) -> ProblemError:
+        """Why a closed session refuses a change: not the caller's, or how it ended."""
+        view, ending = await self._read(session_id)
+        try:
+            authorize_change(view.summary.worker_id, user.as_actor())
+        except DomainError as err:
+            return ProblemError.from_domain(err)
+        if ending is not None:
+            return ProblemError(
+                ProblemCode.SESSION_ENDED_IN_TEMPORAL,
+                f"The session's workflow was ended in Temporal, so the session is aborted: "
+                f"{temporal_abort_reason(ending)}.",
+                extra={"status": view.summary.status.value, "ended_in_temporal": ending.closure},
+            )
+        if view.summary.status in ACTIVE_STATUSES:
+            # Closed, yet neither ended by the workflow nor by Temporal's tools: the engine's.
+            return unavailable(SessionClosed(session_id))
+        return ProblemError(
+            ProblemCode.INVALID_TRANSITION,
+            f"The session is {STATUS_WORDS[view.summary.status]} and can no longer change.",
+            extra={"status": view.summary.status.value},
+        )
 
     async def _on_session(
         self, client: Client, session_id: str, call: Awaitable[T], *, maybe_applied: bool = False
@@ -209,19 +229,6 @@ class SessionGateway:
         await client.workflow_service.get_system_info(
             GetSystemInfoRequest(), timeout=timedelta(seconds=2)
         )
-
-
-def _refusal_of_closed(user: User, view: SessionView) -> ProblemError:
-    """Why a closed session refuses a change: not the caller's to change, or it has ended."""
-    try:
-        authorize_change(view.summary.worker_id, user.as_actor())
-    except DomainError as err:
-        return ProblemError.from_domain(err)
-    return ProblemError(
-        ProblemCode.INVALID_TRANSITION,
-        f"The session is {STATUS_WORDS[view.summary.status]} and can no longer change.",
-        extra={"status": view.summary.status.value},
-    )
 
 
 def _change_in_whole_view(view: SessionView, command: SessionCommand) -> SessionChange:

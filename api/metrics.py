@@ -26,7 +26,7 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from engine.client import Connection, NotConnected
-from engine.listing import SessionFilter, visibility_query
+from engine.visibility import SessionFilter, visibility_query
 from workflows.domain import ACTIVE_STATUSES
 from workflows.shared import CheckRecord
 

@@ -35,7 +35,11 @@ class SessionViews:
         if cached is None:
             return None
         if cached.version >= change.version:
-            return cached
+            # A later answer came first; unless the session was rewound (a reset in Temporal).
+            if _holds(cached, change):
+                return cached
+            del self._views[session_id]
+            return None
         if cached.version != change.version - 1:
             return None
         return self.remember(
@@ -46,3 +50,10 @@ class SessionViews:
                 version=change.version,
             )
         )
+
+
+def _holds(view: SessionView, change: SessionChange) -> bool:
+    """Whether the view already shows the change."""
+    if change.check is not None:
+        return change.check in view.safety_checks
+    return change.status_change is None or change.status_change in view.history

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import logging
 import time
@@ -18,14 +19,29 @@ import uuid
 from datetime import timedelta
 
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.enums.v1 import WorkflowExecutionStatus as RawExecutionStatus
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import QueryRejectCondition
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.domain import ACTIVE_STATUSES
-from workflows.shared import RecordCheckRequest, SessionCommand, SessionView, UpdateResult
+from engine.history import temporal_ending
+from runtime.settings import Settings
+from workflows.domain import ended_in_temporal
+from workflows.shared import (
+    RecordCheckRequest,
+    SessionCommand,
+    SessionView,
+    TemporalEnding,
+    UpdateResult,
+)
 from workflows.work_session import UPDATE_OF, WorkSessionWorkflow
 
 log = logging.getLogger(__name__)
@@ -43,6 +59,10 @@ TRANSIENT = frozenset(
         RPCStatusCode.FAILED_PRECONDITION,
     )
 )
+
+
+# A workflow in these states still takes updates, now or once its next run has started.
+_OPEN = (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW)
 
 
 class Deadline:
@@ -69,28 +89,38 @@ class Deadline:
 class SessionClosed(Exception):
     """The session's workflow has closed: no change can reach it any more."""
 
-    def __init__(self, view: SessionView) -> None:
-        super().__init__(f"session {view.summary.id} is {view.summary.status.value}")
-        self.view = view
-
 
 def session_handle(client: Client, session_id: str) -> SessionHandle:
     """The handle of a session's workflow, whichever run is current."""
     return client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
 
 
-def update_id_of(command: SessionCommand) -> str:
-    """The update id of a command: a check's idempotency key with its body, or a fresh id.
+def update_id_key(settings: Settings) -> bytes:
+    """The key of the answer digest in update ids, which Temporal stores unencrypted.
+
+    With payloads encrypted, an unkeyed digest would let a reader of the history
+    guess a reading by hashing candidates; a key derived from the newest encryption
+    key prevents that. A digest that changes with a rotation only sends a repeat on
+    to the workflow, which answers it with the first record all the same.
+    """
+    keys = settings.encryption_keys()
+    if not keys:
+        return b""
+    return hmac.new(keys[-1].secret, b"update id digests", hashlib.sha256).digest()
+
+
+def update_id_of(command: SessionCommand, digest_key: bytes = b"") -> str:
+    """The update id of a command: a check's idempotency key with its answer, or a fresh id.
 
     The engine answers an update id repeated inside a run with the first outcome
-    without asking the workflow. With the body in the id, the same key with
-    another check, answer or note reaches the workflow, which refuses it, while
-    the same key with the same body is answered with the first record.
+    without asking the workflow. With the answer's digest in the id, the same key
+    with another check, answer or note reaches the workflow, which refuses it,
+    while the same key with the same answer is answered with the first record.
     """
     if not isinstance(command, RecordCheckRequest) or command.idempotency_key is None:
         return str(uuid.uuid4())
     body = json.dumps([command.check_id, command.passed, command.value, command.note])
-    digest = hashlib.sha256(body.encode()).hexdigest()[:32]
+    digest = hmac.new(digest_key, body.encode(), hashlib.sha256).hexdigest()[:32]
     return f"check:{command.actor.user_id}:{command.idempotency_key}:{digest}"
 
 
@@ -101,7 +131,7 @@ def was_not_processed(err: WorkflowUpdateFailedError) -> bool:
 
 
 async def send_command(
-    handle: SessionHandle, command: SessionCommand, deadline: Deadline
+    handle: SessionHandle, command: SessionCommand, deadline: Deadline, digest_key: bytes = b""
 ) -> UpdateResult:
     """Sends a command as its update until the session's current run takes or refuses it.
 
@@ -112,7 +142,7 @@ async def send_command(
     workflow has closed, and the SDK's `RPCError` or `RPCTimeoutOrCancelledError`
     when the engine does not answer in time.
     """
-    update_id = update_id_of(command)
+    update_id = update_id_of(command, digest_key)
     while True:
         try:
             result: UpdateResult = await handle.execute_update(
@@ -125,9 +155,8 @@ async def send_command(
             log.info("update %s met a run continuing as new; sending it again", update_id)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                view = await query_session(handle, deadline)
-                if view.summary.status not in ACTIVE_STATUSES:
-                    raise SessionClosed(view) from err
+                if await _has_closed(handle, deadline):
+                    raise SessionClosed(handle.id) from err
                 log.info("update %s met a closing run; sending it again", update_id)
             # More than the engine's updates in flight for one session is brief too.
             elif err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
@@ -135,6 +164,12 @@ async def send_command(
             if deadline.passed():
                 raise
         await deadline.pause()
+
+
+async def _has_closed(handle: SessionHandle, deadline: Deadline) -> bool:
+    """Tells a closed workflow from one whose run is handing over to the next."""
+    described = await handle.describe(rpc_timeout=deadline.left())
+    return described.status not in _OPEN
 
 
 async def query_session(handle: SessionHandle, deadline: Deadline) -> SessionView:
@@ -153,6 +188,45 @@ async def query_session(handle: SessionHandle, deadline: Deadline) -> SessionVie
         await deadline.pause()
 
 
+async def read_session(
+    client: Client, session_id: str, deadline: Deadline
+) -> tuple[SessionView, TemporalEnding | None]:
+    """The session as the API shows it, and how Temporal's own tools ended it if they did.
+
+    A workflow closed without its consent (terminated, timed out, failed) still
+    answers the query with its last state; the session is then shown ended.
+    """
+    handle = session_handle(client, session_id)
+    reject: QueryRejectCondition | None = QueryRejectCondition.NOT_COMPLETED_CLEANLY
+    ending: TemporalEnding | None = None
+    while True:
+        try:
+            view = await handle.query(
+                WorkSessionWorkflow.get_session,
+                rpc_timeout=deadline.left(),
+                reject_condition=reject,
+            )
+        except WorkflowQueryRejectedError:
+            # Closed without the workflow's consent: its last state, and how it closed.
+            ending = await temporal_ending(client, client.namespace, session_id)
+            if ending is not None:
+                reject = None
+            elif deadline.passed():
+                raise
+            else:
+                # A run that continued as new in this instant: ask the new run.
+                await deadline.pause()
+            continue
+        except RPCError as err:
+            if err.status not in TRANSIENT or deadline.passed():
+                raise
+            await deadline.pause()
+            continue
+        if ending is not None:
+            return ended_in_temporal(view, ending)[0], ending
+        return view, None
+
+
 async def is_paused_by_operator(client: Client, session_id: str, timeout: timedelta) -> bool:
     """Tells whether an operator paused the session's workflow in Temporal itself."""
     request = DescribeWorkflowExecutionRequest(
@@ -160,4 +234,4 @@ async def is_paused_by_operator(client: Client, session_id: str, timeout: timede
     )
     response = await client.workflow_service.describe_workflow_execution(request, timeout=timeout)
     status = response.workflow_execution_info.status
-    return status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_PAUSED
+    return status == RawExecutionStatus.WORKFLOW_EXECUTION_STATUS_PAUSED

@@ -20,7 +20,7 @@ from store.migrate import migrate
 from store.seed import seed_examples
 from store.sops import SopCatalog
 from tests.helpers import TEST_SECRET, start_dev_server
-from worker import build_worker
+from worker import serving
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +46,7 @@ def settings(temporal_client: Client, tmp_path_factory: pytest.TempPathFactory) 
         temporal_task_queue=f"work-sessions-{uuid.uuid4().hex[:8]}",
         embedded=True,
         temporal_rpc_timeout_seconds=5.0,
+        reconcile_interval_seconds=0.5,
         log_format="text",
     )
 
@@ -75,8 +76,7 @@ async def worker(
 ) -> AsyncIterator[None]:
     await register_search_attributes(temporal_client, settings.temporal_namespace)
     engine = create_engine(settings.database_url)
-    running = build_worker(temporal_client, settings, AuditLog(create_transaction_factory(engine)))
-    async with running:
+    async with serving(temporal_client, settings, AuditLog(create_transaction_factory(engine))):
         yield
     await engine.dispose()
 

@@ -8,6 +8,7 @@ The API asks the same object for rules it needs before talking to Temporal.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from workflows.shared import (
     SessionView,
     SopSnapshot,
     StatusChange,
+    TemporalClosure,
+    TemporalEnding,
 )
 
 ACTIVE_STATUSES = (SessionStatus.IN_PROGRESS, SessionStatus.PAUSED)
@@ -84,11 +87,21 @@ STATUS_WORDS: dict[SessionStatus, str] = {
     SessionStatus.ABORTED: "aborted",
 }
 
+# Who the record names for an ending done in Temporal when the engine does not say who.
+TEMPORAL_ACTOR = "temporal"
+
+_ENDING_WORDS: dict[TemporalClosure, str] = {
+    TemporalClosure.CANCELLED: "Cancellation requested in Temporal",
+    TemporalClosure.TERMINATED: "Terminated in Temporal",
+    TemporalClosure.TIMED_OUT: "Timed out in Temporal",
+    TemporalClosure.FAILED: "The workflow failed in Temporal",
+}
+
 MAX_NOTE_LENGTH = 2000
 MAX_REASON_LENGTH = 500
 
 # Per-session bounds that keep a session's state, its query result and the state it
-# carries into a new run far below the engine's 2 MB payload limit (README: limits).
+# carries into a new run far below the engine's 2 MB payload limit (docs/architecture.md).
 MAX_RECORDS_PER_SESSION = 500
 MAX_STATUS_CHANGES_PER_SESSION = 200
 MAX_SESSION_TEXT_BYTES = 256 * 1024
@@ -368,6 +381,29 @@ class WorkSession:
             case _:
                 assert_never(command)
 
+    def end_in_temporal(self, ending: TemporalEnding, now: datetime) -> AuditEvent | None:
+        """Aborts a session that was ended in Temporal's own tools; None if it had ended already.
+
+        A cancellation requested there, or a workflow terminated, timed out or failed
+        there, is an abort: the checks stay, the paused time closes, the abort reason
+        says how Temporal ended it and the history names who, where the engine tells.
+        """
+        if self.is_terminal:
+            return None
+        reason = temporal_abort_reason(ending)
+        by = ending.identity or TEMPORAL_ACTOR
+        self._close_pause(now)
+        self.state.ended_at = now
+        self.state.abort_reason = reason
+        data: dict[str, object] = {
+            "reason": reason,
+            "ended_in_temporal": ending.closure.value,
+            "identity": ending.identity,
+        }
+        return self._enter(
+            SessionStatus.ABORTED, AuditEventType.SESSION_ABORTED, by, now, reason, data
+        )
+
     def _record(self, command: RecordCheckRequest, now: datetime) -> AuditEvent:
         step_id, check = self._checks_by_id[command.check_id]
         passed = _judge(check, command.passed, command.value)
@@ -501,11 +537,22 @@ class WorkSession:
     ) -> AuditEvent:
         rule = COMMAND_RULES[type(command)]
         assert rule.target is not None
-        self.state.status = rule.target
+        return self._enter(rule.target, rule.audit_type, command.actor.user_id, now, reason, data)
+
+    def _enter(
+        self,
+        status: SessionStatus,
+        audit_type: AuditEventType,
+        by: str,
+        now: datetime,
+        reason: str | None,
+        data: dict[str, object],
+    ) -> AuditEvent:
+        self.state.status = status
         self.state.updated_at = now
-        self.state.history.append(StatusChange(rule.target, now, command.actor.user_id, reason))
+        self.state.history.append(StatusChange(status, now, by, reason))
         self._text_bytes += _stored_bytes(reason)
-        return self._audit(rule.audit_type, command.actor.user_id, now, data)
+        return self._audit(audit_type, by, now, data)
 
     def _audit(
         self, event_type: AuditEventType, actor_id: str, now: datetime, data: dict[str, object]
@@ -521,6 +568,53 @@ class WorkSession:
             sop_id=self.state.sop.id,
             data=dict(data),
         )
+
+
+def temporal_abort_reason(ending: TemporalEnding) -> str:
+    """The abort reason a session ended in Temporal shows: how, by whom and why, if told."""
+    by = f" by {ending.identity}" if ending.identity else ""
+    why = f": {ending.reason}" if ending.reason else ""
+    text = f"{_ENDING_WORDS[ending.closure]}{by}{why}"
+    # The engine's text is anyone's input: keep it printable and within a reason's bound.
+    return "".join(ch if ch.isprintable() else " " for ch in text)[:MAX_REASON_LENGTH]
+
+
+def ended_in_temporal(
+    view: SessionView, ending: TemporalEnding
+) -> tuple[SessionView, AuditEvent | None]:
+    """A session whose workflow Temporal closed outside the API, as the API shows it.
+
+    The same rule as a cancellation the workflow itself sees (`end_in_temporal`),
+    applied at the closing time to the last state the workflow held; the audit
+    event takes the next sequence number, so writing it again changes nothing.
+    """
+    summary = view.summary
+    session = WorkSession(
+        SessionState(
+            session_id=summary.id,
+            worker_id=summary.worker_id,
+            # The view carries no steps; the progress below is the workflow's own.
+            sop=SopSnapshot(summary.sop_id, summary.sop_version, summary.sop_title),
+            status=summary.status,
+            started_at=summary.started_at,
+            updated_at=summary.updated_at,
+            paused_at=summary.paused_at,
+            ended_at=summary.ended_at,
+            abort_reason=summary.abort_reason,
+            pause_reason=summary.pause_reason,
+            paused_seconds_closed=summary.paused_seconds_closed,
+            checks=list(view.safety_checks),
+            history=list(view.history),
+            audit_seq=view.version,
+            worker_name=summary.worker_name,
+        )
+    )
+    event = session.end_in_temporal(ending, max(ending.at, summary.updated_at))
+    if event is None:
+        return view, None
+    ended = session.view()
+    ended.summary = dataclasses.replace(ended.summary, progress=summary.progress)
+    return ended, event
 
 
 def _refuse_answer(check: CheckDefinition, passed: bool | None, value: float | None) -> None:

@@ -163,6 +163,34 @@ class SessionChange:
 UpdateResult = SessionChange | SessionView
 
 
+class TemporalClosure(StrEnum):
+    """How a session's workflow was ended in Temporal itself, outside the API."""
+
+    CANCELLED = "cancelled"
+    TERMINATED = "terminated"
+    TIMED_OUT = "timed_out"
+    FAILED = "failed"
+
+
+@dataclass
+class TemporalEnding:
+    """An ending done in Temporal's own tools, with what its history tells about it."""
+
+    closure: TemporalClosure
+    at: datetime
+    # The caller's identity as the engine recorded it (`temporal-cli:user@host`, say).
+    identity: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class WorkflowRun:
+    """One run of one workflow, as the engine names it."""
+
+    workflow_id: str
+    run_id: str
+
+
 @dataclass
 class AuditEvent:
     session_id: str

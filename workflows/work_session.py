@@ -6,16 +6,16 @@ audit activity. Workflow code must stay deterministic: clocks come from
 `workflow.now()` and any change of logic needs `workflow.patched` plus a replay
 test over the stored histories in `tests/histories/`.
 
-Two models live here. Runs that recorded the `compact-history` patch answer
-updates with a `SessionChange`, write audit events in batches and publish the
-list memo when they write; they continue as new only when the run grows long
-or the session has stayed paused for a while. Runs from before that patch keep
-the model they started with: whole views, a memo upsert per update and a new
-run on every pause.
+Runs that recorded the `compact-history` patch answer updates with a
+`SessionChange`, write audit events in batches and publish the list memo when
+they write; they continue as new only when the run grows long or the session
+has stayed paused for a while. Runs started before that patch keep their own
+model, isolated in `workflows.whole_views`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -23,10 +23,11 @@ from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
+    from activities.cancellation import CancelRequests
     from workflows import search_attributes as sa
     from workflows.domain import DomainError, WorkSession
     from workflows.shared import (
@@ -45,7 +46,11 @@ with workflow.unsafe.imports_passed_through():
         SessionView,
         SopSnapshot,
         StartSessionInput,
+        TemporalClosure,
+        TemporalEnding,
+        WorkflowRun,
     )
+    from workflows.whole_views import WholeViews
 
 AUDIT_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
@@ -55,9 +60,10 @@ AUDIT_RETRY = RetryPolicy(
     maximum_attempts=0,
 )
 
-# Patch ids: each marks a change of workflow logic that old histories must not see.
-CONTINUE_AS_NEW_WHEN_PAUSED = "continue-as-new-when-paused"
+# Patch ids: each marks a change of workflow logic that old histories must not see
+# (`continue-as-new-when-paused` belongs to the older model, in `workflows.whole_views`).
 COMPACT_HISTORY = "compact-history"
+CANCEL_IS_AN_ABORT = "cancel-is-an-abort"
 
 # Audit events wait at most this long to be written, unless a batch fills first.
 AUDIT_FLUSH_AFTER = timedelta(seconds=1)
@@ -81,6 +87,15 @@ def _rules(call: Callable[[], T]) -> T:
         raise ApplicationError(err.message, err.details, type=err.code, non_retryable=True) from err
 
 
+def _is_cancellation(err: BaseException) -> bool:
+    """A cancellation requested in Temporal, as it reaches the run: directly, or as the
+    failure of the activity it stopped."""
+    if isinstance(err, asyncio.CancelledError):
+        return True
+    requested = workflow.cancellation_reason() is not None
+    return requested and isinstance(err, ActivityError) and isinstance(err.cause, CancelledError)
+
+
 @workflow.defn
 class WorkSessionWorkflow:
     """One work session, from start to completion or abort."""
@@ -89,13 +104,13 @@ class WorkSessionWorkflow:
     def __init__(self, input: StartSessionInput) -> None:
         # State is built here, not in run(), so an update that arrives in the
         # very first workflow task already finds a session to act on.
-        self._compact = workflow.patched(COMPACT_HISTORY)
         # Replay-safe: with the activity's written count it gives the audit backlog.
         self._audit_events_accepted = workflow.metric_meter().create_counter(
             "work_session_audit_events_accepted",
             "Audit events accepted by sessions; the backlog is this minus those written.",
         )
         self._pending_audit: list[AuditEvent] = list(input.pending_audit)
+        self._audit_in_flight: list[AuditEvent] = []
         if input.carried_state is not None:
             # The SOP travels once, in `input.sop`; the carried copy may be a stub.
             self._session = WorkSession(dataclasses.replace(input.carried_state, sop=input.sop))
@@ -110,7 +125,8 @@ class WorkSessionWorkflow:
             self._pending_audit.append(started)
             self._audit_events_accepted.add(1)
         self._publish_now = False
-        self._paused_in_this_run = False
+        # Only runs started before `compact-history` keep that release's model.
+        self._whole_views = None if workflow.patched(COMPACT_HISTORY) else WholeViews(self._session)
         self._paused_run_after = (
             CONTINUE_AS_NEW_WHEN_PAUSED_FOR
             if input.paused_run_after_seconds is None
@@ -121,9 +137,56 @@ class WorkSessionWorkflow:
 
     @workflow.run
     async def run(self, input: StartSessionInput) -> SessionView:
-        """Waits for messages until the session is finished, writing audit events as they come."""
-        if not self._compact:
-            return await self._run_whole_views(input)
+        """Waits for messages until the session is finished, writing audit events as they come.
+
+        A cancellation requested in Temporal (its Web UI, CLI or any client) aborts
+        the session; the workflow then writes the audit trail and completes.
+        """
+        try:
+            if self._whole_views is not None:
+                return await self._whole_views.run(
+                    lambda: bool(self._pending_audit),
+                    self._flush_audit,
+                    lambda: self._continue_as_new(input),
+                )
+            return await self._run_compact(input)
+        except (asyncio.CancelledError, ActivityError) as err:
+            # Before this patch a cancellation closed the workflow as Canceled.
+            if not _is_cancellation(err) or not workflow.patched(CANCEL_IS_AN_ABORT):
+                raise
+        await self._abort_on_cancellation()
+        return await self._run_compact(input)
+
+    async def _abort_on_cancellation(self) -> None:
+        if self._session.is_terminal:
+            return
+        ending = TemporalEnding(
+            TemporalClosure.CANCELLED,
+            workflow.now(),
+            await self._cancel_requester(),
+            workflow.cancellation_reason() or None,
+        )
+        event = self._session.end_in_temporal(ending, workflow.now())
+        if event is not None:
+            self._pending_audit.append(event)
+            self._audit_events_accepted.add(1)
+            self._show_details(self._session.summary())
+            self._publish_now = True
+
+    async def _cancel_requester(self) -> str | None:
+        info = workflow.info()
+        try:
+            return await workflow.execute_activity_method(
+                CancelRequests.identify_cancel_request,
+                WorkflowRun(info.workflow_id, info.run_id),
+                start_to_close_timeout=timedelta(seconds=10),
+                # Who asked is worth a few tries, not a session left unaborted.
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError:
+            return None
+
+    async def _run_compact(self, input: StartSessionInput) -> SessionView:
         while True:
             if self._publish_now:
                 self._publish()
@@ -221,13 +284,11 @@ class WorkSessionWorkflow:
         # Let in-flight handlers finish so no accepted update is cut off;
         # audit events not yet written travel with the state.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        state = self._session.state
-        if self._compact:
-            # The SOP goes once, in `sop`: twice could pass the engine's payload limit.
-            sop = state.sop
-            state = dataclasses.replace(
-                state, sop=SopSnapshot(id=sop.id, version=sop.version, title=sop.title)
-            )
+        # The SOP goes once, in `sop`: twice could pass the engine's payload limit.
+        sop = self._session.state.sop
+        state = dataclasses.replace(
+            self._session.state, sop=SopSnapshot(id=sop.id, version=sop.version, title=sop.title)
+        )
         workflow.continue_as_new(
             StartSessionInput(
                 session_id=input.session_id,
@@ -243,66 +304,41 @@ class WorkSessionWorkflow:
 
     async def _flush_audit(self) -> None:
         batch, self._pending_audit = self._pending_audit, []
-        await workflow.execute_activity_method(
-            AuditActivities.append_audit_events,
-            batch,
-            # A write takes milliseconds; a lost worker's attempt is retried after this.
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=AUDIT_RETRY,
-        )
+        self._audit_in_flight = batch
+        try:
+            await workflow.execute_activity_method(
+                AuditActivities.append_audit_events,
+                batch,
+                # A write takes milliseconds; a lost worker's attempt is retried after this.
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=AUDIT_RETRY,
+            )
+        except (asyncio.CancelledError, ActivityError):
+            # A cancellation in Temporal stops waiting for this write, which may or may
+            # not land: the batch goes again, and the audit log keeps each event once.
+            self._pending_audit[:0] = batch
+            raise
+        finally:
+            self._audit_in_flight = []
 
     def _apply(self, command: SessionCommand) -> SessionChange | SessionView:
         outcome = _rules(lambda: self._session.apply(command, workflow.now()))
         event, change = outcome.event, outcome.change
         if event is None:
             # A check repeated under its key; the answer names the first record.
-            return change if self._compact else self._session.view()
+            return change if self._whole_views is None else self._session.view()
         self._pending_audit.append(event)
         self._audit_events_accepted.add(1)
-        if self._compact:
-            self._show_details(change.summary)
-            # A status change shows in lists at once; its audit row goes with the next batch,
-            # so that a resume sent right after a pause meets no audit write in flight.
-            self._publish_now = self._publish_now or event.type != AuditEventType.CHECK_RECORDED
-            return change
-        summary = change.summary
-        self._show_details(summary)
-        workflow.upsert_memo({SUMMARY_MEMO_KEY: summary})
-        if event.type != AuditEventType.CHECK_RECORDED:
-            workflow.upsert_search_attributes([sa.SESSION_STATUS.value_set(summary.status.value)])
-        if summary.status == SessionStatus.PAUSED:
-            self._paused_in_this_run = True
-        return self._session.view()
+        self._show_details(change.summary)
+        if self._whole_views is not None:
+            return self._whole_views.answer(change.summary, event.type)
+        # A status change shows in lists at once; its audit row goes with the next batch,
+        # so that a resume sent right after a pause meets no audit write in flight.
+        self._publish_now = self._publish_now or event.type != AuditEventType.CHECK_RECORDED
+        return change
 
     def _refuse(self, command: SessionCommand) -> None:
         _rules(lambda: self._session.refuse(command))
-
-    async def _run_whole_views(self, input: StartSessionInput) -> SessionView:
-        """The run loop of runs from before `compact-history`."""
-        while True:
-            await workflow.wait_condition(
-                lambda: (
-                    bool(self._pending_audit)
-                    or self._session.is_terminal
-                    or self._paused_in_this_run
-                    or workflow.info().is_continue_as_new_suggested()
-                )
-            )
-            if workflow.info().is_continue_as_new_suggested() and not self._session.is_terminal:
-                await self._continue_as_new(input)
-            if self._pending_audit:
-                await self._flush_audit()
-                continue
-            if self._paused_in_this_run:
-                self._paused_in_this_run = False
-                if self._session.status == SessionStatus.PAUSED and workflow.patched(
-                    CONTINUE_AS_NEW_WHEN_PAUSED
-                ):
-                    await self._continue_as_new(input)
-                continue
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            if not self._pending_audit:
-                return self._session.view()
 
     @staticmethod
     def _show_details(summary: SessionSummary) -> None:
@@ -319,6 +355,11 @@ class WorkSessionWorkflow:
     def get_session(self) -> SessionView:
         """Returns the whole session."""
         return self._session.view()
+
+    @workflow.query
+    def get_unwritten_audit(self) -> list[AuditEvent]:
+        """Returns the audit events accepted but not yet confirmed written, oldest first."""
+        return self._audit_in_flight + self._pending_audit
 
     @workflow.update
     def pause(self, request: PauseRequest) -> SessionChange | SessionView:

@@ -9,12 +9,15 @@ import pytest
 
 from tests.helpers import sop_snapshot
 from workflows.domain import (
+    MAX_REASON_LENGTH,
     MAX_RECORDS_PER_SESSION,
     MAX_SESSION_TEXT_BYTES,
     MAX_STATUS_CHANGES_PER_SESSION,
+    TEMPORAL_ACTOR,
     DomainError,
     WorkSession,
     durations,
+    ended_in_temporal,
 )
 from workflows.shared import (
     AbortRequest,
@@ -25,6 +28,8 @@ from workflows.shared import (
     RecordCheckRequest,
     ResumeRequest,
     SessionStatus,
+    TemporalClosure,
+    TemporalEnding,
 )
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -321,3 +326,79 @@ def test_a_change_carries_only_what_changed() -> None:
     paused = session.apply(PauseRequest(OWNER, "lunch"), at(2)).change
     assert paused.check is None
     assert paused.status_change == session.state.history[-1]
+
+
+def paused_with_a_check() -> WorkSession:
+    session = new_session()
+    session.apply(RecordCheckRequest(OWNER, "breaker-off", passed=True), at(1))
+    session.apply(PauseRequest(OWNER, "lunch"), at(2))
+    return session
+
+
+def test_a_cancellation_in_temporal_aborts_keeping_checks_and_naming_who_asked() -> None:
+    session = paused_with_a_check()
+    ending = TemporalEnding(TemporalClosure.CANCELLED, at(9), "temporal-cli:op@host", "wrong SOP")
+
+    event = session.end_in_temporal(ending, at(10))
+
+    assert event is not None
+    assert session.status == SessionStatus.ABORTED
+    assert [r.check_id for r in session.state.checks] == ["breaker-off"]
+    reason = "Cancellation requested in Temporal by temporal-cli:op@host: wrong SOP"
+    assert session.state.abort_reason == reason
+    assert session.state.history[-1].by == "temporal-cli:op@host"
+    assert durations(session.summary(), at(60)) == (120.0, 480.0)
+    assert (event.type, event.seq, event.actor) == (
+        AuditEventType.SESSION_ABORTED,
+        4,
+        ending.identity,
+    )
+    assert event.data == {
+        "reason": reason,
+        "ended_in_temporal": "cancelled",
+        "identity": ending.identity,
+    }
+    # Ended already: nothing more happens, whatever Temporal does next.
+    assert session.end_in_temporal(ending, at(11)) is None
+    assert codes_of(lambda: session.refuse(ResumeRequest(OWNER))) == "invalid_transition"
+
+
+def test_an_ending_without_identity_or_reason_names_temporal_and_stays_within_bounds() -> None:
+    session = new_session()
+    event = session.end_in_temporal(TemporalEnding(TemporalClosure.TERMINATED, at(1)), at(1))
+    assert event is not None and event.actor == TEMPORAL_ACTOR
+    assert session.state.abort_reason == "Terminated in Temporal"
+
+    noisy = TemporalEnding(TemporalClosure.TERMINATED, at(1), "op", "a\x00b\n" + "x" * 900)
+    assert new_session().end_in_temporal(noisy, at(1)) is not None
+    reason = ended_in_temporal(new_session().view(), noisy)[0].summary.abort_reason
+    assert reason is not None and len(reason) == MAX_REASON_LENGTH
+    assert reason.startswith("Terminated in Temporal by op: a b ")
+
+
+@pytest.mark.parametrize("closure", list(TemporalClosure))
+def test_a_closed_workflow_s_view_is_the_same_abort_the_workflow_would_apply(
+    closure: TemporalClosure,
+) -> None:
+    ending = TemporalEnding(closure, at(5), "someone", "why")
+    before = paused_with_a_check().view()
+    in_workflow = paused_with_a_check()
+    expected_event = in_workflow.end_in_temporal(ending, at(5))
+
+    shown, event = ended_in_temporal(before, ending)
+
+    assert shown == in_workflow.view()
+    assert event == expected_event
+    assert shown.summary.status == SessionStatus.ABORTED
+    assert shown.version == before.version + 1
+
+
+def test_a_finished_session_closed_in_temporal_stays_as_it_ended() -> None:
+    session = new_session()
+    session.apply(AbortRequest(OWNER, "done"), at(1))
+    view = session.view()
+
+    assert ended_in_temporal(view, TemporalEnding(TemporalClosure.TERMINATED, at(2))) == (
+        view,
+        None,
+    )

@@ -375,16 +375,31 @@ async def test_missing_search_attributes_stop_a_worker_that_may_not_add_them(
     assert register.returncode == 1
     assert tcld in register.stderr
 
+    log = await worker_that_stops(site, connection)
+    assert tcld in log and "worker not started" in log
+
+
+async def test_a_namespace_that_does_not_exist_stops_the_worker_naming_it(
+    front: TlsFront, site: Site
+) -> None:
+    connection = {
+        "TEMPORAL_ADDRESS": front.address("tls"),
+        "TEMPORAL_NAMESPACE": "work-sessions-nowhere",
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(front.certificates.ca),
+    }
+    log = await worker_that_stops(site, connection)
+    assert "worker not started" in log
+    assert "NOT_FOUND for the namespace work-sessions-nowhere" in log
+
+
+async def worker_that_stops(site: Site, connection: Mapping[str, str]) -> str:
+    """Runs `python worker.py`, expects it to stop with exit code 1; returns its log."""
     worker = ManagedProcess(
-        "worker",
-        [sys.executable, "worker.py"],
-        site.env(connection),
-        site.folder / "worker.log",
+        "worker", [sys.executable, "worker.py"], site.env(connection), site.folder / "worker.log"
     ).start()
     try:
         assert worker.process is not None
-        assert await asyncio.to_thread(worker.process.wait, 60) == 1
+        assert await asyncio.to_thread(worker.process.wait, 60) == 1, worker.log_tail()
     finally:
         worker.stop()
-    log = worker.log_tail()
-    assert tcld in log and "worker not started" in log
+    return worker.log_tail()

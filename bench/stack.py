@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from api.auth import mint_token
 from bench.drivers import BENCH_SOP_ID
 from devstack.processes import ManagedProcess, free_port
@@ -71,9 +73,14 @@ def _proc(process: ManagedProcess, name: str) -> str:
 
 
 def process_cpu_seconds(process: ManagedProcess) -> float:
-    """CPU time (user + system) of a managed process, from /proc/<pid>/stat."""
+    """CPU time (user + system) of a managed process."""
+    return pid_cpu_seconds(process.pid)
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process `pid`, from /proc/<pid>/stat."""
     # Fields after the parenthesized command name; utime and stime are fields 14 and 15.
-    fields = _proc(process, "stat").rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -116,7 +123,10 @@ async def _bench_sop(settings: Settings) -> PublishedSop:
 
 
 async def start_stack(
-    data_dir: Path, worker_cache: int | None, first_port: int | None
+    data_dir: Path,
+    worker_cache: int | None,
+    first_port: int | None,
+    encryption_keys: SecretStr | None = None,
 ) -> tuple[BenchStack, PublishedSop]:
     """Starts the dev server, prepares the databases, then starts the worker and the API.
 
@@ -132,6 +142,7 @@ async def start_stack(
         auth_jwt_secret=SECRET,
         api_port=api_port,
         log_format="text",
+        payload_encryption_keys=encryption_keys,
     )
     if worker_cache is not None:
         settings.worker_max_cached_workflows = worker_cache

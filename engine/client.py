@@ -27,7 +27,7 @@ from temporalio.converter import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from engine.codec import EncryptionCodec
+from engine.codec import EncryptionCodec, RefuseEncrypted
 from runtime.settings import Settings, temporal_profile
 from runtime.tracing import Tracing
 from workflows import search_attributes as sa
@@ -60,11 +60,12 @@ class PayloadConverter(CompositePayloadConverter):
         )
 
 
-# The converter of every client when payloads are not encrypted; it reads encrypted
-# payloads only as ciphertext.
+# The project's payloads, unencrypted: what the stored histories were written with.
 DATA_CONVERTER: DataConverter = dataclasses.replace(
     pydantic_data_converter, payload_converter_class=PayloadConverter
 )
+# Where no key is configured, an encrypted payload is refused with its cause.
+_PLAINTEXT_CONVERTER = dataclasses.replace(DATA_CONVERTER, payload_codec=RefuseEncrypted())
 
 
 # How long a dev server takes to answer after its start, at most, on a busy machine.
@@ -106,7 +107,7 @@ def data_converter(settings: Settings) -> DataConverter:
     """
     keys = settings.encryption_keys()
     if not keys:
-        return DATA_CONVERTER
+        return _PLAINTEXT_CONVERTER
     return dataclasses.replace(
         DATA_CONVERTER,
         payload_codec=EncryptionCodec(keys),

@@ -4,10 +4,14 @@ the day encryption was turned on; Temporal itself holds only ciphertext."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,12 +19,14 @@ from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from api.deps import Services
 from api.main import create_app
-from engine.client import connect, data_converter
+from engine.client import connect, data_converter, register_search_attributes
 from engine.codec import ENCODING, KEY_ID_METADATA
+from engine.register import ensure_namespace
 from runtime.settings import Settings
 from tests.helpers import assert_eventually, bearer, new_user
 from tests.helpers.api import act, publish_sop, record, start_session
@@ -48,6 +54,18 @@ async def deployment(settings: Settings, keys: str | None) -> AsyncIterator[http
             transport = httpx.ASGITransport(app=create_app(settings, services))
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
                 yield api
+    finally:
+        await services.close()
+
+
+@asynccontextmanager
+async def api_alone(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An API configured without payload encryption keys, and no worker."""
+    services = await Services.create(settings)
+    transport = httpx.ASGITransport(app=create_app(settings, services))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
+            yield api
     finally:
         await services.close()
 
@@ -95,17 +113,35 @@ async def memo_key_id(client: Client, namespace: str, session_id: str) -> str | 
     return memo.metadata[KEY_ID_METADATA].decode()
 
 
+async def encrypted_namespace(client: Client) -> str:
+    namespace = f"encrypted-{uuid.uuid4().hex[:8]}"
+    await ensure_namespace(client, namespace, timedelta(days=1))
+
+    async def searchable() -> None:
+        try:
+            await register_search_attributes(client, namespace)
+        except RPCError as err:
+            raise AssertionError(f"namespace {namespace} not ready: {err}") from err
+
+    await assert_eventually(searchable)
+    return namespace
+
+
 async def test_sessions_span_encryption_turned_on_and_a_key_rotation(
-    settings: Settings, temporal_client: Client, services: Services, worker: None
+    settings: Settings, temporal_client: Client, services: Services
 ) -> None:
     settings = settings.model_copy(
         update={
+            # A namespace of its own: the other tests' APIs hold no keys for these sessions.
+            "temporal_namespace": await encrypted_namespace(temporal_client),
             "temporal_task_queue": f"encrypted-{uuid.uuid4().hex[:8]}",
             # A release's first message to a session the previous release had cached waits
             # for that release's sticky queue to time out (3 s) first.
             "temporal_rpc_timeout_seconds": 20.0,
         }
     )
+    # Temporal as it stores the sessions: no codec between it and the test.
+    stored = Client(temporal_client.service_client, namespace=settings.temporal_namespace)
     user = new_user()
     note = f"meter M-{uuid.uuid4().hex[:6]}"
 
@@ -117,12 +153,16 @@ async def test_sessions_span_encryption_turned_on_and_a_key_rotation(
         assert (await record(api, user, under_a, "breaker-off", passed=True)).status_code == 201
         refused = await act(api, user, under_a, "resume")
         assert (refused.status_code, refused.json()["code"]) == (409, "invalid_transition")
-    assert set(await key_ids_in_history(temporal_client, before)) == {None}
-    assert set(await key_ids_in_history(temporal_client, under_a)) == {"a"}
+    assert set(await key_ids_in_history(stored, before)) == {None}
+    assert set(await key_ids_in_history(stored, under_a)) == {"a"}
 
     async with deployment(settings, f"{KEY_A},{KEY_B}") as api:
         for sid in (before, under_a):
-            checked = await record(api, user, sid, "residual-v", value=2.5, note=note)
+            checked = await api.post(
+                f"/api/v1/sessions/{sid}/checks",
+                json={"check_id": "residual-v", "value": 2.5, "note": note},
+                headers={**bearer(user), "Idempotency-Key": f"key-{sid}"},
+            )
             assert checked.status_code == 201, checked.text
             assert checked.json()["safety_checks"][-1]["note"] == note
             assert (await act(api, user, sid, "pause", {"reason": note})).status_code == 200
@@ -138,7 +178,7 @@ async def test_sessions_span_encryption_turned_on_and_a_key_rotation(
             assert items[before]["progress"]["checks_passed"] == 1
             assert items[under_a]["progress"]["checks_passed"] == 2
             assert items[under_a]["sop_title"] == sop["title"]
-            assert await memo_key_id(temporal_client, settings.temporal_namespace, under_a) == "b"
+            assert await memo_key_id(stored, settings.temporal_namespace, under_a) == "b"
 
         await assert_eventually(listed_with_progress)
 
@@ -155,14 +195,25 @@ async def test_sessions_span_encryption_turned_on_and_a_key_rotation(
 
         await assert_eventually(audited)
 
+    async with api_alone(settings) as api:
+        # An API configured without the keys the sessions use names the cause, never a 500.
+        response = await api.get("/api/v1/sessions", headers=bearer(user))
+        assert (response.status_code, response.json()["code"]) == (503, "encryption_key_missing")
+
     rotated = data_converter(
         settings.model_copy(update={"payload_encryption_keys": SecretStr(f"{KEY_A},{KEY_B}")})
     )
     replayer = Replayer(workflows=[WorkSessionWorkflow], data_converter=rotated)
     for sid, first in ((before, None), (under_a, "a")):
-        ids = await key_ids_in_history(temporal_client, sid)
+        ids = await key_ids_in_history(stored, sid)
         assert ids[0] == first, "the start input keeps the key it was written with"
         assert ids[-1] == "b", "new payloads are encrypted with the newest key"
-        history = await temporal_client.get_workflow_handle(sid).fetch_history()
-        assert note.encode() not in history.to_json().encode()
+        history = await stored.get_workflow_handle(sid).fetch_history()
+        text = history.to_json()
+        assert note not in text
+        # The update id names the answer by a digest a reader of the history cannot recompute.
+        answer = json.dumps(["residual-v", None, 2.5, note]).encode()
+        assert f"check:{user}:key-{sid}:" in text
+        for guess in (hashlib.sha256(answer), hmac.new(b"", answer, hashlib.sha256)):
+            assert guess.hexdigest()[:32] not in text
         await replayer.replay_workflow(history)

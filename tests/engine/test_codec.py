@@ -99,13 +99,17 @@ async def test_an_unknown_key_or_an_altered_payload_is_refused() -> None:
 
 
 async def test_the_converter_encrypts_only_when_keys_are_configured() -> None:
-    assert data_converter(Settings()) is DATA_CONVERTER
     converter = data_converter(Settings(payload_encryption_keys=SecretStr(f"k:{new_key()}")))
     request = PauseRequest(Actor(user_id="alice", roles=["worker"]), "lunch")
     [payload] = await converter.encode([request])
     assert payload.metadata["encoding"] == ENCODING
     assert b"lunch" not in payload.data
     assert await converter.decode([payload], [PauseRequest]) == [request]
+
+    without_keys = data_converter(Settings())
+    assert await without_keys.encode([request]) == await DATA_CONVERTER.encode([request])
+    with pytest.raises(UndecryptablePayload, match="no payload encryption key is configured"):
+        await without_keys.decode([payload], [PauseRequest])
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

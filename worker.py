@@ -22,6 +22,7 @@ from engine.client import connect_when_ready, register_search_attributes
 from engine.reconcile import EndingsReconciler
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
+from runtime.tracing import tracing_from_environment
 from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from workflows.work_session import WorkSessionWorkflow
@@ -78,7 +79,9 @@ async def main() -> None:
                 )
             )
         )
-    client = await connect_when_ready(settings)
+    client = await connect_when_ready(
+        settings, tracing=tracing_from_environment("work-sessions-worker")
+    )
     await register_search_attributes(client, settings.temporal_namespace)
     engine = create_engine(settings.database_url)
     audit_log = AuditLog(create_transaction_factory(engine))

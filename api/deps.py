@@ -17,9 +17,11 @@ from api.oidc import ProviderDiscovery
 from engine.client import connect
 from runtime.logs import bind_log_context
 from runtime.settings import Settings
+from runtime.tracing import Tracing
 from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from store.sops import SopCatalog
+from store.start_keys import SessionStartKeys
 
 
 @dataclass
@@ -31,14 +33,15 @@ class Services:
     gateway: SessionGateway
     catalog: SopCatalog
     audit_log: AuditLog
+    start_keys: SessionStartKeys
     verifier: TokenVerifier
     engine: AsyncEngine
     discovery: ProviderDiscovery | None
 
     @classmethod
-    async def create(cls, settings: Settings) -> Services:
+    async def create(cls, settings: Settings, tracing: Tracing | None = None) -> Services:
         """Connects lazily to Temporal, so the API starts (and says not ready) without it."""
-        client = await connect(settings, lazy=True)
+        client = await connect(settings, lazy=True, tracing=tracing)
         engine = create_engine(settings.database_url)
         sessions = create_transaction_factory(engine)
         discovery = ProviderDiscovery(settings.auth_issuer) if settings.auth_issuer else None
@@ -48,6 +51,7 @@ class Services:
             gateway=SessionGateway(client, settings),
             catalog=SopCatalog(sessions),
             audit_log=AuditLog(sessions),
+            start_keys=SessionStartKeys(sessions),
             verifier=TokenVerifier(settings, discovery),
             engine=engine,
             discovery=discovery,
@@ -87,6 +91,11 @@ async def get_audit_log(services: ServicesDep) -> AuditLog:
     return services.audit_log
 
 
+async def get_start_keys(services: ServicesDep) -> SessionStartKeys:
+    """Gets the record of which session each start's Idempotency-Key named."""
+    return services.start_keys
+
+
 async def get_database(services: ServicesDep) -> AsyncEngine:
     """Gets the app database's engine."""
     return services.engine
@@ -96,6 +105,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_in_force)]
 GatewayDep = Annotated[SessionGateway, Depends(get_gateway)]
 CatalogDep = Annotated[SopCatalog, Depends(get_catalog)]
 AuditLogDep = Annotated[AuditLog, Depends(get_audit_log)]
+StartKeysDep = Annotated[SessionStartKeys, Depends(get_start_keys)]
 DatabaseDep = Annotated[AsyncEngine, Depends(get_database)]
 
 bearer_credentials = HTTPBearer(auto_error=False, description="JWT with `sub` and `roles` claims")

@@ -71,9 +71,6 @@ from workflows.work_session import UPDATE_OF, WorkSessionWorkflow
 
 log = logging.getLogger(__name__)
 
-# Session ids derived from idempotency keys: same caller + same key = same session.
-_SESSION_ID_NAMESPACE = uuid.UUID("7d0f6f5e-4a53-4d8e-9a53-3c1f4b0e2a61")
-
 # The codes the workflow refuses with; any other failure from the engine is not the caller's.
 _REFUSAL_CODES = frozenset(code.value for code in RefusalCode)
 # The failure type the server gives updates a run closed before accepting or rejecting.
@@ -257,24 +254,8 @@ class SessionGateway:
     def _handle(self, session_id: str) -> WorkflowHandle[WorkSessionWorkflow, SessionView]:
         return self._client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
 
-    async def start(
-        self,
-        user: User,
-        sop: PublishedSop,
-        idempotency_key: str | None,
-        *,
-        version_named: bool = False,
-    ) -> SessionView:
-        """Starts a session; the same caller with the same key and body gets the same session.
-
-        The key alone names the session, so a repeat meets the session it started:
-        it is answered with that session if it asked for the same SOP (and the same
-        version, when it named one), and refused otherwise.
-        """
-        if idempotency_key is None:
-            session_id = str(uuid.uuid4())
-        else:
-            session_id = str(uuid.uuid5(_SESSION_ID_NAMESPACE, f"{user.id}\n{idempotency_key}"))
+    async def start(self, user: User, sop: PublishedSop, session_id: str) -> SessionView:
+        """Starts session `session_id`; if it was started before, answers with that session."""
         snapshot = sop.to_snapshot()
         try:
             view = await start_session_workflow(
@@ -287,6 +268,7 @@ class SessionGateway:
                 rpc_timeout=self._rpc_timeout,
             )
         except WorkflowAlreadyStartedError:
+            # The same caller sent this key before: answer with the session it started.
             existing = await self.get(user, session_id)
         except (RPCError, RPCTimeoutOrCancelledError) as err:
             raise _unavailable(err, maybe_applied=True) from err
@@ -294,12 +276,10 @@ class SessionGateway:
             raise _unavailable(err) from err
         else:
             return self._views.remember(view)
-        started = existing.summary
-        if started.sop_id != snapshot.id or (version_named and started.sop_version != sop.version):
+        if existing.summary.sop_id != snapshot.id:
             raise ProblemError(
                 ProblemCode.IDEMPOTENCY_KEY_REUSED,
-                "This Idempotency-Key was already used to start a session of "
-                f"SOP '{started.sop_id}' version {started.sop_version}.",
+                "This Idempotency-Key was already used to start a session of another SOP.",
             )
         return existing
 

@@ -10,12 +10,14 @@ import uuid
 from urllib.parse import quote
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
 from api.errors import PROBLEM_JSON, ProblemCode
 from runtime.logs import bind_log_context, reset_log_context, start_log_context
+from runtime.tracing import Tracing, request_traced
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An id from a proxy in front is kept only if it is short and plain.
@@ -102,7 +104,8 @@ class RequestObservability:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            with request_traced(request_id):
+                await self.app(scope, receive, send_with_id)
         except Exception:
             # Raised after the answer had begun: the server closes the connection.
             answer.code = ProblemCode.INTERNAL_ERROR.value
@@ -138,6 +141,16 @@ def _observe(scope: Scope, answer: _Answer, started: float) -> None:
             "duration_ms": duration_ms,
         },
     )
+
+
+def request_telemetry(tracing: Tracing | None) -> TelemetryConfig | None:
+    """FastAPI's own request spans, made with the tracing's provider; probes make none."""
+    if tracing is None:
+        return None
+    return {
+        "tracer_provider": tracing.provider,
+        "exclude": lambda scope: scope.get("path") in _QUIET_ROUTES,
+    }
 
 
 def install_observability(app: FastAPI) -> None:

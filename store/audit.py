@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from store.db import insert_statement
 from store.models import ID_LENGTH, AuditDeadLetterRow, AuditEventRow
 from workflows.shared import AuditEvent
 
@@ -121,7 +121,7 @@ class AuditLog:
             return []
         async with self._sessions() as session:
             dialect = session.get_bind().dialect.name
-            statement = self._insert(dialect, AuditDeadLetterRow).values(
+            statement = insert_statement(dialect, AuditDeadLetterRow).values(
                 [_dead_letter_values(r) for r in refused]
             )
             result = await session.execute(
@@ -147,7 +147,7 @@ class AuditLog:
             dialect = session.get_bind().dialect.name
             for start in range(0, len(events), INSERT_BATCH_SIZE):
                 batch = events[start : start + INSERT_BATCH_SIZE]
-                statement = self._insert(dialect, AuditEventRow).values(
+                statement = insert_statement(dialect, AuditEventRow).values(
                     [_values(event) for event in batch]
                 )
                 result = await session.execute(
@@ -158,16 +158,6 @@ class AuditLog:
                 inserted += len(result.all())
             await session.commit()
         return inserted
-
-    @staticmethod
-    def _insert(
-        dialect: str, table: type[AuditEventRow | AuditDeadLetterRow]
-    ) -> postgresql.Insert | sqlite.Insert:
-        if dialect == "postgresql":
-            return postgresql.insert(table)
-        if dialect == "sqlite":
-            return sqlite.insert(table)
-        raise NotImplementedError(f"audit append does not support the {dialect} dialect")
 
     async def for_session(self, session_id: str) -> list[AuditEvent]:
         """Lists a session's events, oldest first."""

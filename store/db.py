@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, make_url, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -54,3 +55,12 @@ async def ping(engine: AsyncEngine) -> None:
     """Runs SELECT 1, raising when the database cannot be reached."""
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
+
+
+def insert_statement(dialect: str, table: type[Any]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can skip rows already there (`on_conflict_do_nothing`), per dialect."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"the store does not support the {dialect} dialect")

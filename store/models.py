@@ -119,3 +119,17 @@ class AuditDeadLetterRow(Base):
     recorded_at: Mapped[datetime] = mapped_column(
         UtcDateTime, server_default=text("CURRENT_TIMESTAMP")
     )
+
+
+class SessionStartKeyRow(Base):
+    """The session the first `POST /sessions` with an Idempotency-Key named, for its repeats."""
+
+    __tablename__ = "session_start_keys"
+
+    # SHA-256 of caller and key: neither is stored, and the key's length does not matter.
+    key_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_digest: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(
+        UtcDateTime, server_default=text("CURRENT_TIMESTAMP")
+    )

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Path, Query, status
 
 from api import metrics
-from api.auth import SUBJECT_PATTERN
-from api.deps import AuditLogDep, CatalogDep, CurrentUser, GatewayDep, Worker
+from api.auth import SUBJECT_PATTERN, User
+from api.deps import AuditLogDep, CatalogDep, CurrentUser, GatewayDep, StartKeysDep, Worker
 from api.errors import ProblemCode, ProblemError, problems
 from api.schemas import (
     ID_PATTERN,
@@ -25,6 +25,8 @@ from api.schemas import (
     WorkSessionOut,
     WorkSessionSummaryOut,
 )
+from engine.session_ids import readable_session_id
+from store.start_keys import SessionStartKeys
 from workflows.shared import (
     AbortRequest,
     CompleteRequest,
@@ -58,6 +60,7 @@ async def start_session(
     user: Worker,
     catalog: CatalogDep,
     gateway: GatewayDep,
+    start_keys: StartKeysDep,
     idempotency_key: IdempotencyKey = None,
 ) -> WorkSessionOut:
     """Starts a session of an SOP for the calling worker."""
@@ -67,10 +70,24 @@ async def start_session(
         raise ProblemError(
             ProblemCode.SOP_NOT_FOUND, f"SOP '{body.sop_id}'{version} does not exist."
         )
-    started = await gateway.start(
-        user, sop, idempotency_key, version_named=body.sop_version is not None
-    )
-    return _out(started)
+    session_id = await _session_id_of_start(body, user, start_keys, idempotency_key)
+    return _out(await gateway.start(user, sop, session_id))
+
+
+async def _session_id_of_start(
+    body: StartSessionIn, user: User, start_keys: SessionStartKeys, idempotency_key: str | None
+) -> str:
+    """A new readable id, or the one the first request with this Idempotency-Key chose."""
+    session_id = readable_session_id(user.id, body.sop_id, datetime.now(UTC))
+    if idempotency_key is None:
+        return session_id
+    claim = await start_keys.claim(user.id, idempotency_key, body.model_dump_json(), session_id)
+    if not claim.same_request:
+        raise ProblemError(
+            ProblemCode.IDEMPOTENCY_KEY_REUSED,
+            "This Idempotency-Key was already used to start a session with another request.",
+        )
+    return claim.session_id
 
 
 @router.get("", responses=problems(403))

@@ -18,7 +18,7 @@ from api.auth import TokenVerifier, mint_token
 from api.errors import ProblemError
 from api.main import create_app
 from devstack.processes import ROOT, ManagedProcess, free_port
-from devstack.stack import api_process
+from devstack.stack import api_process, build_stack
 from embedded import banner
 from runtime.settings import DEV_JWT_SECRET, Settings
 from tests.helpers import TEST_SECRET
@@ -240,3 +240,34 @@ def test_the_api_process_refuses_a_dev_sign_in_forwarded_from_elsewhere(
 
     assert forwarded.status_code == 403
     assert direct.status_code == 200
+
+
+def test_make_run_serves_the_temporal_web_ui_on_loopback_only(tmp_path: Path) -> None:
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback interface")
+    ui_port = free_port()
+    settings = Settings(
+        embedded=True,
+        temporal_address=f"127.0.0.1:{free_port()}",
+        temporal_ui_url=f"http://{address}:{ui_port}",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/app.db",
+    )
+    server = build_stack(settings, tmp_path, web_ui=True).server
+    assert server is not None
+    server.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.running, server.log_tail()
+            try:
+                if httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, server.log_tail()
+                time.sleep(0.2)
+
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://{address}:{ui_port}/", timeout=2)
+    finally:
+        server.stop()

@@ -1,4 +1,4 @@
-"""A supervisor in the Temporal Web UI: the README's queries and columns, in Chromium."""
+"""A supervisor in the Temporal Web UI: the documented queries and columns, in Chromium."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ from runtime.settings import DEV_JWT_SECRET
 
 pytestmark = pytest.mark.slow
 
-README = ROOT / "README.md"
-# The README's queries, with its example worker `alice` standing for the test's own.
+# Where supervisors read about the Web UI: the README and the pages under docs/.
+DOCUMENTATION = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# The documented queries, with their example worker `alice` standing for the test's own.
 LIVE_OF_WORKER = 'ExecutionStatus = "Running" AND WorkerId = "alice"'
 PAUSED_OF_WORKER = 'ExecutionStatus = "Running" AND SessionStatus = "PAUSED" AND WorkerId = "alice"'
 ABORTED = 'ExecutionStatus = "Completed" AND SessionStatus = "ABORTED"'
-# The README's snippet: where the Web UI keeps a browser's columns for a namespace.
+# The documented snippet: where the Web UI keeps a browser's columns for a namespace.
 COLUMNS_KEY = "namespace-workflow-table-columns"
 COLUMNS = [
     {"label": "Status", "pinned": True},
@@ -36,10 +37,12 @@ COLUMNS = [
 ]
 
 
-async def started_sessions(api: httpx.AsyncClient, count: int) -> list[str]:
+async def started_sessions(
+    api: httpx.AsyncClient, count: int, sop_id: str = "forklift-preshift"
+) -> list[str]:
     ids = []
     for _ in range(count):
-        response = await api.post("/api/v1/sessions", json={"sop_id": "forklift-preshift"})
+        response = await api.post("/api/v1/sessions", json={"sop_id": sop_id})
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
     return ids
@@ -50,10 +53,10 @@ async def show_query(page: Page, ui_url: str, query: str) -> None:
     await expect(page.get_by_role("columnheader", name="SessionStatus")).to_be_visible()
 
 
-def test_the_readme_gives_these_queries_and_columns() -> None:
-    readme = README.read_text()
+def test_the_documentation_gives_these_queries_and_columns() -> None:
+    documented = "\n".join(page.read_text() for page in DOCUMENTATION)
     for text in (LIVE_OF_WORKER, PAUSED_OF_WORKER, ABORTED, COLUMNS_KEY):
-        assert text in readme, text
+        assert text in documented, text
 
 
 async def test_supervisor_finds_live_paused_and_aborted_sessions_in_the_web_ui(
@@ -98,5 +101,48 @@ async def test_supervisor_finds_live_paused_and_aborted_sessions_in_the_web_ui(
         await expect(row).to_contain_text("ABORTED")
         await expect(page.get_by_text(working)).to_have_count(0)
         await page.screenshot(path=shots / "03-aborted-sessions.png")
+    finally:
+        await context.close()
+
+
+async def test_supervisor_tells_sessions_apart_in_the_list_as_it_comes(
+    browser: Browser, stack_url: str, screenshots: Path
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    started: dict[str, list[str]] = {}
+    for worker, sop_id in (
+        (f"ana-{run}", "loto-press-7"),
+        (f"ben-{run}", "forklift-preshift"),
+        (f"ana-{run}", "forklift-preshift"),
+    ):
+        token = mint_token(DEV_JWT_SECRET, worker, ["worker"])
+        async with httpx.AsyncClient(
+            base_url=stack_url, headers={"Authorization": f"Bearer {token}"}
+        ) as api:
+            ui_url = (await api.get("/api/v1/config")).json()["temporal_ui_url"]
+            started.setdefault(worker, []).extend(await started_sessions(api, 1, sop_id))
+
+    # A browser as it comes: no columns configured, nothing in its storage.
+    context = await browser.new_context(viewport={"width": 1440, "height": 700})
+    page = await context.new_page()
+    try:
+        query = f'WorkerId IN ("ana-{run}", "ben-{run}")'
+        await page.goto(f"{ui_url}/namespaces/default/workflows?query={quote(query)}")
+        rows = page.get_by_role("row").filter(has=page.get_by_role("link", name=f"-{run}."))
+        await expect(rows).to_have_count(3)
+        for worker, session_ids in started.items():
+            for session_id in session_ids:
+                assert session_id.startswith(f"{worker}.")
+                await expect(page.get_by_role("link", name=session_id)).to_be_visible()
+        await expect(page.get_by_role("link", name=f"ana-{run}.loto-press-7.")).to_have_count(1)
+        await expect(page.get_by_role("link", name=f"ana-{run}.forklift-preshift.")).to_have_count(
+            1
+        )
+        await expect(page.get_by_role("link", name=f"ben-{run}.forklift-preshift.")).to_have_count(
+            1
+        )
+        shots = screenshots / "webui"
+        shots.mkdir(exist_ok=True)
+        await page.screenshot(path=shots / "00-sessions-told-apart-without-setup.png")
     finally:
         await context.close()

@@ -169,7 +169,7 @@ def test_ports_agree_with_the_settings() -> None:
 
     ui_url = urlsplit(api["TEMPORAL_UI_URL"] or "")
     ui_ports = [str(interpolate(p, DOT_ENV)) for p in SERVICES["temporal-ui"]["ports"]]
-    assert ui_ports == [f"{ui_url.port}:8080"]
+    assert ui_ports == [f"127.0.0.1:{ui_url.port}:8080"]
     assert environment("temporal-ui")["TEMPORAL_DEFAULT_NAMESPACE"] == api["TEMPORAL_NAMESPACE"]
 
 
@@ -235,3 +235,87 @@ def test_required_variables_are_in_the_env_example() -> None:
         assert re.search(rf"^#?{name}=", example, re.MULTILINE), name
     with pytest.raises(KeyError, match="APP_DB_PASSWORD"):
         environment("api", {})
+
+
+def published(service: str, env: Mapping[str, str] = DOT_ENV) -> list[tuple[str, str]]:
+    """(host address, host port) of each port a service publishes, as compose reads them."""
+    bindings = []
+    for port in SERVICES[service].get("ports", []):
+        parts = str(interpolate(port, env)).split(":")
+        # "port:container" publishes on every interface; "ip:port:container" on one.
+        bindings.append((parts[0], parts[1]) if len(parts) == 3 else ("0.0.0.0", parts[0]))
+    return bindings
+
+
+def test_every_published_port_is_on_loopback_unless_the_operator_opens_it() -> None:
+    for name in SERVICES:
+        for address, _ in published(name):
+            assert address == "127.0.0.1", f"{name} listens on {address} by default"
+
+    opened = {**DOT_ENV, "TEMPORAL_UI_HOST_IP": "0.0.0.0", "API_HOST_IP": "0.0.0.0"}
+    assert published("temporal-ui", opened) == [("0.0.0.0", "8080")]
+    assert published("gateway", opened) == [("0.0.0.0", "8000")]
+    assert published("temporal", opened) == [("127.0.0.1", "7233")]
+
+
+# What the UI image's config template (temporalio/ui `server/config/docker.yaml`) reads
+# for each action that changes a workflow; "true" switches the action off.
+UI_WRITE_ACTIONS = {
+    "TEMPORAL_DISABLE_WRITE_ACTIONS": "every write action, Request Cancellation included",
+    "TEMPORAL_WORKFLOW_TERMINATE_DISABLED": "Terminate",
+    "TEMPORAL_WORKFLOW_RESET_DISABLED": "Reset",
+    "TEMPORAL_WORKFLOW_SIGNAL_DISABLED": "Send a Signal",
+    "TEMPORAL_WORKFLOW_UPDATE_DISABLED": "Send an Update",
+    "TEMPORAL_BATCH_ACTIONS_DISABLED": "batch cancel, terminate and reset",
+    "TEMPORAL_START_WORKFLOW_DISABLED": "Start Workflow",
+    "TEMPORAL_ACTIVITY_COMMANDS_DISABLED": "pause, reset and complete an activity",
+}
+
+
+def test_web_ui_write_actions_are_off_unless_the_operator_opts_in() -> None:
+    ui = environment("temporal-ui")
+    for name, action in UI_WRITE_ACTIONS.items():
+        assert ui[name] == "true", f"{action} is on by default"
+
+    cancellation_only = environment(
+        "temporal-ui", {**DOT_ENV, "TEMPORAL_DISABLE_WRITE_ACTIONS": "false"}
+    )
+    assert cancellation_only["TEMPORAL_DISABLE_WRITE_ACTIONS"] == "false"
+    still_off = set(UI_WRITE_ACTIONS) - {"TEMPORAL_DISABLE_WRITE_ACTIONS"}
+    assert {name: cancellation_only[name] for name in still_off} == dict.fromkeys(still_off, "true")
+
+
+def test_web_ui_sign_in_goes_to_the_identity_provider_the_api_trusts() -> None:
+    ui = environment("temporal-ui")
+    assert ui["TEMPORAL_AUTH_ENABLED"] == "false"
+
+    operator = {
+        **DOT_ENV,
+        "AUTH_ISSUER": "https://idp.plant.example/realms/plant",
+        "TEMPORAL_AUTH_ENABLED": "true",
+        "TEMPORAL_AUTH_CLIENT_ID": "temporal-ui",
+        "TEMPORAL_AUTH_CLIENT_SECRET": "ui-client-secret",
+        "TEMPORAL_UI_URL": "https://temporal.plant.example",
+    }
+    ui = environment("temporal-ui", operator)
+    api = environment("api", operator)
+    assert ui["TEMPORAL_AUTH_ENABLED"] == "true"
+    assert ui["TEMPORAL_AUTH_PROVIDER_URL"] == api["AUTH_ISSUER"] == operator["AUTH_ISSUER"]
+    assert ui["TEMPORAL_AUTH_CLIENT_ID"] == "temporal-ui"
+    assert ui["TEMPORAL_AUTH_CLIENT_SECRET"] == "ui-client-secret"
+    assert "openid" in (ui["TEMPORAL_AUTH_SCOPES"] or "").split(",")
+    assert ui["TEMPORAL_AUTH_CALLBACK_URL"] == "https://temporal.plant.example/auth/sso/callback"
+    assert ui["TEMPORAL_CORS_ORIGINS"] == api["TEMPORAL_UI_URL"] == operator["TEMPORAL_UI_URL"]
+
+
+def test_the_env_example_names_every_web_ui_setting() -> None:
+    example = (ROOT / "deploy/env.example").read_text()
+    for name in (
+        *UI_WRITE_ACTIONS,
+        "TEMPORAL_UI_HOST_IP",
+        "API_HOST_IP",
+        "TEMPORAL_AUTH_ENABLED",
+        "TEMPORAL_AUTH_CLIENT_ID",
+        "TEMPORAL_AUTH_CLIENT_SECRET",
+    ):
+        assert re.search(rf"^#?{name}=", example, re.MULTILINE), name

@@ -21,6 +21,7 @@ from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from store.migrate import migrate
 from store.sops import SopCatalog
+from store.start_keys import SessionStartKeys
 
 # The admin connection creates one throwaway database per test run (and per
 # pytest-xdist worker), so parallel runs never see each other's rows.
@@ -97,7 +98,8 @@ async def _truncate(url: str) -> None:
     )
     try:
         await connection.execute(
-            "TRUNCATE sop_versions, audit_events, audit_dead_letters RESTART IDENTITY"
+            "TRUNCATE sop_versions, audit_events, audit_dead_letters, session_start_keys"
+            " RESTART IDENTITY"
         )
     finally:
         await connection.close()
@@ -149,3 +151,8 @@ def sop_catalog(session_factory: async_sessionmaker[AsyncSession]) -> SopCatalog
 @pytest.fixture
 def audit_store(session_factory: async_sessionmaker[AsyncSession]) -> AuditLog:
     return AuditLog(session_factory)
+
+
+@pytest.fixture
+def start_keys(session_factory: async_sessionmaker[AsyncSession]) -> SessionStartKeys:
+    return SessionStartKeys(session_factory)

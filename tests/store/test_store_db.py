@@ -40,12 +40,15 @@ async def test_migrate_creates_the_tables_and_running_it_again_keeps_the_data(
         await SopCatalog(create_transaction_factory(engine)).publish(MINIMAL_SOP, "tester")
         await migrate(blank_database_url)
         async with engine.connect() as connection:
-            assert {"sop_versions", "audit_events", "alembic_version"} <= await connection.run_sync(
-                _tables
-            )
+            assert {
+                "sop_versions",
+                "audit_events",
+                "session_start_keys",
+                "alembic_version",
+            } <= await connection.run_sync(_tables)
             assert (
                 await connection.execute(text("SELECT version_num FROM alembic_version"))
-            ).all() == [("0002",)]
+            ).all() == [("0003",)]
         assert await SopCatalog(create_transaction_factory(engine)).get("minimal") is not None
     finally:
         await engine.dispose()

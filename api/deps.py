@@ -108,12 +108,12 @@ AuditLogDep = Annotated[AuditLog, Depends(get_audit_log)]
 StartKeysDep = Annotated[SessionStartKeys, Depends(get_start_keys)]
 DatabaseDep = Annotated[AsyncEngine, Depends(get_database)]
 
-_bearer = HTTPBearer(auto_error=False, description="JWT with `sub` and `roles` claims")
+bearer_credentials = HTTPBearer(auto_error=False, description="JWT with `sub` and `roles` claims")
 
 
 async def get_current_user(
     services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_credentials)],
 ) -> User:
     """Authenticates the caller from the bearer token."""
     if credentials is None or credentials.scheme.lower() != "bearer":

@@ -14,6 +14,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.codec import UndecryptablePayload
 from workflows.domain import DomainError
 from workflows.shared import SessionStatus
 
@@ -54,6 +55,7 @@ class ProblemCode(StrEnum):
     INVALID_CHECK_ANSWER = "invalid_check_answer", 422, "Answer does not fit the check"
     TEXT_TOO_LONG = "text_too_long", 422, "Text too long"
     VALIDATION_ERROR = "validation_error", 422, "Invalid request"
+    UNDECRYPTABLE_PAYLOAD = "undecryptable_payload", 422, "Payload cannot be decrypted"
     BAD_REQUEST = "bad_request", 400, "Malformed request"
     PAYLOAD_TOO_LARGE = "payload_too_large", 413, "Request body too large"
     SESSION_NOT_FOUND = "session_not_found", 404, "Session not found"
@@ -64,6 +66,11 @@ class ProblemCode(StrEnum):
     UNAUTHORIZED = "unauthorized", 401, "Authentication required"
     TEMPORAL_UNAVAILABLE = "temporal_unavailable", 503, "Workflow engine unavailable"
     NOT_READY = "not_ready", 503, "Not ready"
+    ENCRYPTION_KEY_MISSING = (
+        "encryption_key_missing",
+        503,
+        "Session data encrypted with a key this deployment lacks",
+    )
     IDENTITY_PROVIDER_UNAVAILABLE = (
         "identity_provider_unavailable",
         503,
@@ -229,6 +236,12 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("no problem code for HTTP status %s: %s", exc.status_code, exc.detail)
             code = ProblemCode.INTERNAL_ERROR
         return problem_response(code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(UndecryptablePayload)
+    async def _undecryptable(_request: Request, exc: UndecryptablePayload) -> JSONResponse:
+        # The operator removed a key that live sessions still use: theirs to fix, not the caller's.
+        log.error("cannot decrypt session data: %s", exc)
+        return problem_response(ProblemCode.ENCRYPTION_KEY_MISSING, str(exc))
 
     app.add_middleware(UnexpectedErrors)
 

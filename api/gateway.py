@@ -171,7 +171,11 @@ class _Views:
         if cached is None:
             return None
         if cached.version >= change.version:
-            return cached
+            # A later answer came first; unless the session was rewound (a reset in Temporal).
+            if _holds(cached, change):
+                return cached
+            del self._views[session_id]
+            return None
         if cached.version != change.version - 1:
             return None
         return self.remember(
@@ -184,6 +188,13 @@ class _Views:
         )
 
 
+def _holds(view: SessionView, change: SessionChange) -> bool:
+    """Whether the view already shows the change."""
+    if change.check is not None:
+        return change.check in view.safety_checks
+    return change.status_change is None or change.status_change in view.history
+
+
 @dataclass(frozen=True)
 class Changed:
     """A session after a command, and what the command changed (`change.check`: its record)."""
@@ -192,7 +203,7 @@ class Changed:
     change: SessionChange
 
 
-def _update_id(command: SessionCommand) -> str:
+def _update_id(command: SessionCommand, digest_key: bytes) -> str:
     """The update id: a check record's idempotency key and its body name one update.
 
     The engine answers a repeated update id inside a run with the first outcome,
@@ -202,8 +213,22 @@ def _update_id(command: SessionCommand) -> str:
     if not isinstance(command, RecordCheckRequest) or command.idempotency_key is None:
         return str(uuid.uuid4())
     body = json.dumps([command.check_id, command.passed, command.value, command.note])
-    digest = hashlib.sha256(body.encode()).hexdigest()[:32]
+    digest = hmac.new(digest_key, body.encode(), hashlib.sha256).hexdigest()[:32]
     return f"check:{command.actor.user_id}:{command.idempotency_key}:{digest}"
+
+
+def _update_id_key(settings: Settings) -> bytes:
+    """The key of the answer digest in update ids, which Temporal stores unencrypted.
+
+    With payloads encrypted, an unkeyed digest would let a reader of the history
+    guess a reading by hashing candidates; a key derived from the newest encryption
+    key prevents that. A digest that changes with a rotation only sends a repeat on
+    to the workflow, which answers it with the first record all the same.
+    """
+    keys = settings.encryption_keys()
+    if not keys:
+        return b""
+    return hmac.new(keys[-1].secret, b"update id digests", hashlib.sha256).digest()
 
 
 def _change_in_whole_view(view: SessionView, command: SessionCommand) -> SessionChange:
@@ -235,6 +260,7 @@ class SessionGateway:
         self._rpc_timeout = timedelta(seconds=settings.temporal_rpc_timeout_seconds)
         self._views = _Views(_CACHED_VIEWS)
         self._page_tokens = PageTokens(settings.page_token_key())
+        self._update_id_key = _update_id_key(settings)
 
     def _handle(self, session_id: str) -> WorkflowHandle[WorkSessionWorkflow, SessionView]:
         return self._client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
@@ -354,7 +380,7 @@ class SessionGateway:
         """
         deadline = _Deadline(self._rpc_timeout)
         # One id for every attempt: an attempt the engine did apply is not applied twice.
-        update_id = _update_id(command)
+        update_id = _update_id(command, self._update_id_key)
         while True:
             try:
                 result = await self._handle(session_id).execute_update(
@@ -465,13 +491,27 @@ class SessionGateway:
             if payload is None:
                 continue
             decoded = await self._client.data_converter.decode([payload], [SessionSummary])
-            summary = _as_shown(decoded[0], execution)
+            summary = await self._as_shown(decoded[0], execution)
             if started_since is not None and summary.started_at < started_since:
                 continue
             if started_until is not None and summary.started_at >= started_until:
                 continue
             summaries.append(summary)
         return summaries, self._page_tokens.seal(caller.id, query, response.next_page_token)
+
+    async def _as_shown(
+        self, summary: SessionSummary, execution: WorkflowExecutionInfo
+    ) -> SessionSummary:
+        """A list item as the session stands: aborted if Temporal's tools closed its workflow."""
+        closure = _ENDED_IN_TEMPORAL.get(execution.status)
+        if closure is None:
+            return summary
+        # Rare, and the same words as the session's own page: who ended it and why.
+        ending = await self._temporal_ending(execution.execution.workflow_id) or TemporalEnding(
+            closure, execution.close_time.ToDatetime(tzinfo=UTC)
+        )
+        view = SessionView(summary=summary, safety_checks=[], history=[])
+        return ended_in_temporal(view, ending)[0].summary
 
     async def _call(self, rpc: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -499,17 +539,6 @@ _ENDED_IN_TEMPORAL = {
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT: TemporalClosure.TIMED_OUT,
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED: TemporalClosure.FAILED,
 }
-
-
-def _as_shown(summary: SessionSummary, execution: WorkflowExecutionInfo) -> SessionSummary:
-    """A list item as the session stands: aborted if Temporal's tools closed its workflow."""
-    closure = _ENDED_IN_TEMPORAL.get(execution.status)
-    if closure is None:
-        return summary
-    # Lists name how it ended; who did it and why are in the session and its audit trail.
-    ending = TemporalEnding(closure, execution.close_time.ToDatetime(tzinfo=UTC))
-    view = SessionView(summary=summary, safety_checks=[], history=[])
-    return ended_in_temporal(view, ending)[0].summary
 
 
 def _suspended() -> ProblemError:

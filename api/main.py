@@ -19,7 +19,7 @@ from api.limits import BodySizeLimit
 from api.metrics import keep_session_gauges_fresh
 from api.middleware import install_observability, request_telemetry
 from api.oidc import ProviderDiscovery
-from api.routes import audit, dev, health, sessions, sops, vocabulary
+from api.routes import audit, codec, dev, health, sessions, sops, vocabulary
 from api.schemas import OidcSignIn, PublicConfig
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
@@ -102,6 +102,9 @@ def create_app(
     app.include_router(vocabulary.router)
     if settings.dev_secret_in_force():
         app.include_router(dev.router)
+    if settings.encryption_keys():
+        app.include_router(codec.router)
+        app.add_middleware(codec.CodecCORS, origins=settings.codec_origins())
 
     @app.get("/api/v1/config", tags=["config"], responses={503: problems()[503]})
     async def get_config(services: ServicesDep) -> PublicConfig:
@@ -117,6 +120,11 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # For clients that ask here whatever the page's icon link says.
+        return FileResponse(STATIC_DIR / "icon.svg", media_type="image/svg+xml")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     return app

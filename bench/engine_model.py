@@ -16,7 +16,6 @@ import httpx
 from temporalio.client import Client
 
 from bench.drivers import RestDriver, SdkDriver
-from bench.lifecycle import Side
 from bench.stats import percentile
 from devstack.answers import Answer
 
@@ -24,7 +23,6 @@ from devstack.answers import Answer
 HISTORY_CHECKS = 300
 # The audit batch size: a window of this many checks holds exactly one write.
 HISTORY_WINDOW = 6
-PAUSE_SAMPLES = 10
 SHORT_GAP_SECONDS = (0.02, 0.05)
 LONG_GAP_SECONDS = 2.0
 AUDIT_POLL_SECONDS = 0.01
@@ -35,9 +33,22 @@ async def _history_bytes(client: Client, session_id: str) -> int:
     return description.raw_description.workflow_execution_info.history_size_bytes
 
 
+@dataclass(frozen=True)
+class HistoryGrowth:
+    """Bytes of history a check adds around check 10 and around check 300."""
+
+    bytes_check_10: float
+    bytes_check_300: float
+
+    @property
+    def ratio_300_10(self) -> float:
+        """How much more check 300 adds than check 10 (1.0: no growth)."""
+        return self.bytes_check_300 / self.bytes_check_10
+
+
 async def history_bytes_per_check(
     client: Client, driver: SdkDriver, answer: Answer
-) -> dict[str, float]:
+) -> HistoryGrowth:
     """Bytes of history a check adds around check 10 and around check 300, per check."""
     session_id = await driver.start()
     sizes: dict[int, int] = {}
@@ -46,13 +57,41 @@ async def history_bytes_per_check(
         if number % HISTORY_WINDOW == 0 and number in (6, 12, HISTORY_CHECKS - 6, HISTORY_CHECKS):
             sizes[number] = await _history_bytes(client, session_id)
     await driver.abort(session_id)
-    at_10 = (sizes[12] - sizes[6]) / HISTORY_WINDOW
-    at_300 = (sizes[HISTORY_CHECKS] - sizes[HISTORY_CHECKS - 6]) / HISTORY_WINDOW
-    return {"bytes_check_10": at_10, "bytes_check_300": at_300, "ratio_300_10": at_300 / at_10}
+    return HistoryGrowth(
+        bytes_check_10=(sizes[12] - sizes[6]) / HISTORY_WINDOW,
+        bytes_check_300=(sizes[HISTORY_CHECKS] - sizes[HISTORY_CHECKS - 6]) / HISTORY_WINDOW,
+    )
 
 
-async def resume_after_pause(driver: RestDriver) -> dict[str, float]:
-    """Resume latency 20-50 ms after a pause against two seconds after it, medians."""
+@dataclass(frozen=True)
+class PauseWindow:
+    """Resume latencies (ms) 20-50 ms after a pause and 2 s after it."""
+
+    soon_ms: list[float]
+    later_ms: list[float]
+
+    @property
+    def soon_p50_ms(self) -> float:
+        """Median resume right after a pause."""
+        return percentile(self.soon_ms, 50)
+
+    @property
+    def later_p50_ms(self) -> float:
+        """Median resume once the pause has settled."""
+        return percentile(self.later_ms, 50)
+
+    @property
+    def ratio(self) -> float:
+        """Right after against settled (1.0: the pause leaves nothing in flight)."""
+        return self.soon_p50_ms / self.later_p50_ms
+
+
+async def resume_after_pause(driver: RestDriver, samples: int) -> PauseWindow:
+    """Resume latency 20-50 ms after a pause against two seconds after it.
+
+    One session at a time, the two gaps taking turns, so that each resume meets
+    only what its own session left in flight and both see the same machine.
+    """
 
     async def one(gap: float) -> float:
         session_id = await driver.start()
@@ -64,12 +103,12 @@ async def resume_after_pause(driver: RestDriver) -> dict[str, float]:
         await driver.abort(session_id)
         return elapsed
 
-    soon = await asyncio.gather(
-        *(one(random.uniform(*SHORT_GAP_SECONDS)) for _ in range(PAUSE_SAMPLES))
-    )
-    later = await asyncio.gather(*(one(LONG_GAP_SECONDS) for _ in range(PAUSE_SAMPLES)))
-    soon_p50, later_p50 = percentile(list(soon), 50), percentile(list(later), 50)
-    return {"soon_p50_ms": soon_p50, "later_p50_ms": later_p50, "ratio": soon_p50 / later_p50}
+    soon: list[float] = []
+    later: list[float] = []
+    for _ in range(samples):
+        soon.append(await one(random.uniform(*SHORT_GAP_SECONDS)))
+        later.append(await one(LONG_GAP_SECONDS))
+    return PauseWindow(soon, later)
 
 
 @dataclass
@@ -112,8 +151,3 @@ class AuditLagSampler:
                 (session_id, check_seq),
             ).fetchone()
         return row is not None
-
-
-def worst_p99(side: Side) -> float:
-    """The worst p99 of any one kind of operation."""
-    return max(s.p99_ms for kind, s in side.stats().items() if kind != "all")

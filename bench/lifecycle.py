@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from bench.drivers import Driver
 from bench.stats import OpStats, Recorder
@@ -16,15 +16,73 @@ from devstack.answers import Answer
 # One session in ABORT_EVERY is aborted after its pause; virtual worker i starts
 # counting at i, so that aborts happen from the first sessions of a short phase on.
 ABORT_EVERY = 5
+T = TypeVar("T")
+# Times (or merely awaits) one operation of a kind: "start", "check", "pause", ...
+Record = Callable[[str, Awaitable[T]], Awaitable[T]]
 
 
 class _TimeUp(Exception):
     """The phase's deadline passed before the next operation."""
 
 
+def session_length(answers: list[Answer]) -> int:
+    """Operations in a session that is not aborted: start, checks, pause, resume, complete."""
+    return len(answers) + 4
+
+
+def aborts(number: int, finished: int) -> bool:
+    """Whether virtual worker `number` aborts the session it starts after `finished` ones."""
+    return (number + finished) % ABORT_EVERY == ABORT_EVERY - 1
+
+
+async def run_session(
+    driver: Driver,
+    answers: list[Answer],
+    aborted: bool,
+    gate: Callable[[], Awaitable[None]],
+    record: Record[object],
+    open_sessions: set[tuple[Driver, str]],
+) -> None:
+    """One session: start, half the checks, pause, then abort, or resume, the rest, complete.
+
+    `gate` runs before each operation (think time, deadlines); the session is in
+    `open_sessions` from its start until it ends.
+    """
+    half = len(answers) // 2
+    await gate()
+    session_id = str(await record("start", driver.start()))
+    opened = (driver, session_id)
+    open_sessions.add(opened)
+    for answer in answers[:half]:
+        await gate()
+        await record("check", driver.check(session_id, answer))
+    await gate()
+    await record("pause", driver.pause(session_id))
+    await gate()
+    if aborted:
+        await record("abort", driver.abort(session_id))
+    else:
+        await record("resume", driver.resume(session_id))
+        for answer in answers[half:]:
+            await gate()
+            await record("check", driver.check(session_id, answer))
+        await gate()
+        await record("complete", driver.complete(session_id))
+    open_sessions.discard(opened)
+
+
+async def abort_open(open_sessions: set[tuple[Driver, str]]) -> None:
+    """Aborts, untimed, the sessions a load left open."""
+    await asyncio.gather(
+        *(driver.abort(session_id) for driver, session_id in open_sessions),
+        return_exceptions=True,
+    )
+    open_sessions.clear()
+
+
 @dataclass
 class Side:
-    """One side of the comparison (facade or SDK), accumulated over its load phases."""
+    """One side of a comparison (facade, SDK, bare engine), accumulated over its load phases."""
 
     recorder: Recorder = field(default_factory=Recorder)
     seconds: float = 0.0
@@ -40,38 +98,34 @@ class Side:
         ops = sum(len(samples) for samples in self.recorder.samples_ms.values())
         return {name: seconds * 1000 / ops for name, seconds in self.cpu_seconds.items()}
 
+    def add_cpu(self, before: dict[str, float], after: dict[str, float]) -> None:
+        """Adds the CPU each process used between two readings."""
+        self.cpu_seconds.update({k: v - before[k] for k, v in after.items()})
+
     async def run(
         self,
         drivers: list[Driver],
         answers: list[Answer],
         seconds: float,
         cpu: Callable[[], dict[str, float]],
-        think_seconds: float = 0.0,
     ) -> None:
         """Runs one virtual worker per driver for `seconds`, then aborts what they left open.
 
-        `cpu` reads each process's CPU time; what the phase used is added up. With
-        `think_seconds`, each worker thinks that long on average before each operation:
-        an open load, as a plant's workers make it, instead of back to back.
+        `cpu` reads each process's CPU time; what the phase used is added up.
         """
-        left_open: list[tuple[Driver, str]] = []
+        open_sessions: set[tuple[Driver, str]] = set()
         cpu_before = cpu()
         started = time.monotonic()
         finished = await asyncio.gather(
             *(
-                _virtual_worker(
-                    driver, i, answers, self.recorder, started + seconds, left_open, think_seconds
-                )
+                _virtual_worker(driver, i, answers, self.recorder, started + seconds, open_sessions)
                 for i, driver in enumerate(drivers)
             )
         )
         self.seconds += time.monotonic() - started
-        self.cpu_seconds.update({k: v - cpu_before[k] for k, v in cpu().items()})
+        self.add_cpu(cpu_before, cpu())
         self.sessions_finished += sum(finished)
-        await asyncio.gather(
-            *(driver.abort(session_id) for driver, session_id in left_open),
-            return_exceptions=True,
-        )
+        await abort_open(open_sessions)
 
 
 async def _virtual_worker(
@@ -80,50 +134,25 @@ async def _virtual_worker(
     answers: list[Answer],
     recorder: Recorder,
     deadline: float,
-    left_open: list[tuple[Driver, str]],
-    think_seconds: float,
+    open_sessions: set[tuple[Driver, str]],
 ) -> int:
     """Virtual worker `number` runs sessions until the deadline; returns how many it finished."""
-    half = len(answers) // 2
     finished = 0
 
     async def gate() -> None:
-        if think_seconds:
-            # Thinking past the deadline would stretch the phase it is measured over.
-            think = random.expovariate(1 / think_seconds)
-            await asyncio.sleep(max(0.0, min(think, deadline - time.monotonic())))
         if time.monotonic() >= deadline:
             raise _TimeUp
 
     while time.monotonic() < deadline:
-        session_id: str | None = None
         try:
-            await gate()
-            session_id = await recorder.timed("start", driver.start())
-            for answer in answers[:half]:
-                await gate()
-                await recorder.timed("check", driver.check(session_id, answer))
-            await gate()
-            await recorder.timed("pause", driver.pause(session_id))
-            await gate()
-            if (number + finished) % ABORT_EVERY == ABORT_EVERY - 1:
-                await recorder.timed("abort", driver.abort(session_id))
-            else:
-                await recorder.timed("resume", driver.resume(session_id))
-                for answer in answers[half:]:
-                    await gate()
-                    await recorder.timed("check", driver.check(session_id, answer))
-                await gate()
-                await recorder.timed("complete", driver.complete(session_id))
+            await run_session(
+                driver, answers, aborts(number, finished), gate, recorder.timed, open_sessions
+            )
             finished += 1
         except _TimeUp:
-            if session_id is not None:
-                left_open.append((driver, session_id))
             return finished
         except Exception:
-            # Recorded by the recorder; the session is left as it is and a new one starts.
-            if session_id is not None:
-                left_open.append((driver, session_id))
+            # Recorded by the recorder; the session stays open and a new one starts.
             await asyncio.sleep(0.1)
     return finished
 

@@ -69,20 +69,21 @@ def _ms(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}"
 
 
-def lifecycle_table(facade: dict[str, OpStats], sdk: dict[str, OpStats]) -> list[str]:
-    """Rows of operation × side with count, ops/s, p50/p95/p99 and errors."""
+def kind_table(sides: dict[str, dict[str, OpStats]]) -> list[str]:
+    """Rows of operation kind × side with count, ops/s, p50/p95/p99 and errors."""
+    width = max(7, *(len(name) for name in sides))
     header = (
-        f"  {'operation':<10} {'side':<7} {'count':>7} {'ops/s':>8} "
+        f"  {'operation':<10} {'side':<{width}} {'count':>7} {'ops/s':>8} "
         f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}"
     )
     rows = [header, "  " + "-" * (len(header) - 2)]
     for operation in OPERATIONS:
-        for side, stats in (("facade", facade), ("sdk", sdk)):
+        for side, stats in sides.items():
             s = stats.get(operation)
             if s is None:
                 continue
             rows.append(
-                f"  {operation:<10} {side:<7} {s.count:>7} {s.ops_per_s:>8.1f} "
+                f"  {operation:<10} {side:<{width}} {s.count:>7} {s.ops_per_s:>8.1f} "
                 f"{_ms(s.p50_ms):>8} {_ms(s.p95_ms):>8} {_ms(s.p99_ms):>8} {s.errors:>7}"
             )
     return rows

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from api.auth import mint_token
 from bench.drivers import BENCH_SOP_ID
 from devstack.processes import ManagedProcess, free_port
@@ -22,6 +24,7 @@ class BenchStack:
     """The running stack and the figures the benchmark reads from its processes."""
 
     stack: Stack
+    data_dir: Path
 
     @property
     def settings(self) -> Settings:
@@ -38,6 +41,10 @@ class BenchStack:
     def worker_rss_mb(self) -> float:
         """The worker process's resident memory (VmRSS) in MiB."""
         return process_rss_mb(self.stack.worker)
+
+    def worker_memory_mb(self) -> dict[str, float]:
+        """The worker's resident memory in MiB by kind of mapping, from /proc/<pid>/smaps."""
+        return resident_by_mapping(_proc(self.stack.worker, "smaps"))
 
     async def restart_worker(self) -> None:
         """Stops the worker gracefully and starts a new one, whose workflow cache is empty."""
@@ -66,9 +73,14 @@ def _proc(process: ManagedProcess, name: str) -> str:
 
 
 def process_cpu_seconds(process: ManagedProcess) -> float:
-    """CPU time (user + system) of a managed process, from /proc/<pid>/stat."""
+    """CPU time (user + system) of a managed process."""
+    return pid_cpu_seconds(process.pid)
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process `pid`, from /proc/<pid>/stat."""
     # Fields after the parenthesized command name; utime and stime are fields 14 and 15.
-    fields = _proc(process, "stat").rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -79,6 +91,24 @@ def process_rss_mb(process: ManagedProcess) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for {process.name}")
+
+
+def resident_by_mapping(smaps: str) -> dict[str, float]:
+    """Resident MiB of the brk heap, of anonymous maps and of files, from smaps text.
+
+    CPython's small objects and the SDK core's allocator live in anonymous maps
+    and the heap; libraries and the interpreter in files.
+    """
+    kib = {"heap": 0, "anonymous": 0, "files": 0}
+    kind = "anonymous"
+    for line in smaps.splitlines():
+        head = line.split(maxsplit=6)
+        if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:
+            name = head[5].strip() if len(head) > 5 else ""
+            kind = "heap" if name == "[heap]" else "files" if name.startswith("/") else "anonymous"
+        elif line.startswith("Rss:"):
+            kib[kind] += int(line.split()[1])
+    return {name: value / 1024 for name, value in kib.items()}
 
 
 async def _bench_sop(settings: Settings) -> PublishedSop:
@@ -92,22 +122,34 @@ async def _bench_sop(settings: Settings) -> PublishedSop:
     return sop
 
 
-async def start_stack(data_dir: Path, worker_cache: int | None) -> tuple[BenchStack, PublishedSop]:
-    """Starts the dev server, prepares the databases, then starts the worker and the API."""
+async def start_stack(
+    data_dir: Path,
+    worker_cache: int | None,
+    first_port: int | None,
+    encryption_keys: SecretStr | None = None,
+) -> tuple[BenchStack, PublishedSop]:
+    """Starts the dev server, prepares the databases, then starts the worker and the API.
+
+    The dev server listens on `first_port` and the API on the next one (free ports if None).
+    """
+    temporal_port, api_port = (
+        (free_port(), free_port()) if first_port is None else (first_port, first_port + 1)
+    )
     settings = Settings(
-        temporal_address=f"127.0.0.1:{free_port()}",
+        temporal_address=f"127.0.0.1:{temporal_port}",
         temporal_task_queue="bench-work-sessions",
         database_url=f"sqlite+aiosqlite:///{data_dir}/app.db",
         auth_jwt_secret=SECRET,
-        api_port=free_port(),
+        api_port=api_port,
         log_format="text",
+        payload_encryption_keys=encryption_keys,
     )
     if worker_cache is not None:
         settings.worker_max_cached_workflows = worker_cache
     stack = build_stack(settings, data_dir)
     await stack.start()
     try:
-        return BenchStack(stack), await _bench_sop(settings)
+        return BenchStack(stack, data_dir), await _bench_sop(settings)
     except BaseException:
         stack.stop()
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
 
 from api.deps import Services
 from api.main import create_app
@@ -136,35 +138,53 @@ async def test_a_start_is_one_trace_from_the_request_to_its_audit_write(
         assert (span.attributes or {}).get(REQUEST_ID) == "req-trace-start", span.name
 
 
-async def test_a_check_is_one_trace_from_the_request_through_the_update_to_its_audit_write(
-    traced_api: httpx.AsyncClient, exported: InMemorySpanExporter
+async def check_traced_to_its_audit_write(
+    api: httpx.AsyncClient, exported: InMemorySpanExporter, request_id: str
 ) -> None:
-    sop = await publish_sop(traced_api)
+    """Records a check and asserts its one trace, from the request to its audit write."""
+    sop = await publish_sop(api)
     worker = new_user()
-    session = await start_session(traced_api, worker, sop["id"])
+    session = await start_session(api, worker, sop["id"])
     await audit_written(exported, session["id"], 1)
 
-    response = await traced_api.post(
+    response = await api.post(
         f"/api/v1/sessions/{session['id']}/checks",
         json={"check_id": "breaker-off", "passed": True},
-        headers={**bearer(worker), "X-Request-ID": "req-trace-check"},
+        headers={**bearer(worker), "X-Request-ID": request_id},
     )
     assert response.status_code == 201, response.text
     spans = await audit_written(exported, session["id"], 2)
 
-    handled = spans.one("HandleUpdate:record_check", **{REQUEST_ID: "req-trace-check"})
-    scheduled = spans.one(AUDIT_START, **{REQUEST_ID: "req-trace-check"})
-    written = spans.one(AUDIT_RUN, **{REQUEST_ID: "req-trace-check"})
+    handled = spans.one("HandleUpdate:record_check", **{REQUEST_ID: request_id})
+    scheduled = spans.one(AUDIT_START, **{REQUEST_ID: request_id})
+    written = spans.one(AUDIT_RUN, **{REQUEST_ID: request_id})
     assert spans.parent(written) is scheduled
     assert spans.parent(scheduled) is handled
     sent = spans.parent(handled)
     assert sent.name == "StartWorkflowUpdate:record_check"
-    validated = spans.one("ValidateUpdate:record_check", **{REQUEST_ID: "req-trace-check"})
+    validated = spans.one("ValidateUpdate:record_check", **{REQUEST_ID: request_id})
     assert spans.parent(validated) is sent
     request = spans.parent(sent)
     assert request.name == "POST /api/v1/sessions/{session_id}/checks"
     for span in (request, sent, validated, handled, scheduled, written):
-        assert (span.attributes or {}).get(REQUEST_ID) == "req-trace-check", span.name
+        assert (span.attributes or {}).get(REQUEST_ID) == request_id, span.name
+
+
+async def test_a_check_is_one_trace_from_the_request_through_the_update_to_its_audit_write(
+    traced_api: httpx.AsyncClient, exported: InMemorySpanExporter
+) -> None:
+    await check_traced_to_its_audit_write(traced_api, exported, "req-trace-check")
+
+
+async def test_with_payloads_encrypted_a_check_is_still_one_trace_to_its_audit_write(
+    settings: Settings, services: Services, worker: None
+) -> None:
+    exported = InMemorySpanExporter()
+    key = SecretStr(f"k1:{base64.b64encode(os.urandom(32)).decode()}")
+    async with traced_stack(
+        settings, services.audit_log, exported, payload_encryption_keys=key
+    ) as api:
+        await check_traced_to_its_audit_write(api, exported, "req-trace-encrypted")
 
 
 async def test_changes_written_in_one_batch_are_written_in_the_oldest_ones_trace_linking_the_rest(

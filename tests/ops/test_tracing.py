@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import subprocess
@@ -25,8 +26,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
 
+from api.auth import mint_token
 from api.deps import Services
 from api.main import create_app
+from devstack.processes import free_port
+from devstack.stack import build_stack
 from engine.client import connect
 from runtime.settings import Settings
 from runtime.tracing import REQUEST_ID, Tracing, tracing_from_environment, tracing_wanted
@@ -397,3 +401,83 @@ async def test_a_worker_that_replays_every_task_makes_each_span_once(
     # request: the write joins the session's start trace.
     started = spans.one("StartWorkflow:WorkSessionWorkflow", temporalWorkflowID=sid)
     assert [spans.parent(w) for w in writes] == [started, started]
+
+
+@pytest.mark.slow
+async def test_the_api_and_worker_processes_trace_a_check_configured_only_by_otel_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "trace-processes-secret-0123456789abcdef"
+    settings = Settings(
+        temporal_address=f"127.0.0.1:{free_port()}",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/app.db",
+        auth_jwt_secret=secret,
+        api_port=free_port(),
+        log_format="json",
+        embedded=False,
+    )
+    worker = new_user()
+    headers = {"Authorization": f"Bearer {mint_token(secret, worker, ['worker'])}"}
+    with otlp_receiver() as (endpoint, received):
+        # The processes inherit the launcher's environment: these variables are all they get.
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+        stack = build_stack(settings, tmp_path)
+        try:
+            await stack.start()
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{settings.api_port}", headers=headers, timeout=30
+            ) as api:
+                started = await api.post("/api/v1/sessions", json={"sop_id": "loto-press-7"})
+                assert started.status_code == 201, started.text
+                session_id = started.json()["id"]
+
+                async def start_audited() -> None:
+                    audit = await api.get(f"/api/v1/sessions/{session_id}/audit")
+                    assert audit.status_code == 200 and audit.json()["items"], audit.text
+
+                # Else the check's event could go in the start's audit write, in its trace.
+                await assert_eventually(start_audited, timeout=30)
+                recorded = await api.post(
+                    f"/api/v1/sessions/{session_id}/checks",
+                    json={"check_id": "breaker-off", "passed": True},
+                    headers={"X-Request-ID": "req-processes"},
+                )
+                assert recorded.status_code == 201, recorded.text
+
+            async def traced_to_the_audit_write() -> None:
+                spans = {
+                    span.span_id: (service, span)
+                    for request in received
+                    for resource in request.resource_spans
+                    for service in [
+                        next(
+                            a.value.string_value
+                            for a in resource.resource.attributes
+                            if a.key == "service.name"
+                        )
+                    ]
+                    for scope in resource.scope_spans
+                    for span in scope.spans
+                    if any(
+                        a.key == REQUEST_ID and a.value.string_value == "req-processes"
+                        for a in span.attributes
+                    )
+                }
+                written = next((k for k, (_, s) in spans.items() if s.name == AUDIT_RUN), None)
+                chain = []
+                while written in spans:
+                    service, span = spans[written]
+                    chain.append(f"{service} {span.name}")
+                    written = span.parent_span_id
+                assert chain == [
+                    f"work-sessions-worker {AUDIT_RUN}",
+                    f"work-sessions-worker {AUDIT_START}",
+                    "work-sessions-worker HandleUpdate:record_check",
+                    "work-sessions-api StartWorkflowUpdate:record_check",
+                    "work-sessions-api POST /api/v1/sessions/{session_id}/checks",
+                ]
+
+            await assert_eventually(traced_to_the_audit_write, timeout=30, interval=0.2)
+        finally:
+            await asyncio.to_thread(stack.stop)

@@ -156,6 +156,9 @@ def request_telemetry(tracing: Tracing | None) -> TelemetryConfig | None:
         return None
     return {
         "tracer_provider": tracing.provider,
+        # Spans for dependencies, endpoint and serialization would triple the API's
+        # tracing cost per request; the request's span and its Temporal calls remain.
+        "operation_spans": False,
         "exclude": lambda scope: scope.get("path") in _QUIET_ROUTES,
     }
 

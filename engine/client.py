@@ -94,6 +94,10 @@ class Connection:
                 await self._client.service_client.check_health(timeout=timeout)
             except RuntimeError as err:
                 raise NotConnected(str(err)) from err
+            except RPCError:
+                # Any answer, even a refusal of the health service (as a hosted
+                # frontend may give), means the connection was made.
+                pass
             self._reached = True
         return self._client
 

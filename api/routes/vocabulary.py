@@ -7,7 +7,7 @@ from typing import assert_never
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from workflows.domain import ACTIVE_STATUSES
+from workflows.domain import ACTIVE_STATUSES, STATUS_WORDS
 from workflows.shared import AuditEventType, CheckKind, SessionStatus
 
 router = APIRouter(prefix="/api/v1/vocabulary", tags=["vocabulary"])
@@ -27,21 +27,6 @@ class Vocabulary(BaseModel):
     statuses: list[StatusTerm]
     check_kinds: list[Term]
     audit_event_types: list[Term]
-
-
-def status_label(status: SessionStatus) -> str:
-    """The word a reader sees for a session status."""
-    match status:
-        case SessionStatus.IN_PROGRESS:
-            return "In progress"
-        case SessionStatus.PAUSED:
-            return "Paused"
-        case SessionStatus.COMPLETED:
-            return "Completed"
-        case SessionStatus.ABORTED:
-            return "Aborted"
-        case _:
-            assert_never(status)
 
 
 def check_kind_label(kind: CheckKind) -> str:
@@ -79,7 +64,9 @@ async def get_vocabulary() -> Vocabulary:
     """Lists session statuses (which are active), check kinds and audit event types, in words."""
     return Vocabulary(
         statuses=[
-            StatusTerm(value=s.value, label=status_label(s), active=s in ACTIVE_STATUSES)
+            StatusTerm(
+                value=s.value, label=STATUS_WORDS[s].capitalize(), active=s in ACTIVE_STATUSES
+            )
             for s in SessionStatus
         ],
         check_kinds=[Term(value=k.value, label=check_kind_label(k)) for k in CheckKind],

@@ -21,8 +21,8 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
     DescribeWorkflowExecutionRequest,
-    GetSystemInfoRequest,
     ListWorkflowExecutionsRequest,
 )
 from temporalio.client import (
@@ -526,9 +526,13 @@ class SessionGateway:
             raise _unavailable(err) from err
 
     async def ping(self) -> None:
-        """Raises unless the Temporal frontend answers."""
-        await self._client.workflow_service.get_system_info(
-            GetSystemInfoRequest(), timeout=timedelta(seconds=2)
+        """Raises unless the Temporal frontend answers for the configured namespace.
+
+        A namespace-scoped call: a frontend that answers while the namespace is missing,
+        or the credentials may not use it (an API key of another namespace), is not ready.
+        """
+        await self._client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=self._namespace), timeout=timedelta(seconds=2)
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,12 @@ from temporalio.worker import Worker
 
 from activities.audit import AuditActivities
 from activities.cancellation import CancelRequests
-from engine.client import connect_when_ready, register_search_attributes
+from engine.client import (
+    ConnectionRefused,
+    SearchAttributesMissing,
+    connect_when_ready,
+    ensure_search_attributes,
+)
 from engine.reconcile import EndingsReconciler
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
@@ -79,10 +85,17 @@ async def main() -> None:
                 )
             )
         )
-    client = await connect_when_ready(
-        settings, tracing=tracing_from_environment("work-sessions-worker")
-    )
-    await register_search_attributes(client, settings.temporal_namespace)
+    try:
+        client = await connect_when_ready(
+            settings, tracing=tracing_from_environment("work-sessions-worker")
+        )
+        await ensure_search_attributes(client, settings.temporal_namespace)
+    except (ConnectionRefused, SearchAttributesMissing) as err:
+        log.error("worker not started: %s", err)
+        logging.shutdown()
+        # A process holding a Temporal client can abort while the interpreter finalizes
+        # (temporalio/sdk-python#300): leave at once, with the exit code that says why.
+        os._exit(1)
     engine = create_engine(settings.database_url)
     audit_log = AuditLog(create_transaction_factory(engine))
     stop = asyncio.Event()

@@ -171,7 +171,11 @@ class _Views:
         if cached is None:
             return None
         if cached.version >= change.version:
-            return cached
+            # A later answer came first; unless the session was rewound (a reset in Temporal).
+            if _holds(cached, change):
+                return cached
+            del self._views[session_id]
+            return None
         if cached.version != change.version - 1:
             return None
         return self.remember(
@@ -182,6 +186,13 @@ class _Views:
                 version=change.version,
             )
         )
+
+
+def _holds(view: SessionView, change: SessionChange) -> bool:
+    """Whether the view already shows the change."""
+    if change.check is not None:
+        return change.check in view.safety_checks
+    return change.status_change is None or change.status_change in view.history
 
 
 @dataclass(frozen=True)
@@ -480,13 +491,27 @@ class SessionGateway:
             if payload is None:
                 continue
             decoded = await self._client.data_converter.decode([payload], [SessionSummary])
-            summary = _as_shown(decoded[0], execution)
+            summary = await self._as_shown(decoded[0], execution)
             if started_since is not None and summary.started_at < started_since:
                 continue
             if started_until is not None and summary.started_at >= started_until:
                 continue
             summaries.append(summary)
         return summaries, self._page_tokens.seal(caller.id, query, response.next_page_token)
+
+    async def _as_shown(
+        self, summary: SessionSummary, execution: WorkflowExecutionInfo
+    ) -> SessionSummary:
+        """A list item as the session stands: aborted if Temporal's tools closed its workflow."""
+        closure = _ENDED_IN_TEMPORAL.get(execution.status)
+        if closure is None:
+            return summary
+        # Rare, and the same words as the session's own page: who ended it and why.
+        ending = await self._temporal_ending(execution.execution.workflow_id) or TemporalEnding(
+            closure, execution.close_time.ToDatetime(tzinfo=UTC)
+        )
+        view = SessionView(summary=summary, safety_checks=[], history=[])
+        return ended_in_temporal(view, ending)[0].summary
 
     async def _call(self, rpc: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -514,17 +539,6 @@ _ENDED_IN_TEMPORAL = {
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT: TemporalClosure.TIMED_OUT,
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED: TemporalClosure.FAILED,
 }
-
-
-def _as_shown(summary: SessionSummary, execution: WorkflowExecutionInfo) -> SessionSummary:
-    """A list item as the session stands: aborted if Temporal's tools closed its workflow."""
-    closure = _ENDED_IN_TEMPORAL.get(execution.status)
-    if closure is None:
-        return summary
-    # Lists name how it ended; who did it and why are in the session and its audit trail.
-    ending = TemporalEnding(closure, execution.close_time.ToDatetime(tzinfo=UTC))
-    view = SessionView(summary=summary, safety_checks=[], history=[])
-    return ended_in_temporal(view, ending)[0].summary
 
 
 def _suspended() -> ProblemError:

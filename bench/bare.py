@@ -13,14 +13,14 @@ import sys
 import uuid
 
 from temporalio import workflow
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
     from temporalio.workflow import UpdateMethodMultiParam
 
     from bench.drivers import RPC_TIMEOUT, Request, SdkDriver
-    from engine.client import DATA_CONVERTER
+    from engine.client import connect
+    from runtime.settings import Settings
     from workflows.shared import (
         AbortRequest,
         CompleteRequest,
@@ -110,7 +110,7 @@ class BareDriver(SdkDriver):
 
 
 async def _serve(address: str, task_queue: str) -> None:
-    client = await Client.connect(address, data_converter=DATA_CONVERTER)
+    client = await connect(Settings(temporal_address=address))
     await Worker(client, task_queue=task_queue, workflows=[BareSessionWorkflow]).run()
 
 

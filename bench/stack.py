@@ -73,9 +73,14 @@ def _proc(process: ManagedProcess, name: str) -> str:
 
 
 def process_cpu_seconds(process: ManagedProcess) -> float:
-    """CPU time (user + system) of a managed process, from /proc/<pid>/stat."""
+    """CPU time (user + system) of a managed process."""
+    return pid_cpu_seconds(process.pid)
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process `pid`, from /proc/<pid>/stat."""
     # Fields after the parenthesized command name; utime and stime are fields 14 and 15.
-    fields = _proc(process, "stat").rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

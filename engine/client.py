@@ -28,7 +28,7 @@ from temporalio.converter import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.codec import EncryptionCodec, RefuseEncrypted
-from runtime.settings import Settings
+from runtime.settings import Settings, temporal_profile
 from runtime.tracing import Tracing
 from workflows import search_attributes as sa
 
@@ -68,6 +68,37 @@ DATA_CONVERTER: DataConverter = dataclasses.replace(
 _PLAINTEXT_CONVERTER = dataclasses.replace(DATA_CONVERTER, payload_codec=RefuseEncrypted())
 
 
+# How long a dev server takes to answer after its start, at most, on a busy machine.
+_SERVER_START_SECONDS = 3.0
+# tcld spells the types Keyword, Text, Int, KeywordList.
+_TCLD_TYPES = {key.name: key.indexed_value_type.name.title().replace("_", "") for key in sa.ALL}
+# What the operator service answers a client without operator rights (Temporal Cloud
+# answers a namespace's API key so).
+_NO_OPERATOR_RIGHTS = (
+    RPCStatusCode.PERMISSION_DENIED,
+    RPCStatusCode.UNAUTHENTICATED,
+    RPCStatusCode.UNIMPLEMENTED,
+)
+
+
+class ConnectionRefused(RuntimeError):
+    """Temporal did not accept a connection in time: unreachable, or refused it."""
+
+
+class SearchAttributesMissing(RuntimeError):
+    """The namespace lacks session search attributes and this client may not add them."""
+
+    def __init__(self, namespace: str, missing: list[str], refusal: str) -> None:
+        flags = " ".join(f"--search-attribute {name}={_TCLD_TYPES[name]}" for name in missing)
+        super().__init__(
+            f"The namespace {namespace} lacks the search attributes {', '.join(missing)}, and "
+            f"Temporal refused to add them ({refusal}). On Temporal Cloud add them with "
+            f"`tcld namespace search-attributes add --namespace {namespace} {flags}`; on a "
+            "self-hosted server run `python -m engine.register` with operator rights."
+        )
+        self.missing = missing
+
+
 def data_converter(settings: Settings) -> DataConverter:
     """The converter of every client `connect` makes: the API's and the worker's.
 
@@ -96,14 +127,68 @@ def _interceptors(tracing: Tracing | None) -> list[Interceptor]:
 async def connect(
     settings: Settings, *, lazy: bool = False, tracing: Tracing | None = None
 ) -> Client:
-    """Connects to the configured Temporal frontend with the project's data converter."""
+    """Connects to the configured Temporal frontend with the project's data converter.
+
+    Address and namespace come from the settings (which fall back on the SDK's profile);
+    TLS, client certificate, API key and gRPC headers from the SDK's own configuration
+    (`temporalio.envconfig`: TEMPORAL_* variables and TOML profiles).
+    """
+    profile = temporal_profile()
+    try:
+        config = profile.to_client_connect_config()
+    except OSError as err:
+        raise ValueError(f"A TLS file of the Temporal connection cannot be read: {err}") from err
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
+        api_key=config.get("api_key"),
+        tls=config.get("tls"),
+        rpc_metadata=config.get("rpc_metadata", {}),
         data_converter=data_converter(settings),
         interceptors=_interceptors(tracing),
         lazy=lazy,
     )
+
+
+async def missing_search_attributes(client: Client) -> list[str]:
+    """The session search attributes the client's namespace lacks.
+
+    Asks visibility, which any client of the namespace may read, not the operator service,
+    which a Temporal Cloud API key may not call: a query naming an unknown attribute is
+    refused as an invalid argument.
+    """
+
+    async def lacks(name: str) -> bool:
+        try:
+            await client.count_workflows(
+                f'WorkflowId = "search-attribute-probe" AND {name} IS NULL'
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT:
+                return True
+            raise
+        return False
+
+    names = [key.name for key in sa.ALL]
+    found = await asyncio.gather(*(lacks(name) for name in names))
+    return [name for name, missing in zip(names, found, strict=True) if missing]
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Makes sure the session search attributes exist; returns the names it added.
+
+    Calls the operator service only when some are missing; where that is refused,
+    raises SearchAttributesMissing, which says how to add them.
+    """
+    missing = await missing_search_attributes(client)
+    if not missing:
+        return []
+    try:
+        return await register_search_attributes(client, namespace)
+    except RPCError as err:
+        if err.status not in _NO_OPERATOR_RIGHTS:
+            raise
+        raise SearchAttributesMissing(namespace, missing, err.message) from err
 
 
 async def register_search_attributes(client: Client, namespace: str) -> list[str]:
@@ -132,13 +217,31 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
 async def connect_when_ready(
     settings: Settings, timeout_seconds: float = 60.0, tracing: Tracing | None = None
 ) -> Client:
-    """Connects, retrying while the Temporal server is still starting."""
-    deadline = asyncio.get_running_loop().time() + timeout_seconds
+    """Connects, retrying while the Temporal server is starting, unreachable or refusing.
+
+    Every failed attempt is logged with the address and Temporal's answer (a warning once
+    a server would have started), so that a missing client certificate or a wrong API key
+    shows at once; raises ConnectionRefused after `timeout_seconds`.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    delay = 0.5
     while True:
         try:
             return await connect(settings, tracing=tracing)
         except RuntimeError as err:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            log.info("waiting for Temporal at %s: %s", settings.temporal_address, err)
-            await asyncio.sleep(0.5)
+            waited = loop.time() - started
+            if waited > timeout_seconds:
+                raise ConnectionRefused(
+                    f"Temporal at {settings.temporal_address} (namespace "
+                    f"{settings.temporal_namespace}) did not accept a connection within "
+                    f"{timeout_seconds:g} s; its last answer: {err}"
+                ) from err
+            log.log(
+                logging.INFO if waited < _SERVER_START_SECONDS else logging.WARNING,
+                "cannot connect to Temporal at %s: %s",
+                settings.temporal_address,
+                err,
+            )
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 5.0)

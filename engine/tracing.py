@@ -27,7 +27,10 @@ import temporalio.workflow
 from opentelemetry import trace
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.opentelemetry import TracingInterceptor, TracingWorkflowInboundInterceptor
+from temporalio.contrib.opentelemetry._context import attached_context
 from temporalio.contrib.opentelemetry._interceptor import _TracingWorkflowOutboundInterceptor
+
+from activities.audit import APPEND_AUDIT_EVENTS
 
 # A propagated context as the tracing header carries it: `traceparent`, `baggage`, ...
 Carrier = dict[str, Any]
@@ -88,7 +91,7 @@ class _OutboundHeaders:
 class _SessionWorkflowTracing(TracingWorkflowInboundInterceptor):
     def __init__(self, next: temporalio.worker.WorkflowInboundInterceptor) -> None:
         super().__init__(next)
-        # Contexts of the changes accepted since the last activity started, oldest first;
+        # Contexts of the changes accepted since the last audit write started, oldest first;
         # None until first needed, as the workflow's info is not there yet.
         self._unwritten: list[Carrier] | None = None
 
@@ -96,7 +99,7 @@ class _SessionWorkflowTracing(TracingWorkflowInboundInterceptor):
         self.next.init(_SessionWorkflowOutboundTracing(outbound, self))
 
     def unwritten(self) -> list[Carrier]:
-        """The changes accepted since the last activity started; first the start, if this run's."""
+        """Changes accepted since the last audit write started; first the start, if this run's."""
         if self._unwritten is None:
             started = self._load_workflow_context_carrier()
             first_run = temporalio.workflow.info().continued_run_id is None
@@ -104,7 +107,7 @@ class _SessionWorkflowTracing(TracingWorkflowInboundInterceptor):
         return self._unwritten
 
     def take_unwritten(self) -> list[Carrier]:
-        """The changes an activity starting now is for."""
+        """The changes an audit write starting now is for."""
         changes = self.unwritten()
         self._unwritten = []
         return changes
@@ -114,8 +117,7 @@ class _SessionWorkflowTracing(TracingWorkflowInboundInterceptor):
         if request is None:
             super().handle_update_validator(input)
             return
-        token = opentelemetry.context.attach(request)
-        try:
+        with attached_context(request):
             try:
                 self.next.handle_update_validator(input)
             except Exception as refusal:
@@ -126,24 +128,19 @@ class _SessionWorkflowTracing(TracingWorkflowInboundInterceptor):
                 )
                 raise
             self._completed_span(f"ValidateUpdate:{input.update}", kind=trace.SpanKind.SERVER)
-        finally:
-            opentelemetry.context.detach(token)
 
     async def handle_update_handler(self, input: temporalio.worker.HandleUpdateInput) -> Any:
         request = self._request_context(input.headers)
         if request is None:
             return await super().handle_update_handler(input)
         handled = _OutboundHeaders()
-        token = opentelemetry.context.attach(request)
-        try:
+        with attached_context(request):
             self._completed_span(
                 f"HandleUpdate:{input.update}",
                 add_to_outbound=handled,
                 kind=trace.SpanKind.SERVER,
             )
             result = await self.next.handle_update_handler(input)
-        finally:
-            opentelemetry.context.detach(token)
         if self.header_key in handled.headers:
             self.unwritten().append(
                 self.payload_converter.from_payloads([handled.headers[self.header_key]])[0]
@@ -178,7 +175,7 @@ class _SessionWorkflowTracing(TracingWorkflowInboundInterceptor):
 
 
 class _SessionWorkflowOutboundTracing(_TracingWorkflowOutboundInterceptor):
-    """The stock outbound spans, but an activity goes in the trace of the changes it serves."""
+    """The stock outbound spans, but an audit write goes in the trace of the changes it writes."""
 
     def __init__(
         self,
@@ -191,6 +188,8 @@ class _SessionWorkflowOutboundTracing(_TracingWorkflowOutboundInterceptor):
     def start_activity(
         self, input: temporalio.worker.StartActivityInput
     ) -> temporalio.workflow.ActivityHandle[Any]:
+        if input.activity != APPEND_AUDIT_EVENTS:
+            return super().start_activity(input)
         changes = self.session.take_unwritten()
         if not changes:
             return super().start_activity(input)

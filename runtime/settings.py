@@ -5,6 +5,7 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.envconfig import ClientConfigProfile
 
 # Public: it is in the source. It signs nothing once an operator configures real sign-in.
 DEV_JWT_SECRET = "dev-secret-change-me-0123456789abcdef"
@@ -33,6 +35,23 @@ def is_loopback_host(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+def temporal_profile() -> ClientConfigProfile:
+    """The Temporal SDK's connection profile: a TOML profile with TEMPORAL_* variables over it.
+
+    An empty variable counts as unset, as for every other setting (the SDK alone would
+    turn an empty TEMPORAL_TLS or TEMPORAL_API_KEY into TLS).
+    """
+    env = {name: value for name, value in os.environ.items() if value}
+    config_file = env.get("TEMPORAL_CONFIG_FILE")
+    # The SDK would quietly fall back to no profile at all, i.e. to localhost.
+    if config_file and not Path(config_file).is_file():
+        raise ValueError(f"TEMPORAL_CONFIG_FILE={config_file}: no such file.")
+    try:
+        return ClientConfigProfile.load(override_env_vars=env)
+    except (OSError, RuntimeError) as err:  # the SDK's ConfigError is a RuntimeError
+        raise ValueError(f"The Temporal connection settings cannot be read: {err}") from err
 
 
 # AES-256-GCM: a key is exactly 32 bytes.
@@ -148,6 +167,18 @@ class Settings(BaseSettings):
         description="Comma-separated browser origins allowed to call the codec endpoints; "
         "default: the origin of TEMPORAL_UI_URL.",
     )
+
+    @model_validator(mode="after")
+    def _temporal_target_from_the_sdk_profile(self) -> "Settings":
+        """Where TEMPORAL_ADDRESS or TEMPORAL_NAMESPACE is unset, a TOML profile may name it."""
+        unset = {"temporal_address", "temporal_namespace"} - self.model_fields_set
+        if unset:
+            profile = temporal_profile()
+            if "temporal_address" in unset and profile.address:
+                self.temporal_address = profile.address
+            if "temporal_namespace" in unset and profile.namespace:
+                self.temporal_namespace = profile.namespace
+        return self
 
     @model_validator(mode="after")
     def _oidc_sign_in_has_an_issuer(self) -> "Settings":

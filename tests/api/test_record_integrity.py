@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -22,7 +23,7 @@ from tests import scenarios
 from tests.helpers import assert_eventually, bearer, new_user
 from tests.helpers.api import act, publish_sop, record, start_session
 from tests.helpers.cli import describe, temporal
-from tests.workflows.changed_workflows import BeforeCancelWasAnAbort
+from tests.workflows.changed_workflows import BeforeCancelWasAnAbort, OlderRelease
 from workflows.shared import AuditEvent, SessionStatus
 from workflows.work_session import WorkSessionWorkflow
 
@@ -157,6 +158,12 @@ async def test_a_session_terminated_in_temporal_is_shown_aborted_refuses_changes
         assert sid not in await listed(api, worker)
         assert sid not in await listed(api, worker, status=status)
         assert (await listed(api, worker, status="ABORTED"))[sid] == "ABORTED"
+        response = await api.get(
+            "/api/v1/sessions", params={"status": "ABORTED"}, headers=bearer(worker)
+        )
+        [item] = response.json()["items"]
+        assert item["abort_reason"] == shown["abort_reason"]
+        assert item["ended_at"] == shown["ended_at"]
 
     await assert_eventually(listed_as_aborted)
 
@@ -291,3 +298,104 @@ async def test_a_session_cancelled_by_an_older_release_is_shown_aborted_and_swep
 
 async def closed_as(handle: scenarios.SessionHandle, status: WorkflowExecutionStatus) -> None:
     assert (await handle.describe()).status == status
+
+
+async def reset_after_first_check(address: str, session_id: str, *options: str) -> None:
+    """Resets the session's workflow to the task that followed its first recorded check."""
+    shown = json.loads(await temporal(address, "workflow", "show", "-w", session_id, "-o", "json"))
+    kinds = [
+        (int(e["eventId"]), e["eventType"].removeprefix("EVENT_TYPE_")) for e in shown["events"]
+    ]
+    first_update = next(i for i, kind in kinds if kind == "WORKFLOW_EXECUTION_UPDATE_COMPLETED")
+    point = next(i for i, kind in kinds if kind == "WORKFLOW_TASK_COMPLETED" and i > first_update)
+    await temporal(
+        address, "workflow", "reset", "-w", session_id, "-e", str(point), "--reason", "op", *options
+    )
+
+
+async def written_trail(api: httpx.AsyncClient, session_id: str, count: int) -> list[Any]:
+    async def written() -> list[Any]:
+        trail = await audit_trail(api, session_id)
+        assert len(trail) == count, trail
+        return [(e["seq"], e["type"], e["data"].get("check_id")) for e in trail]
+
+    return await assert_eventually(written)
+
+
+async def paused_after_two_checks(api: httpx.AsyncClient, worker: str, sop_id: str) -> str:
+    sid: str = (await start_session(api, worker, sop_id))["id"]
+    assert (await record(api, worker, sid, "breaker-off", passed=True)).status_code == 201
+    assert (await record(api, worker, sid, "residual-v", value=1.0)).status_code == 201
+    assert (await act(api, worker, sid, "pause")).status_code == 200
+    return sid
+
+
+BEFORE_RESET = [
+    (1, "session_started", None),
+    (2, "check_recorded", "breaker-off"),
+    (3, "check_recorded", "residual-v"),
+    (4, "session_paused", None),
+]
+
+
+async def test_a_reset_in_temporal_replays_later_changes_and_the_record_stays_whole(
+    api: httpx.AsyncClient, settings: Settings, sop: dict[str, Any]
+) -> None:
+    worker = new_user()
+    sid = await paused_after_two_checks(api, worker, sop["id"])
+    assert await written_trail(api, sid, 4) == BEFORE_RESET
+
+    await reset_after_first_check(settings.temporal_address, sid)
+
+    shown = await read(api, worker, sid)
+    assert shown["status"] == "PAUSED"
+    assert [c["check_id"] for c in shown["safety_checks"]] == ["breaker-off", "residual-v"]
+    assert (await act(api, worker, sid, "resume")).status_code == 200
+    assert (await record(api, worker, sid, "try-start", passed=True)).status_code == 201
+    assert await written_trail(api, sid, 6) == [
+        *BEFORE_RESET,
+        (5, "session_resumed", None),
+        (6, "check_recorded", "try-start"),
+    ]
+
+
+async def test_a_reset_that_excludes_updates_rewinds_the_session_but_not_its_audit_rows(
+    api: httpx.AsyncClient, settings: Settings, sop: dict[str, Any]
+) -> None:
+    worker = new_user()
+    sid = await paused_after_two_checks(api, worker, sop["id"])
+    assert await written_trail(api, sid, 4) == BEFORE_RESET
+
+    await reset_after_first_check(settings.temporal_address, sid, "--reapply-exclude", "Update")
+
+    shown = await read(api, worker, sid)
+    assert shown["status"] == "IN_PROGRESS"
+    assert [c["check_id"] for c in shown["safety_checks"]] == ["breaker-off"]
+    assert (await record(api, worker, sid, "try-start", passed=True)).status_code == 201
+    # The session numbers its next event 3 again: the trail keeps the row it already has.
+    await asyncio.sleep(2)
+    assert await written_trail(api, sid, 4) == BEFORE_RESET
+
+
+async def test_a_session_of_the_model_before_compact_history_aborts_on_cancellation_too(
+    api: httpx.AsyncClient, temporal_client: Client, settings: Settings, audit_log: AuditLog
+) -> None:
+    task_queue = f"older-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=[OlderRelease],
+        activities=[
+            AuditActivities(audit_log).append_audit_events,
+            CancelRequests(temporal_client).identify_cancel_request,
+        ],
+    ):
+        handle = await scenarios.start(temporal_client, task_queue)
+        await scenarios.check(handle, "breaker-off", passed=True)
+
+        await temporal(settings.temporal_address, "workflow", "cancel", "-w", handle.id)
+
+        ended = await asyncio.wait_for(handle.result(), timeout=10)
+        trail = await written_trail(api, handle.id, 3)
+    assert ended.summary.status == SessionStatus.ABORTED
+    assert trail[-1][1] == "session_aborted"

@@ -8,7 +8,7 @@ import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from api.main import create_app
 from engine.client import connect
 from runtime.settings import Settings
 from runtime.tracing import REQUEST_ID, Tracing, tracing_from_environment, tracing_wanted
+from store.audit import AuditLog
 from tests.helpers import assert_eventually, bearer, new_user
 from tests.helpers.api import publish_sop, start_session
 from worker import build_worker
@@ -42,23 +43,31 @@ def exported() -> InMemorySpanExporter:
     return InMemorySpanExporter()
 
 
-@pytest.fixture(scope="module")
-async def traced_api(
-    settings: Settings, services: Services, worker: None, exported: InMemorySpanExporter
+@asynccontextmanager
+async def traced_stack(
+    settings: Settings, audit_log: AuditLog, exported: InMemorySpanExporter, **overrides: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API and a worker of their own, each with a traced client, as two processes have."""
     tracing = Tracing.exporting_to([SimpleSpanProcessor(exported)], "work-sessions-test")
     traced_settings = settings.model_copy(
-        update={"temporal_task_queue": f"traced-{uuid.uuid4().hex[:8]}"}
+        update={"temporal_task_queue": f"traced-{uuid.uuid4().hex[:8]}", **overrides}
     )
     api_services = await Services.create(traced_settings, tracing)
     worker_client = await connect(traced_settings, tracing=tracing)
-    async with build_worker(worker_client, traced_settings, services.audit_log):
+    async with build_worker(worker_client, traced_settings, audit_log):
         app = create_app(traced_settings, api_services, tracing)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
             yield api
     await api_services.close()
+
+
+@pytest.fixture(scope="module")
+async def traced_api(
+    settings: Settings, services: Services, worker: None, exported: InMemorySpanExporter
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with traced_stack(settings, services.audit_log, exported) as api:
+        yield api
 
 
 class Trace:
@@ -345,3 +354,33 @@ async def test_the_api_exports_its_spans_to_the_otlp_endpoint_the_variables_name
 
         await assert_eventually(exported)
         tracing.provider.shutdown()
+
+
+async def test_a_worker_that_replays_every_task_makes_each_span_once(
+    settings: Settings, services: Services, worker: None
+) -> None:
+    exported = InMemorySpanExporter()
+    async with traced_stack(
+        settings, services.audit_log, exported, worker_max_cached_workflows=0
+    ) as api:
+        sop = await publish_sop(api)
+        user = new_user()
+        session = await start_session(api, user, sop["id"])
+        await audit_written(exported, session["id"], 1)
+        response = await api.post(
+            f"/api/v1/sessions/{session['id']}/checks",
+            json={"check_id": "breaker-off", "passed": True},
+            headers={**bearer(user), "X-Request-ID": "req-trace-replayed"},
+        )
+        assert response.status_code == 201, response.text
+        spans = await audit_written(exported, session["id"], 2)
+
+    sid = session["id"]
+    assert len(spans.named("RunWorkflow:WorkSessionWorkflow", temporalWorkflowID=sid)) == 1
+    assert len(spans.named("HandleUpdate:record_check", temporalWorkflowID=sid)) == 1
+    writes = spans.named(AUDIT_START, temporalWorkflowID=sid)
+    assert len(writes) == 2
+    # Rebuilt from history before its write, the session no longer knows the check's
+    # request: the write joins the session's start trace.
+    started = spans.one("StartWorkflow:WorkSessionWorkflow", temporalWorkflowID=sid)
+    assert [spans.parent(w) for w in writes] == [started, started]

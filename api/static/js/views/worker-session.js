@@ -101,7 +101,8 @@ export async function workerSessionView(root, { args: [id] }) {
     }
   }
 
-  async function send(slot, action, request, doneMessage) {
+  // `taken` runs once the server or the outbox holds the change, before the page redraws.
+  async function send(slot, action, request, doneMessage, taken = () => {}) {
     if (content.getAttribute('aria-busy') === 'true') return false;
     content.setAttribute('aria-busy', 'true');
     errors.delete(slot);
@@ -113,6 +114,7 @@ export async function workerSessionView(root, { args: [id] }) {
       } else {
         say(`${request.label}: waiting to send.`);
       }
+      taken();
       return true;
     } catch (err) {
       errors.set(slot, { err, action });
@@ -133,7 +135,8 @@ export async function workerSessionView(root, { args: [id] }) {
         : answer.passed
           ? 'Pass'
           : 'Fail';
-    const sent = await send(
+    // The typed answer and note go once the change is taken: the redraw shows the record instead.
+    await send(
       `check:${check.id}`,
       'record this check',
       { path: `${path}/checks`, body, label: `${check.prompt}: ${what}` },
@@ -141,8 +144,8 @@ export async function workerSessionView(root, { args: [id] }) {
         const last = latestRecords(updated).get(check.id);
         return `${check.prompt}: ${last?.passed ? 'PASSED' : 'FAILED'}.`;
       },
+      () => clearDraft(id, check.id),
     );
-    if (sent) clearDraft(id, check.id);
   }
 
   const controlsContext = { sessionId: id, submit: recordCheck };

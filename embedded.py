@@ -16,6 +16,7 @@ from pathlib import Path
 
 from api.auth import mint_token
 from devstack.stack import Stack, StackNotReady, build_stack, codec_endpoint
+from engine.client import ConnectionRefused, SearchAttributesMissing
 from runtime.settings import DEV_JWT_SECRET, Settings
 
 ROOT = Path(__file__).resolve().parent
@@ -120,7 +121,7 @@ async def run(settings: Settings) -> int:
             return 0
         try:
             starting.result()
-        except StackNotReady as err:
+        except (StackNotReady, ConnectionRefused, SearchAttributesMissing) as err:
             _say(f"The stack did not come up: {err}")
             return 1
         _say(banner(settings))

@@ -12,9 +12,11 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.audit import AuditActivities
@@ -71,6 +73,14 @@ async def serving(client: Client, settings: Settings, audit_log: AuditLog) -> As
             await sweeping
 
 
+def _refuse_to_start(reason: str) -> NoReturn:
+    log.error("worker not started: %s", reason)
+    logging.shutdown()
+    # A process holding a Temporal client can abort while the interpreter finalizes
+    # (temporalio/sdk-python#300): leave at once, with the exit code that says why.
+    os._exit(1)
+
+
 async def main() -> None:
     """Runs the worker until SIGINT or SIGTERM, then shuts down gracefully."""
     settings = get_settings()
@@ -91,11 +101,12 @@ async def main() -> None:
         )
         await ensure_search_attributes(client, settings.temporal_namespace)
     except (ConnectionRefused, SearchAttributesMissing) as err:
-        log.error("worker not started: %s", err)
-        logging.shutdown()
-        # A process holding a Temporal client can abort while the interpreter finalizes
-        # (temporalio/sdk-python#300): leave at once, with the exit code that says why.
-        os._exit(1)
+        _refuse_to_start(str(err))
+    except RPCError as err:  # e.g. no such namespace, or no right to read it
+        _refuse_to_start(
+            f"Temporal at {settings.temporal_address} answered {err.status.name} for the "
+            f"namespace {settings.temporal_namespace}: {err.message}"
+        )
     engine = create_engine(settings.database_url)
     audit_log = AuditLog(create_transaction_factory(engine))
     stop = asyncio.Event()

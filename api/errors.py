@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.codec import UndecryptablePayload
 from workflows.domain import DomainError
@@ -137,6 +136,11 @@ class ProblemError(Exception):
         return cls(code, error.message, extra=dict(error.details))
 
 
+def unexpected_error_response() -> JSONResponse:
+    """The problem 500 for a fault nobody anticipated; it says nothing of the fault."""
+    return problem_response(ProblemCode.INTERNAL_ERROR, "An unexpected error occurred.")
+
+
 def problem_response(
     code: ProblemCode,
     detail: str,
@@ -208,7 +212,8 @@ def _validation_code(exc: RequestValidationError) -> ProblemCode:
 def install_error_handlers(app: FastAPI) -> None:
     """Maps every exception the API can meet to a problem response.
 
-    Install before the observability middleware, so that it sees the problem 500.
+    An exception no handler maps is answered by the request middleware
+    (`api.middleware.RequestObservability`) with the problem 500.
     """
 
     @app.exception_handler(ProblemError)
@@ -242,41 +247,6 @@ def install_error_handlers(app: FastAPI) -> None:
         # The operator removed a key that live sessions still use: theirs to fix, not the caller's.
         log.error("cannot decrypt session data: %s", exc)
         return problem_response(ProblemCode.ENCRYPTION_KEY_MISSING, str(exc))
-
-    app.add_middleware(UnexpectedErrors)
-
-
-class UnexpectedErrors:
-    """Answers an unexpected exception with the problem 500, keeping the connection usable.
-
-    Starlette's outermost error handler answers such an exception and then raises
-    it again, and uvicorn then drops the keep-alive connection under the client's
-    next request. Here the exception ends with the answer.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        answering = False
-
-        async def watched_send(message: Message) -> None:
-            nonlocal answering
-            answering = answering or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watched_send)
-        except Exception:
-            if answering:
-                # Half an answer cannot be taken back: the server closes the connection.
-                raise
-            log.exception("unexpected error")
-            response = problem_response(ProblemCode.INTERNAL_ERROR, "An unexpected error occurred.")
-            await response(scope, receive, send)
 
 
 def install_problem_schema(app: FastAPI) -> None:

@@ -92,8 +92,8 @@ def create_app(
     if services is not None:
         app.state.services = services
     app.add_middleware(BodySizeLimit)
-    install_error_handlers(app)
     install_observability(app)
+    install_error_handlers(app)
     install_problem_schema(app)
     app.include_router(health.router)
     app.include_router(sops.router)

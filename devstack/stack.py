@@ -27,7 +27,7 @@ from temporalio.service import RPCError
 
 from api.routes.codec import CODEC_PATH
 from devstack.processes import ManagedProcess, port_in_use
-from engine.client import connect_when_ready, register_search_attributes
+from engine.client import connect_when_ready, ensure_search_attributes
 from runtime.settings import Settings
 from store.seed import migrate_and_seed
 
@@ -258,8 +258,8 @@ def _next_delay(previous: float | None, uptime: float) -> float:
 
 
 async def prepare(client: Client, settings: Settings) -> Prepared:
-    """Registers the search attributes, migrates the database and adds the example SOPs."""
-    search_attributes = await register_search_attributes(client, settings.temporal_namespace)
+    """Registers missing search attributes, migrates the database, adds the example SOPs."""
+    search_attributes = await ensure_search_attributes(client, settings.temporal_namespace)
     return Prepared(search_attributes, await migrate_and_seed(settings.database_url))
 
 

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+from datetime import timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -86,6 +87,35 @@ class PayloadConverter(CompositePayloadConverter):
 DATA_CONVERTER: DataConverter = dataclasses.replace(
     pydantic_data_converter, payload_converter_class=PayloadConverter
 )
+
+
+class NotConnected(Exception):
+    """Temporal has not been reached yet by a client that connects lazily."""
+
+
+class Connection:
+    """A lazily connected client that tells "Temporal never reached" from any other fault.
+
+    While its first connection fails, the SDK's lazy client raises a bare
+    `RuntimeError` from every call. Until it has connected once, `reach` makes
+    that connection on its own (a health check), so only a failure of exactly
+    that becomes `NotConnected`; afterwards calls go straight through and the
+    SDK's own errors (`RPCError`) speak for an engine gone away.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._reached = False
+
+    async def reach(self, timeout: timedelta) -> Client:
+        """The client, once it has reached Temporal; raises `NotConnected` before that."""
+        if not self._reached:
+            try:
+                await self._client.service_client.check_health(timeout=timeout)
+            except RuntimeError as err:
+                raise NotConnected(str(err)) from err
+            self._reached = True
+        return self._client
 
 
 # How long a dev server takes to answer after its start, at most, on a busy machine.

@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from activities.audit import AuditActivities
 from activities.cancellation import CancelRequests
 from engine.reconcile import EndingsReconciler
+from engine.sessions import SessionHandle
 from runtime.settings import Settings
 from store.audit import AuditAppend, AuditLog
 from tests import scenarios
@@ -296,7 +297,7 @@ async def test_a_session_cancelled_by_an_older_release_is_shown_aborted_and_swep
     assert trail[-1]["data"]["ended_in_temporal"] == "cancelled"
 
 
-async def closed_as(handle: scenarios.SessionHandle, status: WorkflowExecutionStatus) -> None:
+async def closed_as(handle: SessionHandle, status: WorkflowExecutionStatus) -> None:
     assert (await handle.describe()).status == status
 
 

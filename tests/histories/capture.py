@@ -20,6 +20,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from engine.client import register_search_attributes
+from engine.sessions import SessionHandle
 from runtime.settings import Settings
 from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
@@ -33,7 +34,7 @@ CAN_THRESHOLD_EVENTS = 120
 PAUSE_WORTH_A_NEW_RUN = timedelta(seconds=1)
 
 
-async def continued_as_new(client: Client, task_queue: str) -> scenarios.SessionHandle:
+async def continued_as_new(client: Client, task_queue: str) -> SessionHandle:
     """Enough checks to continue as new, then a pause across the new run and an abort."""
     handle = await scenarios.start(client, task_queue)
     await scenarios.check(handle, "breaker-off", passed=True, key="first")
@@ -46,7 +47,7 @@ async def continued_as_new(client: Client, task_queue: str) -> scenarios.Session
     return handle
 
 
-async def resumed_in_a_fresh_run(client: Client, task_queue: str) -> scenarios.SessionHandle:
+async def resumed_in_a_fresh_run(client: Client, task_queue: str) -> SessionHandle:
     """A pause long enough for the session to continue in a fresh run, then the rest."""
     handle = await scenarios.start(client, task_queue, paused_run_after=PAUSE_WORTH_A_NEW_RUN)
     first_run = (await handle.describe()).run_id
@@ -65,9 +66,7 @@ async def resumed_in_a_fresh_run(client: Client, task_queue: str) -> scenarios.S
     return handle
 
 
-async def cancelled_in_temporal_while_paused(
-    client: Client, task_queue: str
-) -> scenarios.SessionHandle:
+async def cancelled_in_temporal_while_paused(client: Client, task_queue: str) -> SessionHandle:
     """A check and a pause, then a cancellation requested in Temporal: the session aborts."""
     handle = await scenarios.start(client, task_queue)
     await scenarios.check(handle, "breaker-off", passed=True)
@@ -77,7 +76,7 @@ async def cancelled_in_temporal_while_paused(
     return handle
 
 
-SCENARIOS: dict[str, Callable[[Client, str], Awaitable[scenarios.SessionHandle]]] = {
+SCENARIOS: dict[str, Callable[[Client, str], Awaitable[SessionHandle]]] = {
     "full_lifecycle": scenarios.full_lifecycle,
     "aborted_while_paused": scenarios.aborted_while_paused,
     "continued_as_new": continued_as_new,

@@ -69,16 +69,57 @@ async def namespaces(temporal_client: Client) -> dict[str, str]:
     return made
 
 
-def _product_env(folder: Path, connection: Mapping[str, str]) -> dict[str, str]:
-    """The environment of every product process: its database, secret and queue, and how
-    to reach Temporal; nothing of the test process's own Temporal settings."""
-    return {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{folder}/app.db",
-        "AUTH_JWT_SECRET": TEST_SECRET,
-        "TEMPORAL_TASK_QUEUE": f"prod-{folder.name}",
-        "LOG_FORMAT": "text",
-        **connection,
-    }
+# The SDK's connection variables; a product process sees only those a test gives it.
+_CONNECTION_VARIABLES = [
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_NAMESPACE",
+    "TEMPORAL_API_KEY",
+    "TEMPORAL_TLS",
+    "TEMPORAL_TLS_SERVER_NAME",
+    *(
+        f"TEMPORAL_TLS_{part}_{form}"
+        for part in ("SERVER_CA_CERT", "CLIENT_CERT", "CLIENT_KEY")
+        for form in ("PATH", "DATA")
+    ),
+    "TEMPORAL_PROFILE",
+    "TEMPORAL_CONFIG_FILE",
+]
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The app database every deployment here shares, made by `python -m store migrate`."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('app-db')}/app.db"
+    done = run_command({"DATABASE_URL": url}, "-m", "store", "migrate")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return url
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where one deployment keeps its logs and profile, and the database it uses."""
+
+    folder: Path
+    database_url: str
+
+    def env(self, connection: Mapping[str, str]) -> dict[str, str]:
+        """The environment of every product process: its database, secret and queue, and
+        how to reach Temporal, nothing else (an empty variable counts as unset)."""
+        return {
+            "DATABASE_URL": self.database_url,
+            "AUTH_JWT_SECRET": TEST_SECRET,
+            "TEMPORAL_TASK_QUEUE": f"prod-{self.folder.name}",
+            "LOG_FORMAT": "text",
+            # No profile from the machine's own ~/.config/temporalio either.
+            "XDG_CONFIG_HOME": str(self.folder),
+            **dict.fromkeys(_CONNECTION_VARIABLES, ""),
+            **connection,
+        }
+
+
+@pytest.fixture
+def site(tmp_path: Path, database: str) -> Site:
+    return Site(tmp_path, database)
 
 
 def run_command(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -104,15 +145,15 @@ class Deployment:
 
 @asynccontextmanager
 async def deployed(
-    folder: Path, connection: Mapping[str, str], *, ready: bool = True
+    site: Site, connection: Mapping[str, str], *, ready: bool = True
 ) -> AsyncIterator[Deployment]:
     """Starts `python worker.py` and `uvicorn --factory api.main:create_app`; stops both."""
-    env = _product_env(folder, connection)
+    env = site.env(connection)
     worker = ManagedProcess(
-        "worker", [sys.executable, "worker.py"], env, folder / "worker.log"
+        "worker", [sys.executable, "worker.py"], env, site.folder / "worker.log"
     ).start()
     port = free_port()
-    api = api_process("api", env, "127.0.0.1", port, folder / "api.log").start()
+    api = api_process("api", env, "127.0.0.1", port, site.folder / "api.log").start()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             deployment = Deployment(worker, api, http)
@@ -137,13 +178,11 @@ async def _wait_until_serving(deployment: Deployment) -> None:
     await wait_until(serving, "the worker polls and the API is ready", timeout=60, interval=0.2)
 
 
-async def prepared(folder: Path, connection: Mapping[str, str]) -> None:
-    """`python -m store migrate` and `python -m engine.register`, as a deployment runs them."""
-    env = _product_env(folder, connection)
-    commands = (("-m", "store", "migrate"), ("-m", "engine.register", "--timeout", "30"))
-    results = await asyncio.gather(*(asyncio.to_thread(run_command, env, *c) for c in commands))
-    for command, done in zip(commands, results, strict=True):
-        assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout}\n{done.stderr}"
+async def registered(site: Site, connection: Mapping[str, str]) -> None:
+    """`python -m engine.register`, as a deployment runs it (the database is migrated)."""
+    env = site.env(connection)
+    done = await asyncio.to_thread(run_command, env, "-m", "engine.register", "--timeout", "30")
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 async def drive_a_session(http: httpx.AsyncClient) -> None:
@@ -200,7 +239,7 @@ async def wait_for_namespace(admin: Client, namespace: str) -> None:
 
 
 async def test_server_tls_with_the_sdk_variables(
-    front: TlsFront, namespaces: dict[str, str], tmp_path: Path
+    front: TlsFront, namespaces: dict[str, str], site: Site
 ) -> None:
     connection = {
         "TEMPORAL_ADDRESS": front.address("tls"),
@@ -208,13 +247,13 @@ async def test_server_tls_with_the_sdk_variables(
         "TEMPORAL_TLS": "true",
         "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(front.certificates.ca),
     }
-    await prepared(tmp_path, connection)
-    async with deployed(tmp_path, connection) as deployment:
+    await registered(site, connection)
+    async with deployed(site, connection) as deployment:
         await drive_a_session(deployment.http)
 
 
 async def test_mutual_tls_with_the_sdk_variables(
-    front: TlsFront, namespaces: dict[str, str], tmp_path: Path
+    front: TlsFront, namespaces: dict[str, str], site: Site
 ) -> None:
     connection = {
         # By IP address: the certificate is checked against the server name given instead.
@@ -225,13 +264,13 @@ async def test_mutual_tls_with_the_sdk_variables(
         "TEMPORAL_TLS_CLIENT_CERT_PATH": str(front.certificates.client_cert),
         "TEMPORAL_TLS_CLIENT_KEY_PATH": str(front.certificates.client_key),
     }
-    await prepared(tmp_path, connection)
-    async with deployed(tmp_path, connection) as deployment:
+    await registered(site, connection)
+    async with deployed(site, connection) as deployment:
         await drive_a_session(deployment.http)
 
 
 async def test_an_api_key_where_the_operator_service_is_refused(
-    front: TlsFront, namespaces: dict[str, str], tmp_path: Path
+    front: TlsFront, namespaces: dict[str, str], site: Site
 ) -> None:
     connection = {
         "TEMPORAL_ADDRESS": front.address("api_key"),
@@ -239,15 +278,15 @@ async def test_an_api_key_where_the_operator_service_is_refused(
         "TEMPORAL_API_KEY": API_KEY,
         "TEMPORAL_TLS_SERVER_CA_CERT_DATA": front.certificates.ca.read_text(),
     }
-    await prepared(tmp_path, connection)
-    async with deployed(tmp_path, connection) as deployment:
+    await registered(site, connection)
+    async with deployed(site, connection) as deployment:
         await drive_a_session(deployment.http)
 
 
 async def test_a_toml_profile_alone(
-    front: TlsFront, namespaces: dict[str, str], tmp_path: Path
+    front: TlsFront, namespaces: dict[str, str], site: Site
 ) -> None:
-    profile = tmp_path / "temporal.toml"
+    profile = site.folder / "temporal.toml"
     profile.write_text(
         f"""
 [profile.default]
@@ -264,8 +303,8 @@ client_key_path = "{front.certificates.client_key}"
 """
     )
     connection = {"TEMPORAL_CONFIG_FILE": str(profile), "TEMPORAL_PROFILE": "plant"}
-    await prepared(tmp_path, connection)
-    async with deployed(tmp_path, connection) as deployment:
+    await registered(site, connection)
+    async with deployed(site, connection) as deployment:
         await drive_a_session(deployment.http)
 
 
@@ -278,16 +317,14 @@ client_key_path = "{front.certificates.client_key}"
     ids=["missing-client-certificate", "wrong-api-key"],
 )
 async def test_a_refused_connection_is_logged_and_the_api_is_not_ready(
-    front: TlsFront, tmp_path: Path, door: str, credentials: dict[str, str], refusal: str
+    front: TlsFront, site: Site, door: str, credentials: dict[str, str], refusal: str
 ) -> None:
     connection = {
         "TEMPORAL_ADDRESS": front.address(door),
         "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(front.certificates.ca),
         **credentials,
     }
-    done = run_command(_product_env(tmp_path, connection), "-m", "store", "migrate")
-    assert done.returncode == 0, done.stderr
-    async with deployed(tmp_path, connection, ready=False) as deployment:
+    async with deployed(site, connection, ready=False) as deployment:
 
         async def attempts_logged() -> list[str]:
             lines = deployment.worker.log_tail(200).splitlines()
@@ -318,7 +355,7 @@ async def test_a_refused_connection_is_logged_and_the_api_is_not_ready(
 
 
 async def test_missing_search_attributes_stop_a_worker_that_may_not_add_them(
-    front: TlsFront, namespaces: dict[str, str], tmp_path: Path
+    front: TlsFront, namespaces: dict[str, str], site: Site
 ) -> None:
     namespace = namespaces["bare"]
     connection = {
@@ -334,20 +371,35 @@ async def test_missing_search_attributes_stop_a_worker_that_may_not_add_them(
         "--search-attribute FailedChecks=Int"
     )
 
-    register = run_command(_product_env(tmp_path, connection), "-m", "engine.register")
+    register = await asyncio.to_thread(run_command, site.env(connection), "-m", "engine.register")
     assert register.returncode == 1
     assert tcld in register.stderr
 
+    log = await worker_that_stops(site, connection)
+    assert tcld in log and "worker not started" in log
+
+
+async def test_a_namespace_that_does_not_exist_stops_the_worker_naming_it(
+    front: TlsFront, site: Site
+) -> None:
+    connection = {
+        "TEMPORAL_ADDRESS": front.address("tls"),
+        "TEMPORAL_NAMESPACE": "work-sessions-nowhere",
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(front.certificates.ca),
+    }
+    log = await worker_that_stops(site, connection)
+    assert "worker not started" in log
+    assert "NOT_FOUND for the namespace work-sessions-nowhere" in log
+
+
+async def worker_that_stops(site: Site, connection: Mapping[str, str]) -> str:
+    """Runs `python worker.py`, expects it to stop with exit code 1; returns its log."""
     worker = ManagedProcess(
-        "worker",
-        [sys.executable, "worker.py"],
-        _product_env(tmp_path, connection),
-        tmp_path / "worker.log",
+        "worker", [sys.executable, "worker.py"], site.env(connection), site.folder / "worker.log"
     ).start()
     try:
         assert worker.process is not None
-        assert await asyncio.to_thread(worker.process.wait, 60) == 1
+        assert await asyncio.to_thread(worker.process.wait, 60) == 1, worker.log_tail()
     finally:
         worker.stop()
-    log = worker.log_tail()
-    assert tcld in log and "worker not started" in log
+    return worker.log_tail()

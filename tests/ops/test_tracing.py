@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import os
 import subprocess
 import sys
@@ -22,9 +24,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
 
+from api.auth import mint_token
 from api.deps import Services
 from api.main import create_app
+from devstack.processes import free_port
+from devstack.stack import build_stack
 from engine.client import connect
 from runtime.settings import Settings
 from runtime.tracing import REQUEST_ID, Tracing, tracing_from_environment, tracing_wanted
@@ -95,13 +101,6 @@ class Trace:
         assert span.context is not None and span.parent.trace_id == span.context.trace_id
         return self._by_id[span.parent.span_id]
 
-    def ancestors(self, span: ReadableSpan) -> list[ReadableSpan]:
-        chain = []
-        while span.parent is not None and span.parent.span_id in self._by_id:
-            span = self.parent(span)
-            chain.append(span)
-        return chain
-
 
 def span_id(span: ReadableSpan) -> int:
     assert span.context is not None
@@ -136,42 +135,60 @@ async def test_a_start_is_one_trace_from_the_request_to_its_audit_write(
     assert started.name == "StartWorkflow:WorkSessionWorkflow"
     assert started.attributes is not None
     assert started.attributes["temporalWorkflowID"] == session["id"]
-    request = spans.ancestors(started)[-1]
+    request = spans.parent(started)
     assert request.name == "POST /api/v1/sessions"
     assert spans.one("RunWorkflow:WorkSessionWorkflow", temporalWorkflowID=session["id"]).parent
     for span in (request, started, scheduled, written):
         assert (span.attributes or {}).get(REQUEST_ID) == "req-trace-start", span.name
 
 
-async def test_a_check_is_one_trace_from_the_request_through_the_update_to_its_audit_write(
-    traced_api: httpx.AsyncClient, exported: InMemorySpanExporter
+async def check_traced_to_its_audit_write(
+    api: httpx.AsyncClient, exported: InMemorySpanExporter, request_id: str
 ) -> None:
-    sop = await publish_sop(traced_api)
+    """Records a check and asserts its one trace, from the request to its audit write."""
+    sop = await publish_sop(api)
     worker = new_user()
-    session = await start_session(traced_api, worker, sop["id"])
+    session = await start_session(api, worker, sop["id"])
     await audit_written(exported, session["id"], 1)
 
-    response = await traced_api.post(
+    response = await api.post(
         f"/api/v1/sessions/{session['id']}/checks",
         json={"check_id": "breaker-off", "passed": True},
-        headers={**bearer(worker), "X-Request-ID": "req-trace-check"},
+        headers={**bearer(worker), "X-Request-ID": request_id},
     )
     assert response.status_code == 201, response.text
     spans = await audit_written(exported, session["id"], 2)
 
-    handled = spans.one("HandleUpdate:record_check", **{REQUEST_ID: "req-trace-check"})
-    scheduled = spans.one(AUDIT_START, **{REQUEST_ID: "req-trace-check"})
-    written = spans.one(AUDIT_RUN, **{REQUEST_ID: "req-trace-check"})
+    handled = spans.one("HandleUpdate:record_check", **{REQUEST_ID: request_id})
+    scheduled = spans.one(AUDIT_START, **{REQUEST_ID: request_id})
+    written = spans.one(AUDIT_RUN, **{REQUEST_ID: request_id})
     assert spans.parent(written) is scheduled
     assert spans.parent(scheduled) is handled
     sent = spans.parent(handled)
     assert sent.name == "StartWorkflowUpdate:record_check"
-    validated = spans.one("ValidateUpdate:record_check", **{REQUEST_ID: "req-trace-check"})
+    validated = spans.one("ValidateUpdate:record_check", **{REQUEST_ID: request_id})
     assert spans.parent(validated) is sent
-    request = spans.ancestors(sent)[-1]
+    request = spans.parent(sent)
     assert request.name == "POST /api/v1/sessions/{session_id}/checks"
     for span in (request, sent, validated, handled, scheduled, written):
-        assert (span.attributes or {}).get(REQUEST_ID) == "req-trace-check", span.name
+        assert (span.attributes or {}).get(REQUEST_ID) == request_id, span.name
+
+
+async def test_a_check_is_one_trace_from_the_request_through_the_update_to_its_audit_write(
+    traced_api: httpx.AsyncClient, exported: InMemorySpanExporter
+) -> None:
+    await check_traced_to_its_audit_write(traced_api, exported, "req-trace-check")
+
+
+async def test_with_payloads_encrypted_a_check_is_still_one_trace_to_its_audit_write(
+    settings: Settings, services: Services, worker: None
+) -> None:
+    exported = InMemorySpanExporter()
+    key = SecretStr(f"k1:{base64.b64encode(os.urandom(32)).decode()}")
+    async with traced_stack(
+        settings, services.audit_log, exported, payload_encryption_keys=key
+    ) as api:
+        await check_traced_to_its_audit_write(api, exported, "req-trace-encrypted")
 
 
 async def test_changes_written_in_one_batch_are_written_in_the_oldest_ones_trace_linking_the_rest(
@@ -384,3 +401,83 @@ async def test_a_worker_that_replays_every_task_makes_each_span_once(
     # request: the write joins the session's start trace.
     started = spans.one("StartWorkflow:WorkSessionWorkflow", temporalWorkflowID=sid)
     assert [spans.parent(w) for w in writes] == [started, started]
+
+
+@pytest.mark.slow
+async def test_the_api_and_worker_processes_trace_a_check_configured_only_by_otel_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "trace-processes-secret-0123456789abcdef"
+    settings = Settings(
+        temporal_address=f"127.0.0.1:{free_port()}",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/app.db",
+        auth_jwt_secret=secret,
+        api_port=free_port(),
+        log_format="json",
+        embedded=False,
+    )
+    worker = new_user()
+    headers = {"Authorization": f"Bearer {mint_token(secret, worker, ['worker'])}"}
+    with otlp_receiver() as (endpoint, received):
+        # The processes inherit the launcher's environment: these variables are all they get.
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+        stack = build_stack(settings, tmp_path)
+        try:
+            await stack.start()
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{settings.api_port}", headers=headers, timeout=30
+            ) as api:
+                started = await api.post("/api/v1/sessions", json={"sop_id": "loto-press-7"})
+                assert started.status_code == 201, started.text
+                session_id = started.json()["id"]
+
+                async def start_audited() -> None:
+                    audit = await api.get(f"/api/v1/sessions/{session_id}/audit")
+                    assert audit.status_code == 200 and audit.json()["items"], audit.text
+
+                # Else the check's event could go in the start's audit write, in its trace.
+                await assert_eventually(start_audited, timeout=30)
+                recorded = await api.post(
+                    f"/api/v1/sessions/{session_id}/checks",
+                    json={"check_id": "breaker-off", "passed": True},
+                    headers={"X-Request-ID": "req-processes"},
+                )
+                assert recorded.status_code == 201, recorded.text
+
+            async def traced_to_the_audit_write() -> None:
+                spans = {
+                    span.span_id: (service, span)
+                    for request in received
+                    for resource in request.resource_spans
+                    for service in [
+                        next(
+                            a.value.string_value
+                            for a in resource.resource.attributes
+                            if a.key == "service.name"
+                        )
+                    ]
+                    for scope in resource.scope_spans
+                    for span in scope.spans
+                    if any(
+                        a.key == REQUEST_ID and a.value.string_value == "req-processes"
+                        for a in span.attributes
+                    )
+                }
+                written = next((k for k, (_, s) in spans.items() if s.name == AUDIT_RUN), None)
+                chain = []
+                while written in spans:
+                    service, span = spans[written]
+                    chain.append(f"{service} {span.name}")
+                    written = span.parent_span_id
+                assert chain == [
+                    f"work-sessions-worker {AUDIT_RUN}",
+                    f"work-sessions-worker {AUDIT_START}",
+                    "work-sessions-worker HandleUpdate:record_check",
+                    "work-sessions-api StartWorkflowUpdate:record_check",
+                    "work-sessions-api POST /api/v1/sessions/{session_id}/checks",
+                ]
+
+            await assert_eventually(traced_to_the_audit_write, timeout=30, interval=0.2)
+        finally:
+            await asyncio.to_thread(stack.stop)

@@ -64,7 +64,9 @@ async def get_vocabulary() -> Vocabulary:
     """Lists session statuses (which are active), check kinds and audit event types, in words."""
     return Vocabulary(
         statuses=[
-            StatusTerm(value=s.value, label=STATUS_WORDS[s].capitalize(), active=s in ACTIVE_STATUSES)
+            StatusTerm(
+                value=s.value, label=STATUS_WORDS[s].capitalize(), active=s in ACTIVE_STATUSES
+            )
             for s in SessionStatus
         ],
         check_kinds=[Term(value=k.value, label=check_kind_label(k)) for k in CheckKind],

@@ -88,8 +88,10 @@ def parse_encryption_keys(text: str, source: str) -> list[EncryptionKey]:
                 f"Entry {number} of {source} is not `id:base64key` with an id of 1-64 letters, "
                 "digits, '.', '_' or '-'."
             )
+        # Standard base64 (`openssl rand -base64 32`) or its URL-safe alphabet.
+        url_safe = "-" in encoded or "_" in encoded
         try:
-            secret = base64.b64decode(encoded, validate=True)
+            secret = base64.b64decode(encoded, altchars=b"-_" if url_safe else None, validate=True)
         except (binascii.Error, ValueError):
             raise ValueError(f"Key {key_id!r} in {source} is not valid base64.") from None
         if len(secret) != ENCRYPTION_KEY_BYTES:

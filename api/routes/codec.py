@@ -62,22 +62,22 @@ async def authorize_codec_caller(
     anyone on this machine can mint a supervisor token anyway.
     """
     settings = services.settings
-    if x_namespace is not None and x_namespace != settings.temporal_namespace:
-        raise ProblemError(
-            ProblemCode.FORBIDDEN,
-            f"This codec server serves the namespace {settings.temporal_namespace!r} only.",
-        )
     if credentials is None and settings.dev_secret_in_force():
         if not made_on_this_machine(request):
             raise ProblemError(
                 ProblemCode.FORBIDDEN,
                 "Without a token, the codec endpoints answer only requests made on this machine.",
             )
-        return
-    user = await get_current_user(services, credentials)
-    if not user.is_supervisor:
+    else:
+        user = await get_current_user(services, credentials)
+        if not user.is_supervisor:
+            raise ProblemError(
+                ProblemCode.FORBIDDEN, "Reading session payloads needs the supervisor role."
+            )
+    if x_namespace is not None and x_namespace != settings.temporal_namespace:
         raise ProblemError(
-            ProblemCode.FORBIDDEN, "Reading session payloads needs the supervisor role."
+            ProblemCode.FORBIDDEN,
+            f"This codec server serves the namespace {settings.temporal_namespace!r} only.",
         )
 
 

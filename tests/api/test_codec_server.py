@@ -79,6 +79,8 @@ async def test_only_supervisors_may_decode(settings: Settings) -> None:
             "/codec/decode", json=body, headers={**supervisor(), "X-Namespace": "elsewhere"}
         )
         assert other.status_code == 403
+        stranger = await http.post("/codec/decode", json=body, headers={"X-Namespace": "x"})
+        assert stranger.status_code == 401, "the namespace is named to supervisors only"
 
 
 async def test_under_make_run_tokenless_callers_on_this_machine_only(settings: Settings) -> None:

@@ -153,6 +153,8 @@ async def test_sessions_span_encryption_turned_on_and_a_key_rotation(
         assert (await record(api, user, under_a, "breaker-off", passed=True)).status_code == 201
         refused = await act(api, user, under_a, "resume")
         assert (refused.status_code, refused.json()["code"]) == (409, "invalid_transition")
+        # Failure messages travel encrypted and come back readable.
+        assert "in progress" in refused.json()["detail"]
     assert set(await key_ids_in_history(stored, before)) == {None}
     assert set(await key_ids_in_history(stored, under_a)) == {"a"}
 

@@ -36,6 +36,9 @@ def test_the_last_key_is_the_newest_and_every_form_of_list_parses() -> None:
     for text in (f"a:{a},b:{b}", f" a:{a} , b:{b} ", f"# rotated 2026-12\na:{a}\nb:{b}  # new\n"):
         assert [k.key_id for k in keys(text)] == ["a", "b"]
     assert keys(f"a:{a}")[0].secret == base64.b64decode(a)
+    url_safe = base64.urlsafe_b64encode(b"\xfb\xff" * 16).decode()
+    assert "-" in url_safe and "_" in url_safe
+    assert keys(f"u:{url_safe}")[0].secret == b"\xfb\xff" * 16
 
 
 @pytest.mark.parametrize(

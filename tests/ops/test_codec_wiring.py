@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from devstack.stack import build_stack
+from embedded import banner
 from runtime.settings import Settings
 from tests.ops.test_compose import DOT_ENV, environment
 
@@ -56,3 +57,11 @@ def test_compose_ui_uses_the_codec_only_when_the_operator_names_it() -> None:
     ui = environment("temporal-ui", named)
     assert ui["TEMPORAL_CODEC_ENDPOINT"] == "https://sessions.plant.example/codec"
     assert ui["TEMPORAL_CODEC_PASS_ACCESS_TOKEN"] == "false"
+
+
+def test_the_make_run_banner_names_the_key_in_use_and_the_codec() -> None:
+    rotated = SecretStr(f"{KEYS.get_secret_value()},k2:{base64.b64encode(os.urandom(32)).decode()}")
+    shown = banner(Settings(embedded=True, payload_encryption_keys=rotated, api_port=8123))
+    assert "encrypted with key 'k2'" in shown
+    assert "http://localhost:8123/codec" in shown
+    assert "Payloads" not in banner(Settings(embedded=True))

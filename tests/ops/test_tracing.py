@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
+from temporalio.client import Client
 from temporalio.worker import Replayer
 
 from api.auth import mint_token
@@ -37,6 +38,7 @@ from engine.tracing import SessionTracingInterceptor
 from runtime.settings import Settings
 from runtime.tracing import REQUEST_ID, Tracing, tracing_from_environment, tracing_wanted
 from store.audit import AuditLog
+from tests.api.test_encryption import encrypted_namespace
 from tests.helpers import assert_eventually, bearer, new_user
 from tests.helpers.api import publish_sop, start_session
 from worker import build_worker
@@ -184,12 +186,17 @@ async def test_a_check_is_one_trace_from_the_request_through_the_update_to_its_a
 
 
 async def test_with_payloads_encrypted_a_check_is_still_one_trace_to_its_audit_write(
-    settings: Settings, services: Services, worker: None
+    settings: Settings, services: Services, temporal_client: Client
 ) -> None:
     exported = InMemorySpanExporter()
     key = SecretStr(f"k1:{base64.b64encode(os.urandom(32)).decode()}")
     async with traced_stack(
-        settings, services.audit_log, exported, payload_encryption_keys=key
+        settings,
+        services.audit_log,
+        exported,
+        payload_encryption_keys=key,
+        # A namespace of its own: the other tests' APIs hold no key for these sessions.
+        temporal_namespace=await encrypted_namespace(temporal_client),
     ) as api:
         await check_traced_to_its_audit_write(api, exported, "req-trace-encrypted")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -240,10 +240,14 @@ class SessionGateway:
         return in_range, self._page_tokens.seal(caller.id, query, next_token)
 
     async def ping(self) -> None:
-        """Raises unless the Temporal frontend answers."""
+        """Raises unless the Temporal frontend answers for the configured namespace.
+
+        A namespace-scoped call: a frontend that answers while the namespace is missing,
+        or the credentials may not use it (an API key of another namespace), is not ready.
+        """
         client = await self._client()
-        await client.workflow_service.get_system_info(
-            GetSystemInfoRequest(), timeout=timedelta(seconds=2)
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=client.namespace), timeout=timedelta(seconds=2)
         )
 
 

@@ -156,8 +156,8 @@ def request_telemetry(tracing: Tracing | None) -> TelemetryConfig | None:
         return None
     return {
         "tracer_provider": tracing.provider,
-        # Spans for dependencies, endpoint and serialization would triple the API's
-        # tracing cost per request; the request's span and its Temporal calls remain.
+        # Spans for dependencies, endpoint and serialization: three more per request, which
+        # cost more than the request's own span and its Temporal calls, which remain.
         "operation_spans": False,
         "exclude": lambda scope: scope.get("path") in _QUIET_ROUTES,
     }

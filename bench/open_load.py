@@ -76,8 +76,9 @@ async def _open_worker(
     think_seconds: float,
     open_sessions: set[tuple[Driver, str]],
     ready: asyncio.Event,
+    stop: asyncio.Event,
 ) -> None:
-    """Runs sessions with think time until cancelled.
+    """Runs sessions with think time until cancelled or `stop` is set.
 
     The first session starts at a random point of its course, run without think
     time and unrecorded, so that the side's workers are spread over a session's
@@ -101,7 +102,7 @@ async def _open_worker(
             return await operation
         return await window.record(kind, operation)
 
-    while True:
+    while not stop.is_set():
         try:
             await run_session(
                 driver, answers, aborts(number, finished), gate, record, open_sessions
@@ -109,6 +110,7 @@ async def _open_worker(
             finished += 1
         except Exception:
             # Recorded when the window records; the session stays open and a new one starts.
+            # (The SDK turns a cancelled update call into an exception: `stop` ends the loop.)
             skip = 0
             ready.set()
             await asyncio.sleep(0.1)
@@ -133,12 +135,13 @@ async def open_load(
     open_sessions: set[tuple[Driver, str]] = set()
     readiness: dict[str, list[asyncio.Event]] = {name: [] for name in sides}
     workers: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
     for name, drivers in sides.items():
         for number, driver in enumerate(drivers):
             ready = asyncio.Event()
             readiness[name].append(ready)
             worker = _open_worker(
-                driver, number, answers, windows[name], think_seconds, open_sessions, ready
+                driver, number, answers, windows[name], think_seconds, open_sessions, ready, stop
             )
             workers.append(asyncio.create_task(worker))
     try:
@@ -159,6 +162,7 @@ async def open_load(
             side.seconds += time.monotonic() - started
             side.add_cpu(cpu_before, cpu())
     finally:
+        stop.set()
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)

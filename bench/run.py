@@ -321,8 +321,6 @@ async def idle_and_long(ctx: BenchContext) -> IdleResult:
     )
 
 
-# Every phase, in the order they run against one stack. A phase of another module
-# (payload encryption, say) joins with a `Phase` here: its options, its run, its result.
 def _encryption_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--encryption-duration",
@@ -345,6 +343,8 @@ async def encryption(ctx: BenchContext) -> EncryptionResult:
     )
 
 
+# Every phase, in the order they run against one stack. A phase of another module
+# (payload encryption, say) joins with a `Phase` here: its options, its run, its result.
 PHASES = [
     Phase(
         LifecycleResult.key,

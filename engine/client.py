@@ -7,8 +7,10 @@ import dataclasses
 import functools
 import logging
 from datetime import timedelta
+from typing import Any
 
 from pydantic import TypeAdapter
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -24,11 +26,12 @@ from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
     DefaultPayloadConverter,
+    EncodingPayloadConverter,
     JSONPlainPayloadConverter,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from engine.codec import EncryptionCodec, RefuseEncrypted
+from engine.codec import ENCODING, EncryptionCodec, no_key_configured
 from runtime.settings import Settings, temporal_profile
 from runtime.tracing import Tracing
 from workflows import search_attributes as sa
@@ -49,15 +52,34 @@ class _SharedAdaptersJSONConverter(PydanticJSONPlainPayloadConverter):
         self._type_adapter = _type_adapters
 
 
+class _StillEncrypted(EncodingPayloadConverter):
+    """Reached only by a payload no codec decrypted: this process holds no key."""
+
+    @property
+    def encoding(self) -> str:
+        return ENCODING.decode()
+
+    def to_payload(self, value: Any) -> Payload | None:
+        return None
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        raise no_key_configured(payload)
+
+
 class PayloadConverter(CompositePayloadConverter):
-    """`PydanticPayloadConverter` with process-wide TypeAdapters; the same payloads."""
+    """`PydanticPayloadConverter` with process-wide TypeAdapters; the same payloads.
+
+    An encrypted payload that reaches it (no key configured here) is refused by name,
+    not as an unknown encoding; a plaintext deployment pays nothing for that.
+    """
 
     def __init__(self) -> None:
         super().__init__(
             *(
                 _SharedAdaptersJSONConverter() if isinstance(c, JSONPlainPayloadConverter) else c
                 for c in DefaultPayloadConverter.default_encoding_payload_converters
-            )
+            ),
+            _StillEncrypted(),
         )
 
 
@@ -65,8 +87,6 @@ class PayloadConverter(CompositePayloadConverter):
 DATA_CONVERTER: DataConverter = dataclasses.replace(
     pydantic_data_converter, payload_converter_class=PayloadConverter
 )
-# Where no key is configured, an encrypted payload is refused with its cause.
-_PLAINTEXT_CONVERTER = dataclasses.replace(DATA_CONVERTER, payload_codec=RefuseEncrypted())
 
 
 class NotConnected(Exception):
@@ -94,6 +114,10 @@ class Connection:
                 await self._client.service_client.check_health(timeout=timeout)
             except RuntimeError as err:
                 raise NotConnected(str(err)) from err
+            except RPCError:
+                # Any answer, even a refusal of the health service (as a hosted
+                # frontend may give), means the connection was made.
+                pass
             self._reached = True
         return self._client
 
@@ -137,7 +161,7 @@ def data_converter(settings: Settings) -> DataConverter:
     """
     keys = settings.encryption_keys()
     if not keys:
-        return _PLAINTEXT_CONVERTER
+        return DATA_CONVERTER
     return dataclasses.replace(
         DATA_CONVERTER,
         payload_codec=EncryptionCodec(keys),

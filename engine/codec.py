@@ -33,27 +33,13 @@ def _is_encrypted(payload: Payload) -> bool:
     return payload.metadata.get("encoding") == ENCODING
 
 
-class RefuseEncrypted(PayloadCodec):
-    """The codec where no key is configured: plaintext both ways, encrypted payloads refused.
-
-    Without it, an encrypted payload would meet the JSON converter and fail as an
-    unknown encoding; this names the cause.
-    """
-
-    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        """Leaves payloads as they are."""
-        return list(payloads)
-
-    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        """Passes plaintext payloads; refuses encrypted ones."""
-        for payload in payloads:
-            if _is_encrypted(payload):
-                key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
-                raise UndecryptablePayload(
-                    f"A payload is encrypted with key {key_id!r}, and no payload encryption key "
-                    "is configured: set PAYLOAD_ENCRYPTION_KEYS as on the rest of the deployment."
-                )
-        return list(payloads)
+def no_key_configured(payload: Payload) -> UndecryptablePayload:
+    """The error for an encrypted payload met where no key is configured at all."""
+    key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
+    return UndecryptablePayload(
+        f"A payload is encrypted with key {key_id!r}, and no payload encryption key is "
+        "configured: set PAYLOAD_ENCRYPTION_KEYS as on the rest of the deployment."
+    )
 
 
 class EncryptionCodec(PayloadCodec):

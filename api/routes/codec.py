@@ -15,13 +15,14 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from google.protobuf import json_format
 from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payloads
 
 from api.callers import made_on_this_machine
 from api.deps import ServicesDep, bearer_credentials, get_current_user
-from api.errors import ProblemCode, ProblemError, problems
+from api.errors import ProblemCode, ProblemError, problem_response, problems
 from engine.codec import EncryptionCodec, UndecryptablePayload
 
 CODEC_PATH = "/codec"
@@ -147,7 +148,21 @@ class CodecCORS:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(f"{CODEC_PATH}/"):
-            await self._cors(scope, receive, send)
-        else:
+        if scope["type"] != "http" or not scope["path"].startswith(f"{CODEC_PATH}/"):
             await self._app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        preflight = (
+            scope["method"] == "OPTIONS"
+            and "origin" in headers
+            and "access-control-request-method" in headers
+        )
+        if not preflight:
+            await self._cors(scope, receive, send)
+            return
+        answer = self._cors.preflight_response(request_headers=headers)
+        if answer.status_code != 200:
+            # Starlette refuses in plain text; a refusal here is a problem like any other.
+            reason = bytes(answer.body).decode()
+            answer = problem_response(ProblemCode.FORBIDDEN, f"{reason}: not the Web UI's.")
+        await answer(scope, receive, send)

@@ -116,8 +116,11 @@ async def test_cors_answers_the_web_ui_origin_on_the_codec_paths_only(settings: 
             assert allowed.headers["access-control-allow-origin"] == ui
             assert "x-namespace" in allowed.headers["access-control-allow-headers"].lower()
         stranger = await http.options("/codec/decode", headers=preflight("https://evil.example"))
-        assert stranger.status_code == 400
+        assert (stranger.status_code, stranger.json()["code"]) == (403, "forbidden")
+        assert stranger.headers["content-type"] == "application/problem+json"
         assert "access-control-allow-origin" not in stranger.headers
+        odd_header = {**preflight(UI), "Access-Control-Request-Headers": "x-something-else"}
+        assert (await http.options("/codec/decode", headers=odd_header)).status_code == 403
         elsewhere = await http.options("/api/v1/sessions", headers=preflight(UI))
         assert "access-control-allow-origin" not in elsewhere.headers
         answer = await http.post(
@@ -130,7 +133,7 @@ async def test_the_ui_origin_is_a_setting(settings: Settings) -> None:
     origin = "https://temporal.plant.example"
     async with codec_api(settings, codec_allowed_origins=origin) as http:
         assert (await http.options("/codec/decode", headers=preflight(origin))).status_code == 200
-        assert (await http.options("/codec/decode", headers=preflight(UI))).status_code == 400
+        assert (await http.options("/codec/decode", headers=preflight(UI))).status_code == 403
 
 
 @pytest.mark.parametrize(

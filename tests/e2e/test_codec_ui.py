@@ -20,6 +20,7 @@ from api.auth import mint_token
 from devstack.processes import free_port
 from devstack.stack import Stack, build_stack
 from runtime.settings import DEV_JWT_SECRET, Settings
+from tests.e2e.test_temporal_ui import UI_FIRST_SCREEN_MS
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +61,9 @@ async def restart_server_without_codec(stack: Stack) -> None:
 
 async def show_input(page: Page, ui_url: str, session_id: str) -> None:
     await page.goto(f"{ui_url}/namespaces/default/workflows/{session_id}")
-    await expect(page.get_by_role("heading", name="Input")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Input")).to_be_visible(
+        timeout=UI_FIRST_SCREEN_MS
+    )
 
 
 async def test_the_web_ui_decrypts_a_session_only_through_the_codec_endpoint(
@@ -82,7 +85,10 @@ async def test_the_web_ui_decrypts_a_session_only_through_the_codec_endpoint(
     try:
         shown_input = page.get_by_role("textbox", name="Input")
         await show_input(page, ui_url, session_id)
-        await expect(shown_input).to_contain_text(f'"session_id": "{session_id}"')
+        # The UI shows the input once the codec has answered.
+        await expect(shown_input).to_contain_text(
+            f'"session_id": "{session_id}"', timeout=UI_FIRST_SCREEN_MS
+        )
         await expect(page.get_by_text(INSTRUCTIONS).first).to_be_attached()
         await page.screenshot(path=shots / "01-decrypted-through-the-codec.png", full_page=True)
 

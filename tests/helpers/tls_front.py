@@ -9,6 +9,7 @@ Temporal Cloud refuses it to a namespace's API key.
 from __future__ import annotations
 
 import datetime
+import getpass
 import ipaddress
 import shutil
 import subprocess
@@ -135,8 +136,8 @@ def make_certificates(folder: Path) -> Certificates:
     return certificates
 
 
-# A refusal must be a gRPC answer (HTTP 200, grpc-status in the headers), or the SDK
-# reads nginx's HTML error page as a gRPC frame ("invalid compression flag").
+# A refusal must be a gRPC answer (grpc-status in the headers of an empty answer), or
+# the SDK reads nginx's HTML error page as a gRPC frame ("invalid compression flag").
 def _refusal(location: str, grpc_status: int, message: str) -> str:
     return f"""
         location {location} {{
@@ -159,7 +160,10 @@ def nginx_config(
         location / {
             grpc_pass grpc://temporal;
         }"""
+    # Workers as the test's own user: as root, nginx would run them as `nobody`, who
+    # could not reach the temp dirs inside the test's private folder.
     return f"""
+user {getpass.getuser()};
 worker_processes 1;
 pid {folder}/nginx.pid;
 error_log {folder}/error.log notice;
@@ -232,11 +236,6 @@ class TlsFront:
     def start(self, upstream: str) -> TlsFront:
         """Writes the configuration and starts nginx in the foreground; waits for its ports."""
         (self.folder / "tmp").mkdir(parents=True, exist_ok=True)
-        # nginx's workers run as `nobody` and must reach their temp dirs and certificates.
-        for path in (self.folder, self.folder / "tmp", *self.folder.parents):
-            if path == Path("/"):
-                break
-            path.chmod(path.stat().st_mode | 0o011)
         config = self.folder / "nginx.conf"
         config.write_text(
             nginx_config(self.folder, upstream, self.certificates, self.ports, self.api_key)

@@ -31,6 +31,8 @@ from engine.register import ensure_namespace
 from tests.helpers import TEST_SECRET, assert_eventually, bearer
 from tests.helpers.tls_front import NGINX, SERVER_NAME, TlsFront, start_front
 
+pytestmark = pytest.mark.slow
+
 API_KEY = "plant-api-key-" + uuid.uuid4().hex
 SOP_ID = "loto-press-7"
 # Generous: a Python process starts slowly on a busy machine.

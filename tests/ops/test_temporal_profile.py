@@ -1,13 +1,16 @@
-"""Where the Temporal connection comes from: the SDK's variables and TOML profiles."""
+"""Where the Temporal connection comes from, and what the API says when it cannot use it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import ValidationError
 from temporalio.client import Client
 
+from api.deps import Services
+from api.main import create_app
 from engine.client import connect
 from runtime.settings import Settings
 
@@ -108,3 +111,16 @@ async def test_an_unreadable_certificate_is_named_at_connect(
     settings = Settings(temporal_address=temporal_client.service_client.config.target_host)
     with pytest.raises(ValueError, match=str(missing)):
         await connect(settings)
+
+
+async def test_the_api_is_not_ready_for_a_namespace_it_cannot_use(settings: Settings) -> None:
+    elsewhere = settings.model_copy(update={"temporal_namespace": "work-sessions-nowhere"})
+    services = await Services.create(elsewhere)
+    transport = httpx.ASGITransport(app=create_app(elsewhere, services))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
+            ready = await api.get("/readyz")
+    finally:
+        await services.close()
+    assert ready.status_code == 503
+    assert ready.json()["failing"] == ["temporal"]

@@ -25,19 +25,24 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
+from temporalio.client import Client
+from temporalio.worker import Replayer
 
 from api.auth import mint_token
 from api.deps import Services
 from api.main import create_app
 from devstack.processes import free_port
 from devstack.stack import build_stack
-from engine.client import connect
+from engine.client import DATA_CONVERTER, connect
+from engine.tracing import SessionTracingInterceptor
 from runtime.settings import Settings
 from runtime.tracing import REQUEST_ID, Tracing, tracing_from_environment, tracing_wanted
 from store.audit import AuditLog
+from tests.api.test_encryption import encrypted_namespace
 from tests.helpers import assert_eventually, bearer, new_user
 from tests.helpers.api import publish_sop, start_session
 from worker import build_worker
+from workflows.work_session import WorkSessionWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIT_RUN = "RunActivity:append_audit_events"
@@ -181,12 +186,17 @@ async def test_a_check_is_one_trace_from_the_request_through_the_update_to_its_a
 
 
 async def test_with_payloads_encrypted_a_check_is_still_one_trace_to_its_audit_write(
-    settings: Settings, services: Services, worker: None
+    settings: Settings, services: Services, temporal_client: Client
 ) -> None:
     exported = InMemorySpanExporter()
     key = SecretStr(f"k1:{base64.b64encode(os.urandom(32)).decode()}")
     async with traced_stack(
-        settings, services.audit_log, exported, payload_encryption_keys=key
+        settings,
+        services.audit_log,
+        exported,
+        payload_encryption_keys=key,
+        # A namespace of its own: the other tests' APIs hold no key for these sessions.
+        temporal_namespace=await encrypted_namespace(temporal_client),
     ) as api:
         await check_traced_to_its_audit_write(api, exported, "req-trace-encrypted")
 
@@ -481,3 +491,41 @@ async def test_the_api_and_worker_processes_trace_a_check_configured_only_by_ote
             await assert_eventually(traced_to_the_audit_write, timeout=30, interval=0.2)
         finally:
             await asyncio.to_thread(stack.stop)
+
+
+async def test_a_traced_session_replays_with_and_without_tracing_making_no_span(
+    traced_api: httpx.AsyncClient, exported: InMemorySpanExporter, services: Services
+) -> None:
+    sop = await publish_sop(traced_api)
+    worker = new_user()
+    session = await start_session(traced_api, worker, sop["id"])
+    for check_id in ("breaker-off", "residual-v"):
+        answer = {"passed": True} if check_id == "breaker-off" else {"value": 1.5}
+        response = await traced_api.post(
+            f"/api/v1/sessions/{session['id']}/checks",
+            json={"check_id": check_id, **answer},
+            headers=bearer(worker),
+        )
+        assert response.status_code == 201, response.text
+
+    async def all_audited() -> None:
+        audit = await traced_api.get(
+            f"/api/v1/sessions/{session['id']}/audit", headers=bearer(worker)
+        )
+        assert len(audit.json()["items"]) == 3, audit.text
+
+    await assert_eventually(all_audited)
+    history = await services.client.get_workflow_handle(session["id"]).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert "_tracer-data" in started.header.fields, "a traced history"
+
+    replay_spans = InMemorySpanExporter()
+    tracing = Tracing.exporting_to([SimpleSpanProcessor(replay_spans)], "work-sessions-test")
+    for interceptors in ([], [SessionTracingInterceptor(tracing.provider.get_tracer(__name__))]):
+        replayer = Replayer(
+            workflows=[WorkSessionWorkflow],
+            data_converter=DATA_CONVERTER,
+            interceptors=interceptors,
+        )
+        await replayer.replay_workflow(history)
+    assert replay_spans.get_finished_spans() == ()

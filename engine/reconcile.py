@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 # Visibility shows a closed workflow a moment after it closes: each sweep looks back this far
 # before the previous one started.
 _VISIBILITY_LAG = timedelta(minutes=1)
+# The task queue goes into a visibility query as is: nothing that could widen it.
+_TASK_QUEUE = re.compile(r"[\w.:/-]{1,200}")
 _ENDS = (AuditEventType.SESSION_ABORTED, AuditEventType.SESSION_COMPLETED)
 # What recording an ending may meet; the next sweep tries again.
 RECORDING_FAILURES = (
@@ -92,6 +95,8 @@ class EndingsReconciler:
     def __init__(
         self, client: Client, task_queue: str, audit_trail: AuditTrail, interval: timedelta
     ) -> None:
+        if not _TASK_QUEUE.fullmatch(task_queue):
+            raise ValueError(f"task queue {task_queue!r} cannot be named in a visibility query")
         self._client = client
         self._task_queue = task_queue
         self._audit_trail = audit_trail
@@ -124,6 +129,9 @@ class EndingsReconciler:
                 done = await self.sweep(closed_since)
             except RECORDING_FAILURES as err:
                 log.warning("sweep for sessions ended in Temporal failed: %s", err)
+            except Exception:
+                # A fault in one sweep must not end the sweeps for the worker's lifetime.
+                log.exception("sweep for sessions ended in Temporal failed")
             else:
                 # After a failure the next sweep looks back as far as this one did.
                 if not done.failed:

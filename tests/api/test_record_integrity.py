@@ -433,3 +433,10 @@ async def test_a_reader_of_the_trail_sees_a_termination_without_waiting_for_a_sw
         (3, "session_aborted"),
     ]
     assert trail[-1]["data"]["ended_in_temporal"] == "terminated"
+
+
+def test_the_reconciler_refuses_a_task_queue_that_could_widen_its_query(
+    temporal_client: Client, audit_log: AuditLog
+) -> None:
+    with pytest.raises(ValueError, match="visibility query"):
+        EndingsReconciler(temporal_client, "q' OR TaskQueue != '", audit_log, timedelta(1))

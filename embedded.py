@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from api.auth import mint_token
-from devstack.stack import Stack, StackNotReady, build_stack
+from devstack.stack import Stack, StackNotReady, build_stack, codec_endpoint
+from engine.client import ConnectionRefused, SearchAttributesMissing
 from runtime.settings import DEV_JWT_SECRET, Settings
 
 ROOT = Path(__file__).resolve().parent
@@ -36,6 +37,15 @@ def banner(settings: Settings) -> str:
     metrics = (
         [f"  Worker metrics:   http://localhost:{settings.worker_metrics_port}/metrics"]
         if settings.worker_metrics_port
+        else []
+    )
+    keys = settings.encryption_keys()
+    payloads = (
+        [
+            f"  Payloads:         encrypted with key {keys[-1].key_id!r}; the Web UI decrypts "
+            f"through {codec_endpoint(settings)}"
+        ]
+        if keys
         else []
     )
     if settings.dev_secret_in_force():
@@ -59,6 +69,7 @@ def banner(settings: Settings) -> str:
             f"  Web page:         {api}/",
             f"  API docs:         {api}/docs",
             f"  Temporal Web UI:  {settings.temporal_ui_url}",
+            *payloads,
             *metrics,
             *sign_in,
             "A process that stops is started again.",
@@ -110,7 +121,7 @@ async def run(settings: Settings) -> int:
             return 0
         try:
             starting.result()
-        except StackNotReady as err:
+        except (StackNotReady, ConnectionRefused, SearchAttributesMissing) as err:
             _say(f"The stack did not come up: {err}")
             return 1
         _say(banner(settings))

@@ -7,21 +7,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.audit import AuditActivities
 from activities.cancellation import CancelRequests
-from engine.client import connect_when_ready, register_search_attributes
+from engine.client import (
+    ConnectionRefused,
+    SearchAttributesMissing,
+    connect_when_ready,
+    ensure_search_attributes,
+)
 from engine.reconcile import EndingsReconciler
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
+from runtime.tracing import tracing_from_environment
 from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from workflows.work_session import WorkSessionWorkflow
@@ -64,6 +73,14 @@ async def serving(client: Client, settings: Settings, audit_log: AuditLog) -> As
             await sweeping
 
 
+def _refuse_to_start(reason: str) -> NoReturn:
+    log.error("worker not started: %s", reason)
+    logging.shutdown()
+    # A process holding a Temporal client can abort while the interpreter finalizes
+    # (temporalio/sdk-python#300): leave at once, with the exit code that says why.
+    os._exit(1)
+
+
 async def main() -> None:
     """Runs the worker until SIGINT or SIGTERM, then shuts down gracefully."""
     settings = get_settings()
@@ -78,8 +95,18 @@ async def main() -> None:
                 )
             )
         )
-    client = await connect_when_ready(settings)
-    await register_search_attributes(client, settings.temporal_namespace)
+    try:
+        client = await connect_when_ready(
+            settings, tracing=tracing_from_environment("work-sessions-worker")
+        )
+        await ensure_search_attributes(client, settings.temporal_namespace)
+    except (ConnectionRefused, SearchAttributesMissing) as err:
+        _refuse_to_start(str(err))
+    except RPCError as err:  # e.g. no such namespace, or no right to read it
+        _refuse_to_start(
+            f"Temporal at {settings.temporal_address} answered {err.status.name} for the "
+            f"namespace {settings.temporal_namespace}: {err.message}"
+        )
     engine = create_engine(settings.database_url)
     audit_log = AuditLog(create_transaction_factory(engine))
     stop = asyncio.Event()

@@ -14,6 +14,7 @@ from workflows.shared import AuditEvent
 if TYPE_CHECKING:
     from store.audit import AuditAppend
 
+APPEND_AUDIT_EVENTS = "append_audit_events"
 DEAD_LETTER_METRIC = "audit_events_dead_lettered"
 WRITTEN_METRIC = "work_session_audit_events_written"
 LAG_METRIC = "work_session_audit_lag"
@@ -36,7 +37,7 @@ class AuditActivities:
     def __init__(self, audit_log: AuditSink) -> None:
         self._audit_log = audit_log
 
-    @activity.defn(name="append_audit_events")
+    @activity.defn(name=APPEND_AUDIT_EVENTS)
     async def append_audit_events(self, events: list[AuditEvent]) -> int:
         """Appends events once each: a retry after a crash inserts nothing twice.
 

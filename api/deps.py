@@ -17,6 +17,7 @@ from api.oidc import ProviderDiscovery
 from engine.client import connect
 from runtime.logs import bind_log_context
 from runtime.settings import Settings
+from runtime.tracing import Tracing
 from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from store.sops import SopCatalog
@@ -38,9 +39,9 @@ class Services:
     discovery: ProviderDiscovery | None
 
     @classmethod
-    async def create(cls, settings: Settings) -> Services:
+    async def create(cls, settings: Settings, tracing: Tracing | None = None) -> Services:
         """Connects lazily to Temporal, so the API starts (and says not ready) without it."""
-        client = await connect(settings, lazy=True)
+        client = await connect(settings, lazy=True, tracing=tracing)
         engine = create_engine(settings.database_url)
         sessions = create_transaction_factory(engine)
         discovery = ProviderDiscovery(settings.auth_issuer) if settings.auth_issuer else None
@@ -107,12 +108,12 @@ AuditLogDep = Annotated[AuditLog, Depends(get_audit_log)]
 StartKeysDep = Annotated[SessionStartKeys, Depends(get_start_keys)]
 DatabaseDep = Annotated[AsyncEngine, Depends(get_database)]
 
-_bearer = HTTPBearer(auto_error=False, description="JWT with `sub` and `roles` claims")
+bearer_credentials = HTTPBearer(auto_error=False, description="JWT with `sub` and `roles` claims")
 
 
 async def get_current_user(
     services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_credentials)],
 ) -> User:
     """Authenticates the caller from the bearer token."""
     if credentials is None or credentials.scheme.lower() != "bearer":

@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.codec import UndecryptablePayload
 from workflows.domain import DomainError
 from workflows.shared import SessionStatus
 
@@ -54,6 +54,7 @@ class ProblemCode(StrEnum):
     INVALID_CHECK_ANSWER = "invalid_check_answer", 422, "Answer does not fit the check"
     TEXT_TOO_LONG = "text_too_long", 422, "Text too long"
     VALIDATION_ERROR = "validation_error", 422, "Invalid request"
+    UNDECRYPTABLE_PAYLOAD = "undecryptable_payload", 422, "Payload cannot be decrypted"
     BAD_REQUEST = "bad_request", 400, "Malformed request"
     PAYLOAD_TOO_LARGE = "payload_too_large", 413, "Request body too large"
     SESSION_NOT_FOUND = "session_not_found", 404, "Session not found"
@@ -64,6 +65,11 @@ class ProblemCode(StrEnum):
     UNAUTHORIZED = "unauthorized", 401, "Authentication required"
     TEMPORAL_UNAVAILABLE = "temporal_unavailable", 503, "Workflow engine unavailable"
     NOT_READY = "not_ready", 503, "Not ready"
+    ENCRYPTION_KEY_MISSING = (
+        "encryption_key_missing",
+        503,
+        "Session data encrypted with a key this deployment lacks",
+    )
     IDENTITY_PROVIDER_UNAVAILABLE = (
         "identity_provider_unavailable",
         503,
@@ -128,6 +134,11 @@ class ProblemError(Exception):
         if code is None:
             raise RuntimeError(f"the domain raised an unknown problem code {error.code!r}")
         return cls(code, error.message, extra=dict(error.details))
+
+
+def unexpected_error_response() -> JSONResponse:
+    """The problem 500 for a fault nobody anticipated; it says nothing of the fault."""
+    return problem_response(ProblemCode.INTERNAL_ERROR, "An unexpected error occurred.")
 
 
 def problem_response(
@@ -201,7 +212,8 @@ def _validation_code(exc: RequestValidationError) -> ProblemCode:
 def install_error_handlers(app: FastAPI) -> None:
     """Maps every exception the API can meet to a problem response.
 
-    Install before the observability middleware, so that it sees the problem 500.
+    An exception no handler maps is answered by the request middleware
+    (`api.middleware.RequestObservability`) with the problem 500.
     """
 
     @app.exception_handler(ProblemError)
@@ -230,40 +242,11 @@ def install_error_handlers(app: FastAPI) -> None:
             code = ProblemCode.INTERNAL_ERROR
         return problem_response(code, str(exc.detail), headers=getattr(exc, "headers", None))
 
-    app.add_middleware(UnexpectedErrors)
-
-
-class UnexpectedErrors:
-    """Answers an unexpected exception with the problem 500, keeping the connection usable.
-
-    Starlette's outermost error handler answers such an exception and then raises
-    it again, and uvicorn then drops the keep-alive connection under the client's
-    next request. Here the exception ends with the answer.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        answering = False
-
-        async def watched_send(message: Message) -> None:
-            nonlocal answering
-            answering = answering or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watched_send)
-        except Exception:
-            if answering:
-                # Half an answer cannot be taken back: the server closes the connection.
-                raise
-            log.exception("unexpected error")
-            response = problem_response(ProblemCode.INTERNAL_ERROR, "An unexpected error occurred.")
-            await response(scope, receive, send)
+    @app.exception_handler(UndecryptablePayload)
+    async def _undecryptable(_request: Request, exc: UndecryptablePayload) -> JSONResponse:
+        # The operator removed a key that live sessions still use: theirs to fix, not the caller's.
+        log.error("cannot decrypt session data: %s", exc)
+        return problem_response(ProblemCode.ENCRYPTION_KEY_MISSING, str(exc))
 
 
 def install_problem_schema(app: FastAPI) -> None:

@@ -6,12 +6,15 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ProblemCode, problem_response
+from api.routes.codec import CODEC_PATH
 
 MAX_BODY_BYTES = 64 * 1024
 # SOP definitions may be long (up to 100 steps of instructions), yet every session
 # carries its SOP snapshot in Temporal payloads, which must stay under 2 MB.
 MAX_SOP_BODY_BYTES = 1024 * 1024
 SOP_PATH = "/api/v1/sops"
+# The Web UI asks the codec to decode whole payloads, each up to Temporal's 2 MB, in base64.
+MAX_CODEC_BODY_BYTES = 4 * 1024 * 1024
 
 
 def _too_large_detail(max_bytes: int) -> str:
@@ -41,11 +44,18 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
         self.sop_max_bytes = sop_max_bytes
 
+    def _limit(self, path: str) -> int:
+        if path == SOP_PATH:
+            return self.sop_max_bytes
+        if path.startswith(f"{CODEC_PATH}/"):
+            return MAX_CODEC_BODY_BYTES
+        return self.max_bytes
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.sop_max_bytes if scope["path"] == SOP_PATH else self.max_bytes
+        limit = self._limit(scope["path"])
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             response = problem_response(ProblemCode.PAYLOAD_TOO_LARGE, _too_large_detail(limit))

@@ -17,12 +17,13 @@ from api.deps import Services, ServicesDep
 from api.errors import install_error_handlers, install_problem_schema, problems
 from api.limits import BodySizeLimit
 from api.metrics import keep_session_gauges_fresh
-from api.middleware import install_observability
+from api.middleware import install_observability, request_telemetry
 from api.oidc import ProviderDiscovery
-from api.routes import audit, dev, health, sessions, sops, vocabulary
+from api.routes import audit, codec, dev, health, sessions, sops, vocabulary
 from api.schemas import OidcSignIn, PublicConfig
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
+from runtime.tracing import Tracing, tracing_from_environment
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -44,9 +45,17 @@ async def _oidc_sign_in(
     )
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """Builds the app; tests pass ready-made services, production creates them at start-up."""
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    tracing: Tracing | None = None,
+) -> FastAPI:
+    """Builds the app; tests pass ready-made services, production creates them at start-up.
+
+    Tracing, unless given, is what the `OTEL_*` variables ask for: by default none.
+    """
     settings = settings or get_settings()
+    tracing = tracing or tracing_from_environment("work-sessions-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,7 +64,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             yield
             return
         configure_logging(settings.log_format)
-        created = await Services.create(settings)
+        created = await Services.create(settings, tracing)
         app.state.services = created
         gauges = asyncio.create_task(
             keep_session_gauges_fresh(
@@ -78,12 +87,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
         # Operation ids are the route functions' names: what a generated client calls.
         generate_unique_id_function=lambda route: route.name,
+        telemetry=request_telemetry(tracing),
     )
     if services is not None:
         app.state.services = services
     app.add_middleware(BodySizeLimit)
-    install_error_handlers(app)
     install_observability(app)
+    install_error_handlers(app)
     install_problem_schema(app)
     app.include_router(health.router)
     app.include_router(sops.router)
@@ -92,6 +102,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(vocabulary.router)
     if settings.dev_secret_in_force():
         app.include_router(dev.router)
+    if settings.encryption_keys():
+        app.include_router(codec.router)
+        app.add_middleware(codec.CodecCORS, origins=settings.codec_origins())
 
     @app.get("/api/v1/config", tags=["config"], responses={503: problems()[503]})
     async def get_config(services: ServicesDep) -> PublicConfig:
@@ -107,6 +120,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # For clients that ask here whatever the page's icon link says.
+        return FileResponse(STATIC_DIR / "icon.svg", media_type="image/svg+xml")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     return app

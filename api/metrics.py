@@ -25,10 +25,10 @@ from prometheus_client import (
 from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
-from workflows import search_attributes as sa
+from engine.client import Connection, NotConnected
+from engine.visibility import SessionFilter, visibility_query
 from workflows.domain import ACTIVE_STATUSES
 from workflows.shared import CheckRecord
-from workflows.work_session import WorkSessionWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -104,20 +104,11 @@ def observe_check(record: CheckRecord) -> None:
     CHECKS_RECORDED.labels(result="passed" if record.passed else "failed").inc()
 
 
-def running_sessions_query(status: str) -> str:
-    """The visibility query for running sessions in one status; closed runs keep old values."""
-    return (
-        f"WorkflowType = '{WorkSessionWorkflow.__name__}' AND ExecutionStatus = 'Running' "
-        f"AND {sa.SESSION_STATUS.name} = '{status}'"
-    )
-
-
 async def refresh_session_gauges(client: Client, rpc_timeout: timedelta) -> None:
     """Sets the session gauges from one visibility count per active status."""
     for status in ACTIVE_STATUSES:
-        counted = await client.count_workflows(
-            running_sessions_query(status.value), rpc_timeout=rpc_timeout
-        )
+        query = visibility_query(SessionFilter(statuses=(status,), running_only=True))
+        counted = await client.count_workflows(query, rpc_timeout=rpc_timeout)
         SESSIONS.labels(status=status.value).set(counted.count)
 
 
@@ -125,11 +116,11 @@ async def keep_session_gauges_fresh(
     client: Client, interval: timedelta, rpc_timeout: timedelta
 ) -> None:
     """Refreshes the session gauges every `interval` until cancelled, riding out outages."""
+    connection = Connection(client)
     while True:
         try:
-            await refresh_session_gauges(client, rpc_timeout)
-        # A lazy client that has never reached Temporal raises RuntimeError.
-        except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as err:
+            await refresh_session_gauges(await connection.reach(rpc_timeout), rpc_timeout)
+        except (RPCError, RPCTimeoutOrCancelledError, NotConnected) as err:
             log.warning("session gauges not refreshed: %s", err)
         await asyncio.sleep(interval.total_seconds())
 

@@ -1,4 +1,5 @@
-"""Around every HTTP request: a request id, log context, one access log line, metrics."""
+"""Around every HTTP request: a request id, log context, one access log line, metrics,
+and the problem 500 for a fault nobody anticipated."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import uuid
 from urllib.parse import quote
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
-from api.errors import PROBLEM_JSON, ProblemCode
+from api.errors import PROBLEM_JSON, ProblemCode, unexpected_error_response
 from runtime.logs import bind_log_context, reset_log_context, start_log_context
+from runtime.tracing import Tracing, request_traced
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An id from a proxy in front is kept only if it is short and plain.
@@ -29,6 +32,7 @@ _PATH_SAFE = "/:@-._~!$&'()*+,;="
 _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 access_log = logging.getLogger("api.access")
+log = logging.getLogger(__name__)
 
 
 def _request_id(headers: Headers) -> str:
@@ -53,12 +57,14 @@ class _Answer:
     """What the app answered: the status and, for a problem, its `code`."""
 
     def __init__(self) -> None:
+        self.started = False
         self.status = 500
         self.code: str | None = None
         self._problem_body: bytearray | None = None
 
     def see(self, message: Message) -> None:
         if message["type"] == "http.response.start":
+            self.started = True
             self.status = message["status"]
             content_type = Headers(raw=message.get("headers", [])).get("content-type", "")
             if content_type.startswith(PROBLEM_JSON):
@@ -102,14 +108,18 @@ class RequestObservability:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            with request_traced(request_id):
+                await self.app(scope, receive, send_with_id)
         except Exception:
-            # Raised after the answer had begun: the server closes the connection.
-            answer.code = ProblemCode.INTERNAL_ERROR.value
-            _observe(scope, answer, started)
-            # The context stays bound: the outermost error handler's log line, written
-            # after this, still names the request.
-            raise
+            if answer.started:
+                # Half an answer cannot be taken back: the server closes the connection.
+                answer.code = ProblemCode.INTERNAL_ERROR.value
+                _observe(scope, answer, started)
+                raise
+            # Answered here, the exception ends: Starlette's outermost handler would
+            # raise it again and uvicorn would drop the keep-alive connection.
+            log.exception("unexpected error")
+            await unexpected_error_response()(scope, receive, send_with_id)
         _observe(scope, answer, started)
         reset_log_context(token)
 
@@ -138,6 +148,19 @@ def _observe(scope: Scope, answer: _Answer, started: float) -> None:
             "duration_ms": duration_ms,
         },
     )
+
+
+def request_telemetry(tracing: Tracing | None) -> TelemetryConfig | None:
+    """FastAPI's own request spans, made with the tracing's provider; probes make none."""
+    if tracing is None:
+        return None
+    return {
+        "tracer_provider": tracing.provider,
+        # Spans for dependencies, endpoint and serialization: three more per request, which
+        # cost more than the request's own span and its Temporal calls, which remain.
+        "operation_spans": False,
+        "exclude": lambda scope: scope.get("path") in _QUIET_ROUTES,
+    }
 
 
 def install_observability(app: FastAPI) -> None:

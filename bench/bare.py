@@ -13,14 +13,13 @@ import sys
 import uuid
 
 from temporalio import workflow
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
-    from temporalio.workflow import UpdateMethodMultiParam
-
-    from bench.drivers import RPC_TIMEOUT, Request, SdkDriver
-    from engine.client import DATA_CONVERTER
+    from bench.drivers import RPC_TIMEOUT, SdkDriver
+    from engine.client import connect
+    from engine.sessions import update_id_of
+    from runtime.settings import Settings
     from workflows.shared import (
         AbortRequest,
         CompleteRequest,
@@ -29,9 +28,8 @@ with workflow.unsafe.imports_passed_through():
         ResumeRequest,
         SessionCommand,
         StartSessionInput,
-        UpdateResult,
     )
-    from workflows.work_session import WorkSessionWorkflow
+    from workflows.work_session import UPDATE_OF
 
 
 @workflow.defn
@@ -95,22 +93,17 @@ class BareDriver(SdkDriver):
         )
         return session_id
 
-    async def _update(
-        self,
-        session_id: str,
-        update: UpdateMethodMultiParam[[WorkSessionWorkflow, Request], UpdateResult],
-        request: Request,
-        update_id: str | None = None,
-    ) -> None:
-        # Update names are the product's method names; the bare workflow answers a counter.
-        name: str = update.__name__  # type: ignore[attr-defined]
+    async def _send(self, session_id: str, command: SessionCommand) -> None:
+        # Update names are the product's; the bare workflow answers a counter and never
+        # continues as new, so one call is the whole path.
+        name: str = UPDATE_OF[type(command)].__name__
         await self._client.get_workflow_handle(session_id).execute_update(
-            name, request, id=update_id, result_type=int, rpc_timeout=RPC_TIMEOUT
+            name, command, id=update_id_of(command), result_type=int, rpc_timeout=RPC_TIMEOUT
         )
 
 
 async def _serve(address: str, task_queue: str) -> None:
-    client = await Client.connect(address, data_converter=DATA_CONVERTER)
+    client = await connect(Settings(temporal_address=address))
     await Worker(client, task_queue=task_queue, workflows=[BareSessionWorkflow]).run()
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import httpx
-from temporalio.client import Client, WorkflowHandle
-from temporalio.workflow import UpdateMethodMultiParam
+from temporalio.client import Client
 
 from devstack.answers import Answer
+from engine.sessions import Deadline, send_command, session_handle
 from engine.starting import start_session_workflow
 from workflows.shared import (
     AbortRequest,
@@ -19,16 +19,13 @@ from workflows.shared import (
     PauseRequest,
     RecordCheckRequest,
     ResumeRequest,
-    SessionView,
+    SessionCommand,
     SopSnapshot,
-    UpdateResult,
 )
-from workflows.work_session import WorkSessionWorkflow
 
 RPC_TIMEOUT = timedelta(seconds=30)
 # The example SOP every bench session runs: 12 checks over 5 steps, 3 of them measurements.
 BENCH_SOP_ID = "loto-press-7"
-Request = TypeVar("Request")
 
 
 class Driver(Protocol):
@@ -119,19 +116,10 @@ class SdkDriver:
         self._user_id = user_id
         self._actor = Actor(user_id=user_id, roles=["worker"])
 
-    def _handle(self, session_id: str) -> WorkflowHandle[WorkSessionWorkflow, SessionView]:
-        return self._client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
-
-    async def _update(
-        self,
-        session_id: str,
-        update: UpdateMethodMultiParam[[WorkSessionWorkflow, Request], UpdateResult],
-        request: Request,
-        update_id: str | None = None,
-    ) -> None:
-        await self._handle(session_id).execute_update(
-            update, request, id=update_id, rpc_timeout=RPC_TIMEOUT
-        )
+    async def _send(self, session_id: str, command: SessionCommand) -> None:
+        """Sends a command on the product's engine path, retries across continue-as-new included."""
+        handle = session_handle(self._client, session_id)
+        await send_command(handle, command, Deadline(RPC_TIMEOUT))
 
     async def start(self) -> str:
         """Starts the workflow with the facade's options, search attributes and memo."""
@@ -147,31 +135,24 @@ class SdkDriver:
         return session_id
 
     async def check(self, session_id: str, answer: Answer) -> None:
-        """Records a check with an idempotency key, sent as the update id like the facade does."""
-        key = uuid.uuid4().hex
+        """Records a check with an idempotency key, as the facade sends one."""
         request = RecordCheckRequest(
-            self._actor, answer.check_id, answer.passed, answer.value, None, key
+            self._actor, answer.check_id, answer.passed, answer.value, None, uuid.uuid4().hex
         )
-        await self._update(
-            session_id, WorkSessionWorkflow.record_check, request, f"check:{self._user_id}:{key}"
-        )
+        await self._send(session_id, request)
 
     async def pause(self, session_id: str) -> None:
         """Pauses with a reason."""
-        await self._update(
-            session_id, WorkSessionWorkflow.pause, PauseRequest(self._actor, "bench break")
-        )
+        await self._send(session_id, PauseRequest(self._actor, "bench break"))
 
     async def resume(self, session_id: str) -> None:
         """Resumes."""
-        await self._update(session_id, WorkSessionWorkflow.resume, ResumeRequest(self._actor))
+        await self._send(session_id, ResumeRequest(self._actor))
 
     async def abort(self, session_id: str) -> None:
         """Aborts with a reason."""
-        await self._update(
-            session_id, WorkSessionWorkflow.abort, AbortRequest(self._actor, "bench abort")
-        )
+        await self._send(session_id, AbortRequest(self._actor, "bench abort"))
 
     async def complete(self, session_id: str) -> None:
         """Completes."""
-        await self._update(session_id, WorkSessionWorkflow.complete, CompleteRequest(self._actor))
+        await self._send(session_id, CompleteRequest(self._actor))

@@ -25,6 +25,7 @@ from temporalio.client import Client
 
 from bench.bare import BareDriver
 from bench.drivers import Driver, RestDriver, SdkDriver
+from bench.encryption import EncryptionResult, measure_encryption
 from bench.engine_model import AuditLagSampler, history_bytes_per_check, resume_after_pause
 from bench.idle import (
     Paused,
@@ -46,7 +47,7 @@ from bench.results import (
     OpenLoadResult,
     PhaseResult,
 )
-from bench.stack import BenchStack, pid_cpu_seconds, start_stack
+from bench.stack import BenchStack, start_stack
 from devstack.answers import passing_answers
 from engine.client import connect
 from runtime.settings import Settings
@@ -222,39 +223,32 @@ async def engine_model(ctx: BenchContext) -> EngineModelResult:
     bare_worker = subprocess.Popen(
         [sys.executable, "-m", "bench.bare", ctx.stack.settings.temporal_address, bare_queue]
     )
-    pid = bare_worker.pid
-
-    def cpu() -> dict[str, float]:
-        return {**ctx.stack.cpu_seconds(), "bare worker": pid_cpu_seconds(pid)}
-
     try:
         await asyncio.sleep(BARE_WORKER_START_SECONDS)
-        sdk_rate, bare_rate = await _sdk_against_bare_engine(ctx, bare_queue, cpu)
+        sdk_rate, bare_rate = await _sdk_against_bare_engine(ctx, bare_queue)
         _say(f"  SDK path {sdk_rate:.0f} ops/s, bare engine {bare_rate:.0f} ops/s")
-        load = await _open_load(ctx, bare_queue, cpu)
+        load = await _open_load(ctx, bare_queue)
     finally:
         bare_worker.terminate()
         bare_worker.wait()
     return EngineModelResult(history, pause, load, sdk_rate, bare_rate)
 
 
-async def _sdk_against_bare_engine(
-    ctx: BenchContext, bare_queue: str, cpu: Callable[[], dict[str, float]]
-) -> tuple[float, float]:
+async def _sdk_against_bare_engine(ctx: BenchContext, bare_queue: str) -> tuple[float, float]:
     """The product's SDK path against a trivial workflow on the same server, A-B-B-A."""
     args = ctx.args
     users = [f"be-{i:03d}" for i in range(args.virtual_workers)]
     answers = passing_answers(ctx.sop)
     product: list[Driver] = [ctx.sdk(u) for u in users]
     trivial: list[Driver] = [BareDriver(ctx.client, bare_queue, ctx.sop, u) for u in users]
-    await Side().run(trivial, answers, args.warmup / 2, cpu)
-    sdk, engine = await side_by_side(product, trivial, answers, args.duration, cpu)
+    await Side().run(trivial, answers, args.warmup / 2, ctx.stack.cpu_seconds)
+    sdk, engine = await side_by_side(
+        product, trivial, answers, args.duration, ctx.stack.cpu_seconds
+    )
     return sdk.stats()["all"].ops_per_s, engine.stats()["all"].ops_per_s
 
 
-async def _open_load(
-    ctx: BenchContext, bare_queue: str, cpu: Callable[[], dict[str, float]]
-) -> OpenLoadResult:
+async def _open_load(ctx: BenchContext, bare_queue: str) -> OpenLoadResult:
     """The same open load through REST and against the bare engine (and the SDK), A-B-B-A."""
     args = ctx.args
     users = [f"ow-{i:03d}" for i in range(args.open_loop_workers)]
@@ -270,7 +264,7 @@ async def _open_load(
         args.open_loop_seconds,
         args.open_loop_workers / args.open_loop_rate,
         args.open_loop_warmup,
-        cpu,
+        ctx.stack.cpu_seconds,
         _say,
     )
     for name, side in measured.items():
@@ -327,6 +321,28 @@ async def idle_and_long(ctx: BenchContext) -> IdleResult:
     )
 
 
+def _encryption_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--encryption-duration",
+        type=float,
+        default=20.0,
+        help="seconds of closed load per side, encryption off and on (20)",
+    )
+
+
+async def encryption(ctx: BenchContext) -> EncryptionResult:
+    """Payload encryption off and on, on two fresh stacks of their own."""
+    args = ctx.args
+    return await measure_encryption(
+        virtual_workers=args.virtual_workers,
+        seconds=args.encryption_duration,
+        warmup=args.warmup,
+        worker_cache=args.worker_cache,
+        first_port=args.first_port,
+        say=_say,
+    )
+
+
 # Every phase, in the order they run against one stack. A phase of another module
 # (payload encryption, say) joins with a `Phase` here: its options, its run, its result.
 PHASES = [
@@ -350,6 +366,13 @@ PHASES = [
         _idle_options,
         lambda a: f"Idle scale: {a.sessions} paused sessions; long sessions",
         idle_and_long,
+    ),
+    Phase(
+        EncryptionResult.key,
+        "payload encryption off and on (two more stacks; the lifecycle's closed-load options)",
+        _encryption_options,
+        lambda a: f"Payload encryption: {a.virtual_workers} virtual workers, off vs on",
+        encryption,
     ),
 ]
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from api.auth import mint_token
 from bench.drivers import BENCH_SOP_ID
 from devstack.processes import ManagedProcess, free_port
@@ -121,7 +123,10 @@ async def _bench_sop(settings: Settings) -> PublishedSop:
 
 
 async def start_stack(
-    data_dir: Path, worker_cache: int | None, first_port: int | None
+    data_dir: Path,
+    worker_cache: int | None,
+    first_port: int | None,
+    encryption_keys: SecretStr | None = None,
 ) -> tuple[BenchStack, PublishedSop]:
     """Starts the dev server, prepares the databases, then starts the worker and the API.
 
@@ -137,6 +142,7 @@ async def start_stack(
         auth_jwt_secret=SECRET,
         api_port=api_port,
         log_format="text",
+        payload_encryption_keys=encryption_keys,
     )
     if worker_cache is not None:
         settings.worker_max_cached_workflows = worker_cache

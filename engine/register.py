@@ -1,8 +1,11 @@
 """Command line: `python -m engine.register` prepares the Temporal namespace (idempotent).
 
 Creates the configured namespace with a retention period unless it exists, then
-registers the session search attributes on it. Run once per deployment, e.g. as
-the compose file's one-shot `temporal-register` job; running it again changes nothing.
+registers the session search attributes on it unless visibility already knows them
+(so it needs no operator rights where they exist, as on Temporal Cloud after `tcld`).
+Run once per deployment, e.g. as the compose file's one-shot `temporal-register` job;
+running it again changes nothing. The connection is the SDK's (TEMPORAL_* variables
+or a TOML profile), like the API's and the worker's.
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, Register
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from engine.client import connect_when_ready, register_search_attributes
+from engine.client import (
+    ConnectionRefused,
+    SearchAttributesMissing,
+    connect_when_ready,
+    ensure_search_attributes,
+)
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
 
@@ -81,7 +89,7 @@ async def prepare(
     deadline = loop.time() + timeout_seconds
     while True:
         try:
-            added = await register_search_attributes(client, namespace)
+            added = await ensure_search_attributes(client, namespace)
             return Prepared(created, added, await _retention(client, namespace))
         except RPCError as err:
             # A namespace just created is unknown to the frontend until its cache refreshes.
@@ -108,7 +116,12 @@ def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_format)
 
-    done = asyncio.run(prepare(settings, timedelta(days=args.retention_days), args.timeout))
+    try:
+        done = asyncio.run(prepare(settings, timedelta(days=args.retention_days), args.timeout))
+    except (ConnectionRefused, SearchAttributesMissing) as err:
+        log.error("%s", err)
+        logging.shutdown()
+        os._exit(1)
     log.info(
         "namespace %s %s (retention %s days); search attributes added: %s",
         settings.temporal_namespace,

@@ -1,14 +1,22 @@
 """Configuration from environment variables (DESIGN section 3)."""
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
+import os
+import re
 import secrets
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.envconfig import ClientConfigProfile
 
 # Public: it is in the source. It signs nothing once an operator configures real sign-in.
 DEV_JWT_SECRET = "dev-secret-change-me-0123456789abcdef"
@@ -27,6 +35,80 @@ def is_loopback_host(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+def temporal_profile() -> ClientConfigProfile:
+    """The Temporal SDK's connection profile: a TOML profile with TEMPORAL_* variables over it.
+
+    An empty variable counts as unset, as for every other setting (the SDK alone would
+    turn an empty TEMPORAL_TLS or TEMPORAL_API_KEY into TLS).
+    """
+    env = {name: value for name, value in os.environ.items() if value}
+    config_file = env.get("TEMPORAL_CONFIG_FILE")
+    # The SDK would quietly fall back to no profile at all, i.e. to localhost.
+    if config_file and not Path(config_file).is_file():
+        raise ValueError(f"TEMPORAL_CONFIG_FILE={config_file}: no such file.")
+    try:
+        return ClientConfigProfile.load(override_env_vars=env)
+    except (OSError, RuntimeError) as err:  # the SDK's ConfigError is a RuntimeError
+        raise ValueError(f"The Temporal connection settings cannot be read: {err}") from err
+
+
+# AES-256-GCM: a key is exactly 32 bytes.
+ENCRYPTION_KEY_BYTES = 32
+_KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_KEY_SEPARATORS = re.compile(r"[,\s]+")
+
+
+@dataclass(frozen=True, repr=False)
+class EncryptionKey:
+    """A payload encryption key and the id every payload it encrypts names it by."""
+
+    key_id: str
+    secret: bytes
+
+    def __repr__(self) -> str:
+        return f"EncryptionKey({self.key_id!r})"
+
+
+def parse_encryption_keys(text: str, source: str) -> list[EncryptionKey]:
+    """Reads `id:base64key` entries, separated by commas, spaces or lines; `#` starts a comment.
+
+    The last entry is the newest key: it encrypts, and every entry decrypts.
+    """
+    without_comments = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    entries = [entry for entry in _KEY_SEPARATORS.split(without_comments) if entry]
+    if not entries:
+        raise ValueError(f"{source} holds no key: write `id:base64key`, e.g. `k1:<44 characters>`.")
+    keys: list[EncryptionKey] = []
+    for number, entry in enumerate(entries, start=1):
+        key_id, colon, encoded = entry.partition(":")
+        if not colon or not _KEY_ID.match(key_id):
+            raise ValueError(
+                f"Entry {number} of {source} is not `id:base64key` with an id of 1-64 letters, "
+                "digits, '.', '_' or '-'."
+            )
+        # Standard base64 (`openssl rand -base64 32`) or its URL-safe alphabet.
+        url_safe = "-" in encoded or "_" in encoded
+        try:
+            secret = base64.b64decode(encoded, altchars=b"-_" if url_safe else None, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"Key {key_id!r} in {source} is not valid base64.") from None
+        if len(secret) != ENCRYPTION_KEY_BYTES:
+            raise ValueError(
+                f"Key {key_id!r} in {source} is {len(secret)} bytes long; AES-256-GCM needs "
+                f"exactly {ENCRYPTION_KEY_BYTES} (make one with `openssl rand -base64 32`)."
+            )
+        if any(known.key_id == key_id for known in keys):
+            raise ValueError(f"Key id {key_id!r} appears twice in {source}.")
+        keys.append(EncryptionKey(key_id, secret))
+    return keys
+
+
+def origin_of(url: str) -> str:
+    """The browser origin (scheme://host[:port]) of a URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class Settings(BaseSettings):
@@ -73,12 +155,73 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     # Each replica asks visibility for two counts per interval.
     session_gauge_interval_seconds: float = 30.0
+    payload_encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="`id:base64key` entries, comma-separated; the last one encrypts.",
+    )
+    payload_encryption_keys_file: Path | None = Field(
+        default=None, description="A file of `id:base64key` entries, one a line; the last encrypts."
+    )
+    codec_allowed_origins: str | None = Field(
+        default=None,
+        description="Comma-separated browser origins allowed to call the codec endpoints; "
+        "default: the origin of TEMPORAL_UI_URL.",
+    )
+
+    @model_validator(mode="after")
+    def _temporal_target_from_the_sdk_profile(self) -> "Settings":
+        """Where TEMPORAL_ADDRESS or TEMPORAL_NAMESPACE is unset, a TOML profile may name it."""
+        unset = {"temporal_address", "temporal_namespace"} - self.model_fields_set
+        if unset:
+            profile = temporal_profile()
+            if "temporal_address" in unset and profile.address:
+                self.temporal_address = profile.address
+            if "temporal_namespace" in unset and profile.namespace:
+                self.temporal_namespace = profile.namespace
+        return self
 
     @model_validator(mode="after")
     def _oidc_sign_in_has_an_issuer(self) -> "Settings":
         if self.auth_oidc_client_id and not self.auth_issuer:
             raise ValueError("AUTH_OIDC_CLIENT_ID needs AUTH_ISSUER: the provider to sign in at.")
         return self
+
+    @model_validator(mode="after")
+    def _encryption_keys_are_usable(self) -> "Settings":
+        if self.payload_encryption_keys and self.payload_encryption_keys_file:
+            raise ValueError(
+                "Set PAYLOAD_ENCRYPTION_KEYS or PAYLOAD_ENCRYPTION_KEYS_FILE, not both."
+            )
+        self.encryption_keys()
+        return self
+
+    def encryption_keys(self) -> list[EncryptionKey]:
+        """The payload encryption keys, oldest first (the last encrypts); none: no encryption."""
+        if self.payload_encryption_keys is not None:
+            text = self.payload_encryption_keys.get_secret_value()
+            return parse_encryption_keys(text, "PAYLOAD_ENCRYPTION_KEYS")
+        if self.payload_encryption_keys_file is not None:
+            source = f"PAYLOAD_ENCRYPTION_KEYS_FILE ({self.payload_encryption_keys_file})"
+            try:
+                text = self.payload_encryption_keys_file.read_text()
+            except OSError as err:
+                raise ValueError(f"{source} cannot be read: {err.strerror}.") from None
+            return parse_encryption_keys(text, source)
+        return []
+
+    def codec_origins(self) -> list[str]:
+        """The browser origins (the Temporal Web UI's) the codec endpoints answer."""
+        if self.codec_allowed_origins:
+            return [
+                o.strip().rstrip("/") for o in self.codec_allowed_origins.split(",") if o.strip()
+            ]
+        ui = origin_of(self.temporal_ui_url)
+        host = urlsplit(self.temporal_ui_url).hostname or ""
+        if host in ("localhost", "127.0.0.1"):
+            # The same loopback UI is reached under either name.
+            twin = "127.0.0.1" if host == "localhost" else "localhost"
+            return [ui, ui.replace(f"//{host}", f"//{twin}", 1)]
+        return [ui]
 
     def dev_secret_in_force(self) -> bool:
         """True only in the embedded stack with neither an operator secret nor an identity provider.

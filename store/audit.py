@@ -24,6 +24,10 @@ INSERT_BATCH_SIZE = 500
 # program limit exceeded. Anything else (a lost connection, a failover) is retried.
 _REFUSED_FOR_GOOD_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
 MAX_REFUSAL_LENGTH = 1000
+_SEQ_TAKEN = (
+    "the trail already holds a different {} event under this sequence number "
+    "(was the session's workflow reset in Temporal without its updates?)"
+)
 
 
 @dataclass(frozen=True)
@@ -98,24 +102,52 @@ class AuditLog:
         the events after it still land; any other failure is raised for a retry.
         """
         try:
-            return AuditAppend(inserted=await self._insert_all(events), dead_lettered=[])
+            stored = await self._insert_all(events)
         except StatementError as error:
             if not _refused_for_good(error):
                 raise
+        else:
+            unstored = [e for e in events if (e.session_id, e.seq) not in stored]
+            collided = await self._kept_as_dead_letters(await self._collisions(unstored))
+            return AuditAppend(inserted=len(stored), dead_lettered=collided)
         # One at a time, to set aside only the events that cannot be stored.
         inserted = 0
         refused: list[RefusedEvent] = []
         for event in events:
             try:
-                inserted += await self._insert_all([event])
+                inserted += len(await self._insert_all([event]))
             except StatementError as error:
                 if not _refused_for_good(error):
                     raise
                 refusal = _escaped(str(error.orig))[:MAX_REFUSAL_LENGTH]
                 refused.append(RefusedEvent(event, refusal))
-        return AuditAppend(inserted=inserted, dead_lettered=await self._keep_dead_letters(refused))
+        return AuditAppend(
+            inserted=inserted, dead_lettered=await self._kept_as_dead_letters(refused)
+        )
 
-    async def _keep_dead_letters(self, refused: list[RefusedEvent]) -> list[RefusedEvent]:
+    async def _collisions(self, unstored: Sequence[AuditEvent]) -> list[RefusedEvent]:
+        """The events whose (session_id, seq) already holds a different event.
+
+        A retry or a carried batch sends the same event again, which is no news.
+        Another event under the same number happens only when a workflow was reset
+        in Temporal without its later updates: it is kept aside, never dropped.
+        """
+        if not unstored:
+            return []
+        query = select(AuditEventRow).where(
+            AuditEventRow.session_id.in_({e.session_id for e in unstored}),
+            AuditEventRow.seq.in_({e.seq for e in unstored}),
+        )
+        async with self._sessions() as session:
+            rows = {(r.session_id, r.seq): r for r in await session.scalars(query)}
+        collisions = []
+        for event in unstored:
+            row = rows.get((event.session_id, event.seq))
+            if row is not None and (row.type, row.data) != (str(event.type), event.data):
+                collisions.append(RefusedEvent(event, _SEQ_TAKEN.format(row.type)))
+        return collisions
+
+    async def _kept_as_dead_letters(self, refused: list[RefusedEvent]) -> list[RefusedEvent]:
         """Stores the refused events once each; returns those not kept before."""
         if not refused:
             return []
@@ -141,8 +173,9 @@ class AuditLog:
             query = select(AuditDeadLetterRow).order_by(AuditDeadLetterRow.id)
             return list(await session.scalars(query))
 
-    async def _insert_all(self, events: Sequence[AuditEvent]) -> int:
-        inserted = 0
+    async def _insert_all(self, events: Sequence[AuditEvent]) -> set[tuple[str, int]]:
+        """Inserts the events; returns the (session_id, seq) of those not stored before."""
+        inserted: set[tuple[str, int]] = set()
         async with self._sessions() as session:
             dialect = session.get_bind().dialect.name
             for start in range(0, len(events), INSERT_BATCH_SIZE):
@@ -153,9 +186,9 @@ class AuditLog:
                 result = await session.execute(
                     statement.on_conflict_do_nothing(
                         index_elements=["session_id", "seq"]
-                    ).returning(AuditEventRow.id)
+                    ).returning(AuditEventRow.session_id, AuditEventRow.seq)
                 )
-                inserted += len(result.all())
+                inserted.update((row.session_id, row.seq) for row in result)
             await session.commit()
         return inserted
 

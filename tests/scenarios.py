@@ -9,8 +9,15 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
+from engine.sessions import (
+    Deadline,
+    SessionHandle,
+    query_session,
+    send_command,
+    session_handle,
+)
 from engine.starting import start_session_workflow
 from tests.helpers import sop_snapshot
 from workflows.shared import (
@@ -23,9 +30,9 @@ from workflows.shared import (
     SessionCommand,
     SessionView,
 )
-from workflows.work_session import UPDATE_OF, WorkSessionWorkflow
 
-SessionHandle = WorkflowHandle[WorkSessionWorkflow, SessionView]
+# Long enough for a run's hand-over on a loaded machine; errors beyond it are the test's.
+RPC_TIMEOUT = timedelta(seconds=30)
 
 SOP = sop_snapshot("loto-scenario", 2, "Lockout/Tagout: Scenario Press")
 
@@ -52,13 +59,13 @@ async def start(
         task_queue=task_queue,
         paused_run_after=paused_run_after,
     )
-    return client.get_workflow_handle_for(WorkSessionWorkflow.run, session_id)
+    return session_handle(client, session_id)
 
 
 async def send(handle: SessionHandle, command: SessionCommand) -> SessionView:
-    """Sends a command as its update, then reads the session as the API does on a cache miss."""
-    await handle.execute_update(UPDATE_OF[type(command)], command)
-    return await handle.query(WorkSessionWorkflow.get_session)
+    """Sends a command the way the API does, then reads the session as it does on a cache miss."""
+    await send_command(handle, command, Deadline(RPC_TIMEOUT))
+    return await query_session(handle, Deadline(RPC_TIMEOUT))
 
 
 async def check(

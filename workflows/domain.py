@@ -101,7 +101,7 @@ MAX_NOTE_LENGTH = 2000
 MAX_REASON_LENGTH = 500
 
 # Per-session bounds that keep a session's state, its query result and the state it
-# carries into a new run far below the engine's 2 MB payload limit (README: limits).
+# carries into a new run far below the engine's 2 MB payload limit (docs/architecture.md).
 MAX_RECORDS_PER_SESSION = 500
 MAX_STATUS_CHANGES_PER_SESSION = 200
 MAX_SESSION_TEXT_BYTES = 256 * 1024

@@ -6,12 +6,11 @@ audit activity. Workflow code must stay deterministic: clocks come from
 `workflow.now()` and any change of logic needs `workflow.patched` plus a replay
 test over the stored histories in `tests/histories/`.
 
-Two models live here. Runs that recorded the `compact-history` patch answer
-updates with a `SessionChange`, write audit events in batches and publish the
-list memo when they write; they continue as new only when the run grows long
-or the session has stayed paused for a while. Runs from before that patch keep
-the model they started with: whole views, a memo upsert per update and a new
-run on every pause.
+Runs that recorded the `compact-history` patch answer updates with a
+`SessionChange`, write audit events in batches and publish the list memo when
+they write; they continue as new only when the run grows long or the session
+has stayed paused for a while. Runs started before that patch keep their own
+model, isolated in `workflows.whole_views`.
 """
 
 from __future__ import annotations
@@ -51,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         TemporalEnding,
         WorkflowRun,
     )
+    from workflows.whole_views import WholeViews
 
 AUDIT_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
@@ -60,8 +60,8 @@ AUDIT_RETRY = RetryPolicy(
     maximum_attempts=0,
 )
 
-# Patch ids: each marks a change of workflow logic that old histories must not see.
-CONTINUE_AS_NEW_WHEN_PAUSED = "continue-as-new-when-paused"
+# Patch ids: each marks a change of workflow logic that old histories must not see
+# (`continue-as-new-when-paused` belongs to the older model, in `workflows.whole_views`).
 COMPACT_HISTORY = "compact-history"
 CANCEL_IS_AN_ABORT = "cancel-is-an-abort"
 AUDIT_IN_WORKFLOW_TASK = "audit-in-workflow-task"
@@ -105,11 +105,6 @@ class WorkSessionWorkflow:
     def __init__(self, input: StartSessionInput) -> None:
         # State is built here, not in run(), so an update that arrives in the
         # very first workflow task already finds a session to act on.
-        self._compact = workflow.patched(COMPACT_HISTORY)
-        # Runs that recorded this patch write audit batches with a local activity, inside
-        # the workflow task that flushes: no activity task through the server and no
-        # second workflow task per batch. Older runs keep the activity they scheduled.
-        self._audit_in_task = workflow.patched(AUDIT_IN_WORKFLOW_TASK)
         # Replay-safe: with the activity's written count it gives the audit backlog.
         self._audit_events_accepted = workflow.metric_meter().create_counter(
             "work_session_audit_events_accepted",
@@ -131,7 +126,12 @@ class WorkSessionWorkflow:
             self._pending_audit.append(started)
             self._audit_events_accepted.add(1)
         self._publish_now = False
-        self._paused_in_this_run = False
+        # Only runs started before `compact-history` keep that release's model.
+        self._whole_views = None if workflow.patched(COMPACT_HISTORY) else WholeViews(self._session)
+        # Runs that recorded this patch write audit batches with a local activity, inside
+        # the workflow task that flushes: no activity task through the server and no
+        # second workflow task per batch. Older runs keep the activity they scheduled.
+        self._audit_in_task = workflow.patched(AUDIT_IN_WORKFLOW_TASK)
         self._paused_run_after = (
             CONTINUE_AS_NEW_WHEN_PAUSED_FOR
             if input.paused_run_after_seconds is None
@@ -148,8 +148,12 @@ class WorkSessionWorkflow:
         the session; the workflow then writes the audit trail and completes.
         """
         try:
-            if not self._compact:
-                return await self._run_whole_views(input)
+            if self._whole_views is not None:
+                return await self._whole_views.run(
+                    lambda: bool(self._pending_audit),
+                    self._flush_audit,
+                    lambda: self._continue_as_new(input),
+                )
             return await self._run_compact(input)
         except (asyncio.CancelledError, ActivityError) as err:
             # Before this patch a cancellation closed the workflow as Canceled.
@@ -285,13 +289,11 @@ class WorkSessionWorkflow:
         # Let in-flight handlers finish so no accepted update is cut off;
         # audit events not yet written travel with the state.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        state = self._session.state
-        if self._compact:
-            # The SOP goes once, in `sop`: twice could pass the engine's payload limit.
-            sop = state.sop
-            state = dataclasses.replace(
-                state, sop=SopSnapshot(id=sop.id, version=sop.version, title=sop.title)
-            )
+        # The SOP goes once, in `sop`: twice could pass the engine's payload limit.
+        sop = self._session.state.sop
+        state = dataclasses.replace(
+            self._session.state, sop=SopSnapshot(id=sop.id, version=sop.version, title=sop.title)
+        )
         workflow.continue_as_new(
             StartSessionInput(
                 session_id=input.session_id,
@@ -341,53 +343,19 @@ class WorkSessionWorkflow:
         event, change = outcome.event, outcome.change
         if event is None:
             # A check repeated under its key; the answer names the first record.
-            return change if self._compact else self._session.view()
+            return change if self._whole_views is None else self._session.view()
         self._pending_audit.append(event)
         self._audit_events_accepted.add(1)
-        if self._compact:
-            self._show_details(change.summary)
-            # A status change shows in lists at once; its audit row goes with the next batch,
-            # so that a resume sent right after a pause meets no audit write in flight.
-            self._publish_now = self._publish_now or event.type != AuditEventType.CHECK_RECORDED
-            return change
-        summary = change.summary
-        self._show_details(summary)
-        workflow.upsert_memo({SUMMARY_MEMO_KEY: summary})
-        if event.type != AuditEventType.CHECK_RECORDED:
-            workflow.upsert_search_attributes([sa.SESSION_STATUS.value_set(summary.status.value)])
-        if summary.status == SessionStatus.PAUSED:
-            self._paused_in_this_run = True
-        return self._session.view()
+        self._show_details(change.summary)
+        if self._whole_views is not None:
+            return self._whole_views.answer(change.summary, event.type)
+        # A status change shows in lists at once; its audit row goes with the next batch,
+        # so that a resume sent right after a pause meets no audit write in flight.
+        self._publish_now = self._publish_now or event.type != AuditEventType.CHECK_RECORDED
+        return change
 
     def _refuse(self, command: SessionCommand) -> None:
         _rules(lambda: self._session.refuse(command))
-
-    async def _run_whole_views(self, input: StartSessionInput) -> SessionView:
-        """The run loop of runs from before `compact-history`."""
-        while True:
-            await workflow.wait_condition(
-                lambda: (
-                    bool(self._pending_audit)
-                    or self._session.is_terminal
-                    or self._paused_in_this_run
-                    or workflow.info().is_continue_as_new_suggested()
-                )
-            )
-            if workflow.info().is_continue_as_new_suggested() and not self._session.is_terminal:
-                await self._continue_as_new(input)
-            if self._pending_audit:
-                await self._flush_audit()
-                continue
-            if self._paused_in_this_run:
-                self._paused_in_this_run = False
-                if self._session.status == SessionStatus.PAUSED and workflow.patched(
-                    CONTINUE_AS_NEW_WHEN_PAUSED
-                ):
-                    await self._continue_as_new(input)
-                continue
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            if not self._pending_audit:
-                return self._session.view()
 
     @staticmethod
     def _show_details(summary: SessionSummary) -> None:

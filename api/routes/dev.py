@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import re
-
 from fastapi import APIRouter, Request
 
 from api.auth import mint_token
+from api.callers import made_on_this_machine
 from api.errors import ProblemCode, ProblemError, problems
 from api.schemas import DevTokenIn, DevTokenOut
-from runtime.settings import DEV_JWT_SECRET, is_loopback_host
+from runtime.settings import DEV_JWT_SECRET
 
 router = APIRouter(prefix="/api/v1/dev", tags=["dev"])
 
 DEV_TOKEN_TTL_SECONDS = 12 * 3600
 
-_FORWARDED_FOR = re.compile(r"""for\s*=\s*"?\[?([^\]";,]*)""", re.IGNORECASE)
-_PORT_SUFFIX = re.compile(r":\d+$")
-
-
-def _forwarded_addresses(request: Request) -> list[str]:
-    """Every address the proxy headers claim the request came from."""
-    addresses: list[str] = []
-    for value in request.headers.getlist("x-forwarded-for"):
-        addresses += [part.strip() for part in value.split(",")]
-    addresses += [value.strip() for value in request.headers.getlist("x-real-ip")]
-    for value in request.headers.getlist("forwarded"):
-        claimed = _FORWARDED_FOR.findall(value)
-        # A Forwarded header that names no `for` hides where the request came from.
-        addresses += [part.strip() for part in claimed] if claimed else [""]
-    return [
-        address if address.count(":") > 1 else _PORT_SUFFIX.sub("", address)
-        for address in addresses
-    ]
-
 
 def _refuse_remote_callers(request: Request) -> None:
-    peer = request.client.host if request.client else ""
-    claimed = _forwarded_addresses(request)
-    if not is_loopback_host(peer) or not all(is_loopback_host(a) for a in claimed):
+    if not made_on_this_machine(request):
         raise ProblemError(
             ProblemCode.FORBIDDEN, "The dev sign-in answers only requests made on this machine."
         )

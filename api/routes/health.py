@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -13,6 +14,7 @@ from api.schemas import Liveness, Readiness
 from store.db import ping
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
 
 
 @router.get("/healthz")
@@ -28,10 +30,15 @@ async def readyz(gateway: GatewayDep, database: DatabaseDep) -> Readiness | JSON
     results = await asyncio.gather(
         *(asyncio.wait_for(c, timeout=3) for c in checks.values()), return_exceptions=True
     )
-    failing = [
-        name for name, r in zip(checks, results, strict=True) if isinstance(r, BaseException)
-    ]
-    if failing:
+    failures = {
+        name: result
+        for name, result in zip(checks, results, strict=True)
+        if isinstance(result, BaseException)
+    }
+    if failures:
+        # The causes go to the log only: they may describe the deployment's credentials.
+        log.warning("not ready: %s", "; ".join(f"{n}: {e!r}" for n, e in failures.items()))
+        failing = list(failures)
         return problem_response(
             ProblemCode.NOT_READY, f"Not reachable: {', '.join(failing)}.", {"failing": failing}
         )

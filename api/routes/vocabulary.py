@@ -7,6 +7,7 @@ from typing import assert_never
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from workflows.domain import ACTIVE_STATUSES, STATUS_WORDS
 from workflows.shared import AuditEventType, CheckKind, SessionStatus
 
 router = APIRouter(prefix="/api/v1/vocabulary", tags=["vocabulary"])
@@ -17,25 +18,15 @@ class Term(BaseModel):
     label: str
 
 
+class StatusTerm(Term):
+    # Listed by default and still open to changes; every other status has ended.
+    active: bool
+
+
 class Vocabulary(BaseModel):
-    statuses: list[Term]
+    statuses: list[StatusTerm]
     check_kinds: list[Term]
     audit_event_types: list[Term]
-
-
-def status_label(status: SessionStatus) -> str:
-    """The word a reader sees for a session status."""
-    match status:
-        case SessionStatus.IN_PROGRESS:
-            return "In progress"
-        case SessionStatus.PAUSED:
-            return "Paused"
-        case SessionStatus.COMPLETED:
-            return "Completed"
-        case SessionStatus.ABORTED:
-            return "Aborted"
-        case _:
-            assert_never(status)
 
 
 def check_kind_label(kind: CheckKind) -> str:
@@ -70,9 +61,14 @@ def audit_event_label(event_type: AuditEventType) -> str:
 
 @router.get("")
 async def get_vocabulary() -> Vocabulary:
-    """Lists session statuses, check kinds and audit event types with their labels."""
+    """Lists session statuses (which are active), check kinds and audit event types, in words."""
     return Vocabulary(
-        statuses=[Term(value=s.value, label=status_label(s)) for s in SessionStatus],
+        statuses=[
+            StatusTerm(
+                value=s.value, label=STATUS_WORDS[s].capitalize(), active=s in ACTIVE_STATUSES
+            )
+            for s in SessionStatus
+        ],
         check_kinds=[Term(value=k.value, label=check_kind_label(k)) for k in CheckKind],
         audit_event_types=[Term(value=t.value, label=audit_event_label(t)) for t in AuditEventType],
     )

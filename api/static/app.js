@@ -1,17 +1,10 @@
-import {
-  clearToken,
-  currentUser,
-  forgetSubmissions,
-  getSignIn,
-  hasRole,
-  onSignInChange,
-  setTokenRenewer,
-  setUnauthorizedHandler,
-} from './js/api.js';
 import { clearAllDrafts } from './js/check-drafts.js';
+import { forgetPendingKeys, setTokenRenewer, setUnauthorizedHandler } from './js/http.js';
 import { homeHash, navigate, rememberNext, takeNext } from './js/nav.js';
 import { completeSignIn, providerSignOutUrl, renewSignIn } from './js/oidc.js';
 import { flushOutbox, startOutbox } from './js/outbox.js';
+import { forgetRecentSessions } from './js/session-lists.js';
+import { clearSignIn, currentUser, getSignIn, hasRole, onSignInChange } from './js/signin-store.js';
 import { announce, button, clearError, clearNotice, h, mount, pageHeading, showError } from './js/ui.js';
 import { signinView } from './js/views/signin.js';
 import { loadVocabulary } from './js/vocabulary.js';
@@ -26,6 +19,17 @@ const routes = [
   { pattern: /^\/supervisor$/, view: supervisorListView, nav: 'nav-supervisor' },
   { pattern: /^\/supervisor\/sessions\/([^/]+)$/, view: supervisorSessionView, nav: 'nav-supervisor' },
 ];
+
+// What was sent or seen under one sign-in is no business of the next person at this tablet.
+function forgetSubmissions() {
+  forgetPendingKeys();
+  forgetRecentSessions();
+}
+
+function clearToken(options) {
+  clearSignIn(options);
+  forgetSubmissions();
+}
 
 const viewRoot = document.getElementById('view');
 let navCount = 0;

@@ -36,10 +36,10 @@ async def test_vocabulary_names_every_status_kind_and_event_in_words(
     assert response.status_code == 200
     body = response.json()
     assert body["statuses"] == [
-        {"value": "IN_PROGRESS", "label": "In progress"},
-        {"value": "PAUSED", "label": "Paused"},
-        {"value": "COMPLETED", "label": "Completed"},
-        {"value": "ABORTED", "label": "Aborted"},
+        {"value": "IN_PROGRESS", "label": "In progress", "active": True},
+        {"value": "PAUSED", "label": "Paused", "active": True},
+        {"value": "COMPLETED", "label": "Completed", "active": False},
+        {"value": "ABORTED", "label": "Aborted", "active": False},
     ]
     assert {t["value"]: t["label"] for t in body["check_kinds"]} == {
         "confirm": "Confirmation",

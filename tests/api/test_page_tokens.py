@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from api.deps import Services
-from api.gateway import PageTokens
 from api.main import create_app
+from api.page_tokens import PageTokens
 from devstack.processes import free_port
 from runtime.settings import DEV_PAGE_TOKEN_SECRET, Settings
 from tests.helpers import TEST_SECRET, assert_eventually, bearer, new_user

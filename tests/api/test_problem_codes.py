@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
+from datetime import timedelta
 
 import httpx
+import pytest
 from temporalio.api.workflowservice.v1 import (
     PauseWorkflowExecutionRequest,
     UnpauseWorkflowExecutionRequest,
@@ -12,8 +15,9 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from api.errors import ProblemCode
-from api.gateway import _refusal
+from api.engine_errors import engine_problems, refusal
+from api.errors import ProblemCode, ProblemError
+from engine.client import Connection, connect
 from runtime.settings import Settings
 from tests.helpers import bearer, new_user
 from tests.helpers.api import act, publish_sop, start_session
@@ -42,10 +46,28 @@ def test_an_update_failure_of_an_unknown_type_is_no_client_error() -> None:
         ApplicationError("no", {"status": "PAUSED"}, type="invalid_transition")
     )
 
-    assert _refusal(engine_made).code is ProblemCode.TEMPORAL_UNAVAILABLE
-    refused = _refusal(domain_made)
+    assert refusal(engine_made).code is ProblemCode.TEMPORAL_UNAVAILABLE
+    refused = refusal(domain_made)
     assert refused.code is ProblemCode.INVALID_TRANSITION
     assert refused.extra == {"status": "PAUSED"}
+
+
+async def test_only_a_client_that_never_reached_temporal_counts_as_unreachable(
+    temporal_client: Client,
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{unused.getsockname()[1]}"
+    never = Connection(await connect(Settings(temporal_address=address), lazy=True))
+    reached = Connection(temporal_client)
+
+    with pytest.raises(ProblemError) as unreachable, engine_problems():
+        await never.reach(timedelta(seconds=2))
+    assert await reached.reach(timedelta(seconds=2)) is temporal_client
+    with pytest.raises(RuntimeError, match="a fault of ours"), engine_problems():
+        raise RuntimeError("a fault of ours")
+
+    assert unreachable.value.code is ProblemCode.TEMPORAL_UNAVAILABLE
 
 
 async def test_a_session_an_operator_paused_in_temporal_answers_session_suspended(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -16,13 +17,14 @@ from temporalio.worker import Worker
 from activities.audit import AuditActivities
 from activities.cancellation import CancelRequests
 from engine.reconcile import EndingsReconciler
+from engine.sessions import SessionHandle
 from runtime.settings import Settings
 from store.audit import AuditAppend, AuditLog
 from tests import scenarios
 from tests.helpers import assert_eventually, bearer, new_user
 from tests.helpers.api import act, publish_sop, record, start_session
 from tests.helpers.cli import describe, temporal
-from tests.workflows.changed_workflows import BeforeCancelWasAnAbort
+from tests.workflows.changed_workflows import BeforeCancelWasAnAbort, OlderRelease
 from workflows.shared import AuditEvent, SessionStatus
 from workflows.work_session import WorkSessionWorkflow
 
@@ -130,7 +132,8 @@ async def test_a_session_terminated_in_temporal_is_shown_aborted_refuses_changes
     session = await session_in(api, worker, sop["id"], status)
     sid = session["id"]
     # Recorded just before the terminate: its audit event is not written yet.
-    assert (await record(api, worker, sid, "breaker-off", passed=True)).status_code in (201, 409)
+    recorded = await record(api, worker, sid, "breaker-off", passed=True)
+    assert recorded.status_code == (201 if status == "IN_PROGRESS" else 409)
 
     await temporal(
         settings.temporal_address, "workflow", "terminate", "-w", sid, "--reason", "stuck"
@@ -157,6 +160,12 @@ async def test_a_session_terminated_in_temporal_is_shown_aborted_refuses_changes
         assert sid not in await listed(api, worker)
         assert sid not in await listed(api, worker, status=status)
         assert (await listed(api, worker, status="ABORTED"))[sid] == "ABORTED"
+        response = await api.get(
+            "/api/v1/sessions", params={"status": "ABORTED"}, headers=bearer(worker)
+        )
+        [item] = response.json()["items"]
+        assert item["abort_reason"] == shown["abort_reason"]
+        assert item["ended_at"] == shown["ended_at"]
 
     await assert_eventually(listed_as_aborted)
 
@@ -289,5 +298,114 @@ async def test_a_session_cancelled_by_an_older_release_is_shown_aborted_and_swep
     assert trail[-1]["data"]["ended_in_temporal"] == "cancelled"
 
 
-async def closed_as(handle: scenarios.SessionHandle, status: WorkflowExecutionStatus) -> None:
+async def closed_as(handle: SessionHandle, status: WorkflowExecutionStatus) -> None:
     assert (await handle.describe()).status == status
+
+
+async def reset_after_first_check(address: str, session_id: str, *options: str) -> None:
+    """Resets the session's workflow to the task that followed its first recorded check."""
+    shown = json.loads(await temporal(address, "workflow", "show", "-w", session_id, "-o", "json"))
+    kinds = [
+        (int(e["eventId"]), e["eventType"].removeprefix("EVENT_TYPE_")) for e in shown["events"]
+    ]
+    first_update = next(i for i, kind in kinds if kind == "WORKFLOW_EXECUTION_UPDATE_COMPLETED")
+    point = next(i for i, kind in kinds if kind == "WORKFLOW_TASK_COMPLETED" and i > first_update)
+    await temporal(
+        address, "workflow", "reset", "-w", session_id, "-e", str(point), "--reason", "op", *options
+    )
+
+
+async def written_trail(api: httpx.AsyncClient, session_id: str, count: int) -> list[Any]:
+    async def written() -> list[Any]:
+        trail = await audit_trail(api, session_id)
+        assert len(trail) == count, trail
+        return [(e["seq"], e["type"], e["data"].get("check_id")) for e in trail]
+
+    return await assert_eventually(written)
+
+
+async def paused_after_two_checks(api: httpx.AsyncClient, worker: str, sop_id: str) -> str:
+    sid: str = (await start_session(api, worker, sop_id))["id"]
+    assert (await record(api, worker, sid, "breaker-off", passed=True)).status_code == 201
+    assert (await record(api, worker, sid, "residual-v", value=1.0)).status_code == 201
+    assert (await act(api, worker, sid, "pause")).status_code == 200
+    return sid
+
+
+BEFORE_RESET = [
+    (1, "session_started", None),
+    (2, "check_recorded", "breaker-off"),
+    (3, "check_recorded", "residual-v"),
+    (4, "session_paused", None),
+]
+
+
+async def test_a_reset_in_temporal_replays_later_changes_and_the_record_stays_whole(
+    api: httpx.AsyncClient, settings: Settings, sop: dict[str, Any]
+) -> None:
+    worker = new_user()
+    sid = await paused_after_two_checks(api, worker, sop["id"])
+    assert await written_trail(api, sid, 4) == BEFORE_RESET
+
+    await reset_after_first_check(settings.temporal_address, sid)
+
+    shown = await read(api, worker, sid)
+    assert shown["status"] == "PAUSED"
+    assert [c["check_id"] for c in shown["safety_checks"]] == ["breaker-off", "residual-v"]
+    assert (await act(api, worker, sid, "resume")).status_code == 200
+    assert (await record(api, worker, sid, "try-start", passed=True)).status_code == 201
+    assert await written_trail(api, sid, 6) == [
+        *BEFORE_RESET,
+        (5, "session_resumed", None),
+        (6, "check_recorded", "try-start"),
+    ]
+
+
+async def test_a_reset_that_excludes_updates_rewinds_the_session_but_not_its_audit_rows(
+    api: httpx.AsyncClient, settings: Settings, sop: dict[str, Any], audit_log: AuditLog
+) -> None:
+    worker = new_user()
+    sid = await paused_after_two_checks(api, worker, sop["id"])
+    assert await written_trail(api, sid, 4) == BEFORE_RESET
+
+    await reset_after_first_check(settings.temporal_address, sid, "--reapply-exclude", "Update")
+
+    shown = await read(api, worker, sid)
+    assert shown["status"] == "IN_PROGRESS"
+    assert [c["check_id"] for c in shown["safety_checks"]] == ["breaker-off"]
+    assert (await record(api, worker, sid, "try-start", passed=True)).status_code == 201
+
+    # The session numbers its next event 3 again: the trail keeps the row it has, and
+    # the new event is kept apart for an operator, not dropped.
+    async def kept_apart() -> list[dict[str, Any]]:
+        kept = [row for row in await audit_log.dead_letters() if row.session_id == sid]
+        assert kept, "the colliding event is kept as a dead letter"
+        return [json.loads(row.event_json) for row in kept]
+
+    [collided] = await assert_eventually(kept_apart)
+    assert (collided["seq"], collided["data"]["check_id"]) == (3, "try-start")
+    assert await written_trail(api, sid, 4) == BEFORE_RESET
+
+
+async def test_a_session_of_the_model_before_compact_history_aborts_on_cancellation_too(
+    api: httpx.AsyncClient, temporal_client: Client, settings: Settings, audit_log: AuditLog
+) -> None:
+    task_queue = f"older-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=[OlderRelease],
+        activities=[
+            AuditActivities(audit_log).append_audit_events,
+            CancelRequests(temporal_client).identify_cancel_request,
+        ],
+    ):
+        handle = await scenarios.start(temporal_client, task_queue)
+        await scenarios.check(handle, "breaker-off", passed=True)
+
+        await temporal(settings.temporal_address, "workflow", "cancel", "-w", handle.id)
+
+        ended = await asyncio.wait_for(handle.result(), timeout=10)
+        trail = await written_trail(api, handle.id, 3)
+    assert ended.summary.status == SessionStatus.ABORTED
+    assert trail[-1][1] == "session_aborted"

@@ -63,6 +63,7 @@ async def test_an_unexpected_error_is_a_problem_and_the_connection_stays_usable(
     assert failed.headers["content-type"] == "application/problem+json"
     assert failed.json()["code"] == "internal_error"
     assert "nobody anticipated" not in failed.text
+    assert failed.headers["X-Request-ID"]
     assert failed.headers.get("connection") != "close"
     assert after.status_code == 200
     assert after.json()["port"] == before, "the client had to open a new connection"

@@ -172,7 +172,8 @@ class CheckLoad:
         answers = fitting_answers()
         index = 0
         while not self.stop.is_set():
-            key = f"{session_id[:8]}-{index}"
+            # A session id ends in its unique part (readable ids begin with the worker's name).
+            key = f"{session_id[-8:]}-{index}"
             operation = CheckOperation(
                 session_id, user, key, {**answers[index % len(answers)], "note": key}
             )

@@ -16,17 +16,27 @@ DESK = ViewportSize(width=1440, height=900)
 
 LOTO = "Lockout/Tagout: Press 7"
 FORKLIFT = "Forklift Pre-Shift Inspection"
+FAILED_RESPONSE_LOGGED = "Failed to load resource: the server responded with a status of"
 
 
 @asynccontextmanager
 async def open_page(
     browser: Browser, base_url: str, viewport: ViewportSize, *, allowed_failures: int = 0
 ) -> AsyncIterator[Page]:
-    """A page in a fresh browser context; fails if the page throws or a request fails."""
+    """A page in a fresh context; fails if the page throws, logs an error or a request fails."""
     context = await browser.new_context(base_url=base_url, viewport=viewport)
     page = await context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            # Chromium logs each failed response too: the response check below counts those.
+            if message.type == "error" and not message.text.startswith(FAILED_RESPONSE_LOGGED)
+            else None
+        ),
+    )
     page.on(
         "response",
         lambda response: (
@@ -45,6 +55,9 @@ async def open_page(
 async def capture(page: Page, path: Path, *, full_page: bool = True) -> None:
     """Screenshots a main screen; checks it fits the width, is labelled, legible and tappable."""
     await page.screenshot(path=path, full_page=full_page)
+    icon = await page.evaluate("() => document.querySelector('link[rel=icon]')?.href")
+    assert icon, "the page names no icon"
+    assert (await page.request.get(icon)).ok, icon
     assert await page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
     assert await unlabelled_controls(page) == []
     assert await low_contrast_text(page) == []

@@ -7,10 +7,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, Route, expect
+from playwright.async_api import Browser, Page, Route, ViewportSize, expect
 
 from tests.e2e.a11y import covered_controls
 from tests.e2e.pages import (
+    DESK,
     LOTO,
     PHONE,
     capture,
@@ -64,6 +65,46 @@ async def test_comma_reading_is_recorded_as_typed_and_ambiguous_ones_are_refused
         await expect_result(page, "accumulator-pressure", "PASSED")
         await expect(item.locator(".latest")).to_contain_text("0.05 bar")
         await expect(item.locator(".records li")).to_have_count(1)
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESK], ids=["390", "1440"])
+async def test_a_recorded_check_clears_what_was_typed_and_shows_the_recorded_value(
+    browser: Browser, stack_url: str, screenshots: Path, viewport: ViewportSize
+) -> None:
+    width = viewport["width"]
+    async with open_page(browser, stack_url, viewport) as page:
+        await sign_in(page, new_worker(), "Wes", "worker")
+        await start_session(page, "loto-press-7", LOTO)
+        item = await show_check(page, "accumulator-pressure")
+        reading = item.get_by_test_id("measurement-input")
+        note = item.get_by_label("Note (optional)")
+        submit = item.get_by_test_id("measurement-submit")
+        await reading.fill("0,05")
+        await item.get_by_test_id("add-note").click()
+        await note.fill("gauge G-3")
+        await expect(submit).to_have_text("Record 0.05 bar")
+        await capture(page, screenshots / f"record-typed-{width}.png", full_page=False)
+
+        await submit.click()
+
+        await expect(item.get_by_test_id("check-result")).to_have_text(re.compile("PASSED$"))
+        await expect(item.locator(".latest")).to_contain_text("0.05 bar")
+        await expect(reading).to_have_value("")
+        await expect(note).to_have_value("")
+        await expect(submit).to_have_text("Record measurement")
+        await expect(item.locator(".records li")).to_contain_text("Note: gauge G-3")
+        await capture(page, screenshots / f"record-accepted-{width}.png", full_page=False)
+
+        confirmed = await show_check(page, "affected-notified")
+        await confirmed.get_by_test_id("add-note").click()
+        await confirmed.get_by_label("Note (optional)").fill("shift lead told")
+        await confirmed.get_by_test_id("confirm-pass").click()
+        await expect(confirmed.get_by_test_id("check-result")).to_have_text(re.compile("PASSED$"))
+        await expect(confirmed.get_by_label("Note (optional)")).to_have_value("")
+
+        await page.reload()
+        item = await show_check(page, "accumulator-pressure")
+        await expect(item.get_by_test_id("measurement-input")).to_have_value("")
 
 
 async def test_out_of_limit_reading_is_confirmed_and_shown_failed_everywhere(

@@ -14,12 +14,13 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio.client import Client
 
 from engine.client import register_search_attributes
+from engine.sessions import SessionHandle
 from runtime.settings import Settings
 from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
@@ -30,9 +31,10 @@ from worker import build_worker
 
 HISTORY_DIR = Path(__file__).resolve().parent
 CAN_THRESHOLD_EVENTS = 120
+PAUSE_WORTH_A_NEW_RUN = timedelta(seconds=1)
 
 
-async def continued_as_new(client: Client, task_queue: str) -> scenarios.SessionHandle:
+async def continued_as_new(client: Client, task_queue: str) -> SessionHandle:
     """Enough checks to continue as new, then a pause across the new run and an abort."""
     handle = await scenarios.start(client, task_queue)
     await scenarios.check(handle, "breaker-off", passed=True, key="first")
@@ -45,11 +47,13 @@ async def continued_as_new(client: Client, task_queue: str) -> scenarios.Session
     return handle
 
 
-async def resumed_in_a_fresh_run(client: Client, task_queue: str) -> scenarios.SessionHandle:
+async def resumed_in_a_fresh_run(client: Client, task_queue: str) -> SessionHandle:
     """A pause long enough for the session to continue in a fresh run, then the rest."""
-    handle = await scenarios.start(client, task_queue)
+    handle = await scenarios.start(client, task_queue, paused_run_after=PAUSE_WORTH_A_NEW_RUN)
     first_run = (await handle.describe()).run_id
     await scenarios.check(handle, "breaker-off", passed=True)
+    # A run this short is not worth replacing, however long the pause.
+    await scenarios.many_checks(handle, 12)
     await scenarios.pause(handle, "overnight")
     latest = client.get_workflow_handle(handle.id)
     while (await latest.describe()).run_id == first_run:
@@ -62,11 +66,22 @@ async def resumed_in_a_fresh_run(client: Client, task_queue: str) -> scenarios.S
     return handle
 
 
-SCENARIOS: dict[str, Callable[[Client, str], Awaitable[scenarios.SessionHandle]]] = {
+async def cancelled_in_temporal_while_paused(client: Client, task_queue: str) -> SessionHandle:
+    """A check and a pause, then a cancellation requested in Temporal: the session aborts."""
+    handle = await scenarios.start(client, task_queue)
+    await scenarios.check(handle, "breaker-off", passed=True)
+    await scenarios.pause(handle, "waiting for parts")
+    await handle.cancel()
+    await handle.result()
+    return handle
+
+
+SCENARIOS: dict[str, Callable[[Client, str], Awaitable[SessionHandle]]] = {
     "full_lifecycle": scenarios.full_lifecycle,
     "aborted_while_paused": scenarios.aborted_while_paused,
     "continued_as_new": continued_as_new,
     "resumed_in_a_fresh_run": resumed_in_a_fresh_run,
+    "cancelled_in_temporal_while_paused": cancelled_in_temporal_while_paused,
 }
 
 

@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from engine.sessions import Deadline, SessionClosed, SessionHandle, send_command
 from runtime.settings import Settings
 from store.audit import AuditLog
 from tests import scenarios
@@ -46,7 +47,6 @@ from workflows.shared import (
     SessionStatus,
     SessionView,
 )
-from workflows.work_session import UPDATE_OF
 
 DOMAIN_EXAMPLES = int(os.environ.get("PROPERTY_DOMAIN_EXAMPLES", "300"))
 WORKFLOW_EXAMPLES = int(os.environ.get("PROPERTY_WORKFLOW_EXAMPLES", "10"))
@@ -166,21 +166,20 @@ def comparable(view: SessionView) -> dict[str, Any]:
     }
 
 
-async def send(handle: scenarios.SessionHandle, command: Command) -> SessionView | str:
-    """Sends a command as an update: the session after it, or the code it was refused with."""
+async def send(handle: SessionHandle, command: Command) -> SessionView | str:
+    """Sends a command as the API does: the session after it, or the code it was refused with."""
     try:
-        await handle.execute_update(UPDATE_OF[type(command)], command)
+        await send_command(handle, command, Deadline(scenarios.RPC_TIMEOUT))
         return await query_riding_out_transport_errors(handle)
     except WorkflowUpdateFailedError as refusal:
         assert isinstance(refusal.cause, ApplicationError), refusal.cause
         assert refusal.cause.type
         return refusal.cause.type
-    except RPCError as err:
-        assert err.status == RPCStatusCode.NOT_FOUND, err
+    except SessionClosed:
         return "finished"
 
 
-async def query_riding_out_transport_errors(handle: scenarios.SessionHandle) -> SessionView:
+async def query_riding_out_transport_errors(handle: SessionHandle) -> SessionView:
     """Reads the session; a connection reset by a loaded machine is retried, nothing else."""
     for _attempt in range(3):
         try:

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store.audit import AuditLog
+from store.audit import AuditAppend, AuditLog
 from store.models import AuditEventRow
 from workflows.shared import AuditEvent, AuditEventType
 
@@ -56,6 +56,26 @@ async def test_a_retried_event_keeps_its_first_content(audit_store: AuditLog) ->
     changed = event("s1", 1, type=AuditEventType.SESSION_ABORTED)
     assert (await audit_store.append([changed])).inserted == 0
     assert await audit_store.for_session("s1") == [original]
+
+
+async def test_another_event_under_a_taken_number_is_kept_apart_and_a_repeat_is_not(
+    audit_store: AuditLog,
+) -> None:
+    original = event("s1", 1)
+    await audit_store.append([original])
+    # The same change once more, replayed later (a reset that reapplies updates): no news.
+    replayed = event("s1", 1, minutes=5)
+    assert await audit_store.append([replayed, original]) == AuditAppend(0, [])
+    # Another change under the same number (a reset that drops later updates).
+    other = AuditEvent(**{**vars(event("s1", 1)), "data": {"check_id": "another"}})
+
+    appended = await audit_store.append([other, event("s1", 2)])
+
+    assert appended.inserted == 1
+    assert [r.event for r in appended.dead_lettered] == [other]
+    assert "different check_recorded event" in appended.dead_lettered[0].refusal
+    assert await audit_store.for_session("s1") == [original, event("s1", 2)]
+    assert [(row.session_id, row.seq) for row in await audit_store.dead_letters()] == [("s1", 1)]
 
 
 async def test_appending_nothing_inserts_nothing(audit_store: AuditLog) -> None:

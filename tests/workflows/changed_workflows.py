@@ -10,6 +10,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     # Passed through like the workflow's own imports, so both see the same payload classes.
     from workflows.shared import SessionView, StartSessionInput
+from workflows.whole_views import WholeViews
 from workflows.work_session import WorkSessionWorkflow
 
 
@@ -41,7 +42,7 @@ class OlderRelease(WorkSessionWorkflow):
     @workflow.init
     def __init__(self, input: StartSessionInput) -> None:
         super().__init__(input)
-        self._compact = False
+        self._whole_views = WholeViews(self._session)
 
     @workflow.run
     async def run(self, input: StartSessionInput) -> SessionView:

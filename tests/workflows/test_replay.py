@@ -36,6 +36,8 @@ def test_stored_histories_cover_every_message_and_continue_as_new() -> None:
     for update in ("pause", "resume", "abort", "complete", "record_check"):
         assert f'"name": "{update}"' in text, update
     assert "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in text
+    # A cancellation requested in Temporal, which the session turns into an abort.
+    assert "EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED" in text
     # Histories from before the continue-as-new-when-paused patch and with its marker.
     assert "EVENT_TYPE_MARKER_RECORDED" in text
     assert any("EVENT_TYPE_MARKER_RECORDED" not in p.read_text() for p in HISTORIES)

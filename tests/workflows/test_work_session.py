@@ -24,6 +24,7 @@ from api.auth import User
 from api.errors import ProblemError
 from api.gateway import SessionGateway
 from engine.client import register_search_attributes
+from engine.sessions import Deadline, send_command
 from runtime.settings import Settings
 from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
@@ -278,11 +279,12 @@ async def test_a_session_at_its_bounds_stays_readable_pausable_and_completable(
     refused: list[str] = []
     while not refused:
         try:
-            await handle.execute_update(
-                WorkSessionWorkflow.record_check,
+            await send_command(
+                handle,
                 RecordCheckRequest(
                     scenarios.owner_of(handle), "breaker-off", passed=True, note=widest_note
                 ),
+                Deadline(scenarios.RPC_TIMEOUT),
             )
         except WorkflowUpdateFailedError as err:
             assert isinstance(err.cause, ApplicationError)

@@ -1,4 +1,4 @@
-import { currentUser, hasRole } from './api.js';
+import { currentUser, hasRole } from './signin-store.js';
 
 const NEXT_KEY = 'ws.next';
 

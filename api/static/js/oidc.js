@@ -1,6 +1,8 @@
 // OpenID Connect sign-in: authorization code flow with PKCE (S256) as a public client, so the
 // page holds no secret. The API tells the page the provider's endpoints (GET /api/v1/config).
-import { ApiError, claims, getConfig, getSignIn, setSignIn } from './api.js';
+import { getConfig } from './api.js';
+import { ApiError } from './http.js';
+import { claims, getSignIn, setSignIn } from './signin-store.js';
 
 // This tab's half of a sign-in in progress: survives the trip to the provider and back.
 const PENDING_KEY = 'ws.oidc.pending';

@@ -1,4 +1,5 @@
-import { ApiError, currentUser, newKey, postJson } from './api.js';
+import { ApiError, newKey, postJson } from './http.js';
+import { currentUser } from './signin-store.js';
 
 // Checks, pauses and resumes wait here, with the Idempotency-Key they are sent with, until the
 // server has answered: a tap made offline is sent when the network returns, and never dropped.

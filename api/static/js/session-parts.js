@@ -1,6 +1,6 @@
-import { listSessions } from './api.js';
+import { listSessions } from './session-lists.js';
 import { limitsRange } from './decimal.js';
-import { kindLabel, statusLabel } from './vocabulary.js';
+import { isActive, kindLabel, statusLabel } from './vocabulary.js';
 import {
   ago,
   button,
@@ -17,7 +17,7 @@ import {
   uid,
 } from './ui.js';
 
-export const isEnded = (session) => session.status === 'COMPLETED' || session.status === 'ABORTED';
+export const isEnded = (session) => !isActive(session.status);
 
 export const ownSessionParams = (user) => (user.id ? [['worker_id', user.id]] : []);
 

@@ -1,4 +1,4 @@
-import { ApiError } from './api.js';
+import { ApiError } from './http.js';
 import { statusLabel } from './vocabulary.js';
 
 // replaceChildren/append would insert null and false as the text "null" and "false".
@@ -113,7 +113,7 @@ export const progressText = (p) => `${p.checks_passed} / ${p.checks_required} ch
 function sentence(problem, action) {
   const status = problem.session_status;
   if (problem.code === 'invalid_transition' && typeof status === 'string' && action) {
-    const hint = { PAUSED: ' Resume it first.', COMPLETED: '', ABORTED: '' }[status] ?? '';
+    const hint = status === 'PAUSED' ? ' Resume it first.' : '';
     return `Could not ${action}: the session is ${statusLabel(status).toLowerCase()}.${hint}`;
   }
   return null;

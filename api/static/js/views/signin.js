@@ -1,4 +1,6 @@
-import { claims, getConfig, postJson, setToken } from '../api.js';
+import { getConfig } from '../api.js';
+import { postJson } from '../http.js';
+import { claims, setToken } from '../signin-store.js';
 import { homeHash, navigate, takeNext } from '../nav.js';
 import { beginSignIn, canSignIn } from '../oidc.js';
 import { busyGuard, button, clearError, field, formatTime, h, mount, pageHeading, showError } from '../ui.js';

@@ -1,10 +1,10 @@
-import { getJson, listSessions } from '../api.js';
+import { getJson } from '../http.js';
+import { listSessions } from '../session-lists.js';
 import { navigate, reload, supervisorHref } from '../nav.js';
 import { workerLabel } from '../session-parts.js';
-import { statusLabel, statuses } from '../vocabulary.js';
+import { activeStatuses, statusLabel, statuses } from '../vocabulary.js';
 import { button, failedMark, field, h, mount, pageHeading, progressText, showError, statusBadge, time } from '../ui.js';
 
-const DEFAULT_STATUSES = ['IN_PROGRESS', 'PAUSED'];
 const REFRESH_MS = 15_000;
 
 // Visibility cannot sort, so the table sorts the sessions it has loaded.
@@ -29,7 +29,7 @@ const dayStart = (date) => new Date(`${date}T00:00:00`);
 
 function apiParams(query) {
   const chosen = query.getAll('status').filter((s) => statuses().includes(s));
-  const params = (chosen.length ? chosen : DEFAULT_STATUSES).map((s) => ['status', s]);
+  const params = (chosen.length ? chosen : activeStatuses()).map((s) => ['status', s]);
   for (const name of ['worker_id', 'sop_id']) if (query.get(name)) params.push([name, query.get(name)]);
   const from = query.get('from');
   const to = query.get('to');

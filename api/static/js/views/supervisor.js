@@ -1,4 +1,5 @@
-import { getConfig, getJson, getSop, request } from '../api.js';
+import { getConfig, getSop } from '../api.js';
+import { getJson, request } from '../http.js';
 import { limitsText, failuresNote, historySection, sessionHeader, stepsList, valueText } from '../session-parts.js';
 import { eventLabel } from '../vocabulary.js';
 import { announce, button, busyGuard, clearError, h, mount, resultMark, showError, time } from '../ui.js';

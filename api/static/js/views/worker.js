@@ -1,16 +1,14 @@
-import { currentUser, getJson, postIdempotent, rememberSession } from '../api.js';
+import { getJson, postIdempotent } from '../http.js';
+import { rememberSession } from '../session-lists.js';
+import { currentUser } from '../signin-store.js';
 import { navigate, reload, workerHref } from '../nav.js';
 import { ownSessionParams, sessionList } from '../session-parts.js';
 import { button, busyGuard, clearError, h, mount, pageHeading, say, showError } from '../ui.js';
+import { endedStatuses } from '../vocabulary.js';
 
 export { workerSessionView } from './worker-session.js';
 
 const refreshButton = () => button('Refresh', { class: 'secondary', onclick: reload });
-
-const ENDED = [
-  ['status', 'COMPLETED'],
-  ['status', 'ABORTED'],
-];
 
 export async function mySessionsView(root) {
   const own = ownSessionParams(currentUser());
@@ -19,7 +17,7 @@ export async function mySessionsView(root) {
       hrefFor: (s) => workerHref(s.id),
       empty: 'You have no sessions in progress or paused.',
     }),
-    sessionList([...own, ...ENDED], {
+    sessionList([...own, ...endedStatuses().map((s) => ['status', s])], {
       hrefFor: (s) => workerHref(s.id),
       empty: 'No completed or aborted sessions yet.',
       testid: 'history-list',

@@ -344,7 +344,7 @@ async def encryption(ctx: BenchContext) -> EncryptionResult:
 
 
 # Every phase, in the order they run against one stack. A phase of another module
-# (payload encryption, say) joins with a `Phase` here: its options, its run, its result.
+# (like payload encryption) joins with a `Phase` here: its options, its run, its result.
 PHASES = [
     Phase(
         LifecycleResult.key,

@@ -6,6 +6,7 @@ engine-level path (`engine.starting`, `engine.sessions`, `engine.visibility`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from api.errors import ProblemCode, ProblemError
 from api.page_tokens import PageTokens
 from api.views import SessionViews
 from engine.client import Connection
+from engine.reconcile import RECORDING_FAILURES, AuditTrail, record_ending
 from engine.sessions import (
     Deadline,
     SessionClosed,
@@ -64,6 +66,9 @@ class Changed:
 
     view: SessionView
     change: SessionChange
+
+
+log = logging.getLogger(__name__)
 
 
 class SessionGateway:
@@ -114,6 +119,17 @@ class SessionGateway:
         if not can_read(view.summary.worker_id, user.as_actor()):
             raise session_not_found()
         return view
+
+    async def record_ending(self, session_id: str, audit_trail: AuditTrail) -> None:
+        """Records at once how Temporal's tools ended the session, if its trail lacks it.
+
+        The reconciler would within its bound; a reader of the trail need not wait.
+        """
+        client = await self._client()
+        try:
+            await record_ending(client, audit_trail, session_id)
+        except RECORDING_FAILURES as err:
+            log.warning("could not record how session %s ended yet: %s", session_id, err)
 
     async def _query(self, session_id: str) -> SessionView:
         view, _ending = await self._read(session_id)

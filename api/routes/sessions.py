@@ -29,6 +29,8 @@ from engine.session_ids import readable_session_id
 from store.start_keys import SessionStartKeys
 from workflows.shared import (
     AbortRequest,
+    AuditEvent,
+    AuditEventType,
     CompleteRequest,
     PauseRequest,
     RecordCheckRequest,
@@ -211,11 +213,19 @@ async def record_check(
     return _out(changed.view)
 
 
+def _has_ending(events: list[AuditEvent]) -> bool:
+    return any(event.type == AuditEventType.SESSION_ABORTED for event in events)
+
+
 @router.get("/{session_id}/audit", responses=problems(404))
 async def get_session_audit(
     session_id: SessionIdPath, user: CurrentUser, gateway: GatewayDep, audit_log: AuditLogDep
 ) -> AuditPage:
     """Lists a session's audit events, oldest first."""
-    await gateway.get(user, session_id)
+    view = await gateway.get(user, session_id)
     events = await audit_log.for_session(session_id)
+    if view.summary.status == SessionStatus.ABORTED and not _has_ending(events):
+        # Ended in Temporal and not swept yet: the reader sees the ending now.
+        await gateway.record_ending(session_id, audit_log)
+        events = await audit_log.for_session(session_id)
     return AuditPage(items=[AuditEventOut.model_validate(e) for e in events])

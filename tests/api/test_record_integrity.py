@@ -409,3 +409,34 @@ async def test_a_session_of_the_model_before_compact_history_aborts_on_cancellat
         trail = await written_trail(api, handle.id, 3)
     assert ended.summary.status == SessionStatus.ABORTED
     assert trail[-1][1] == "session_aborted"
+
+
+async def test_a_reader_of_the_trail_sees_a_termination_without_waiting_for_a_sweep(
+    api: httpx.AsyncClient, temporal_client: Client, settings: Settings, audit_log: AuditLog
+) -> None:
+    # A task queue no reconciler sweeps.
+    task_queue = f"unswept-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=[WorkSessionWorkflow],
+        activities=[AuditActivities(audit_log).append_audit_events],
+    ):
+        handle = await scenarios.start(temporal_client, task_queue)
+        await scenarios.check(handle, "breaker-off", passed=True)
+        await temporal(settings.temporal_address, "workflow", "terminate", "-w", handle.id)
+
+        trail = await audit_trail(api, handle.id)
+    assert [(e["seq"], e["type"]) for e in trail] == [
+        (1, "session_started"),
+        (2, "check_recorded"),
+        (3, "session_aborted"),
+    ]
+    assert trail[-1]["data"]["ended_in_temporal"] == "terminated"
+
+
+def test_the_reconciler_refuses_a_task_queue_that_could_widen_its_query(
+    temporal_client: Client, audit_log: AuditLog
+) -> None:
+    with pytest.raises(ValueError, match="visibility query"):
+        EndingsReconciler(temporal_client, "q' OR TaskQueue != '", audit_log, timedelta(1))

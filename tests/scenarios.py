@@ -6,6 +6,7 @@ histories they produce for the replay test.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -134,3 +135,18 @@ async def aborted_while_paused(client: Client, task_queue: str) -> SessionHandle
 async def many_checks(handle: SessionHandle, count: int) -> list[SessionView]:
     """Records `count` measurements in sequence (enough to make the workflow continue as new)."""
     return [await check(handle, "residual-v", value=float(i % 7)) for i in range(count)]
+
+
+async def steady_stream(handle: SessionHandle, senders: int, checks_per_sender: int) -> list[str]:
+    """Several senders record checks at once, each sending its next one as soon as the
+    last is answered; returns the notes sent, one per check."""
+
+    async def sender(number: int) -> list[str]:
+        notes = [f"s{number}-{i}" for i in range(checks_per_sender)]
+        for note in notes:
+            command = RecordCheckRequest(owner_of(handle), "residual-v", value=1.0, note=note)
+            await send_command(handle, command, Deadline(RPC_TIMEOUT))
+        return notes
+
+    sent = await asyncio.gather(*(sender(n) for n in range(senders)))
+    return [note for notes in sent for note in notes]

@@ -76,12 +76,22 @@ async def cancelled_in_temporal_while_paused(client: Client, task_queue: str) ->
     return handle
 
 
+async def steady_stream_continued_as_new(client: Client, task_queue: str) -> SessionHandle:
+    """Concurrent senders with no pause between checks, across several runs, then an abort."""
+    handle = await scenarios.start(client, task_queue)
+    await scenarios.steady_stream(handle, senders=4, checks_per_sender=20)
+    await scenarios.abort(handle, "stream over")
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Callable[[Client, str], Awaitable[SessionHandle]]] = {
     "full_lifecycle": scenarios.full_lifecycle,
     "aborted_while_paused": scenarios.aborted_while_paused,
     "continued_as_new": continued_as_new,
     "resumed_in_a_fresh_run": resumed_in_a_fresh_run,
     "cancelled_in_temporal_while_paused": cancelled_in_temporal_while_paused,
+    "steady_stream_continued_as_new": steady_stream_continued_as_new,
 }
 
 

@@ -11,7 +11,12 @@ from temporalio.workflow import NondeterminismError
 
 from engine.client import DATA_CONVERTER
 from tests.workflows.changed_workflows import PatchedChange, UnguardedChange
-from workflows.work_session import WorkSessionWorkflow
+from workflows.work_session import (
+    CANCEL_IS_AN_ABORT,
+    COMPACT_HISTORY,
+    CONTINUE_AS_NEW_BEFORE_AUDIT,
+    WorkSessionWorkflow,
+)
 
 HISTORY_DIR = Path(__file__).resolve().parent.parent / "histories"
 HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
@@ -41,6 +46,25 @@ def test_stored_histories_cover_every_message_and_continue_as_new() -> None:
     # Histories from before the continue-as-new-when-paused patch and with its marker.
     assert "EVENT_TYPE_MARKER_RECORDED" in text
     assert any("EVENT_TYPE_MARKER_RECORDED" not in p.read_text() for p in HISTORIES)
+
+
+def patches_marked(path: Path) -> set[str]:
+    """The patch ids whose markers a stored history holds."""
+    return {
+        str(marker["id"])
+        for event in load(path).events
+        if event.HasField("marker_recorded_event_attributes")
+        for marker in DATA_CONVERTER.payload_converter.from_payloads(
+            event.marker_recorded_event_attributes.details["patch-data"].payloads
+        )
+    }
+
+
+@pytest.mark.parametrize(
+    "patch", [COMPACT_HISTORY, CANCEL_IS_AN_ABORT, CONTINUE_AS_NEW_BEFORE_AUDIT]
+)
+def test_a_stored_history_takes_the_new_branch_of_every_patch(patch: str) -> None:
+    assert any(patch in patches_marked(path) for path in HISTORIES)
 
 
 async def test_a_change_without_a_patch_fails_replay_and_the_patched_change_replays() -> None:

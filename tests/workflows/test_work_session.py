@@ -13,6 +13,7 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
+    WorkflowHistory,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
@@ -48,7 +49,7 @@ from workflows.shared import (
     SessionStatus,
     StartSessionInput,
 )
-from workflows.work_session import WorkSessionWorkflow
+from workflows.work_session import MAX_EVENTS_PER_RUN, WorkSessionWorkflow
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -333,6 +334,65 @@ async def test_updates_sent_while_a_run_continues_as_new_all_land_through_the_ga
     assert paused.summary.status == SessionStatus.PAUSED
     assert len(read_right_after.safety_checks) == 96
     assert (await handle.describe()).run_id != first_run
+
+
+async def histories_of_runs(
+    client: Client, workflow_id: str, first_run: str
+) -> list[WorkflowHistory]:
+    """The history of every run of a workflow, following its continue-as-new chain."""
+    histories: list[WorkflowHistory] = []
+    run_id = first_run
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        histories.append(history)
+        last = history.events[-1]
+        continued = last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        attributes = last.workflow_execution_continued_as_new_event_attributes
+        run_id = attributes.new_execution_run_id if continued else ""
+    return histories
+
+
+def writes_started_once_long(history: WorkflowHistory) -> list[int]:
+    """Audit writes a run decided on after it had reached MAX_EVENTS_PER_RUN events.
+
+    A workflow task sees the history up to its own start event, which comes just
+    before the task's completion event.
+    """
+    return [
+        event.event_id
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.workflow_task_completed_event_id - 1
+        >= MAX_EVENTS_PER_RUN
+    ]
+
+
+async def test_a_steady_stream_of_checks_still_continues_as_new_near_the_bound(
+    temporal_client: Client, settings: Settings, audit_log: AuditLog
+) -> None:
+    handle = await scenarios.start(temporal_client, settings.temporal_task_queue)
+    first_run = (await handle.describe()).run_id
+    # No pause between checks: some update reaches the run during every audit write.
+    sent = await scenarios.steady_stream(handle, senders=6, checks_per_sender=40)
+    await scenarios.pause(handle, "stream over")
+
+    runs = await histories_of_runs(temporal_client, handle.id, first_run)
+    lengths = [len(run.events) for run in runs]
+    assert len(runs) >= 4, lengths
+    # Once long, a run starts no further write: it goes past the bound only by what
+    # arrives while the write then in flight finishes (a slow write on a busy machine
+    # has let in ~90 events).
+    assert [writes_started_once_long(run) for run in runs] == [[] for _ in runs], lengths
+    assert max(lengths) <= 2 * MAX_EVENTS_PER_RUN, lengths
+
+    async def each_check_audited_once() -> None:
+        events = await audit_log.for_session(handle.id)
+        # start + every check + the pause
+        assert [e.seq for e in events] == list(range(1, len(sent) + 3))
+        checks = [e for e in events if e.type == AuditEventType.CHECK_RECORDED]
+        assert sorted(str(e.data["note"]) for e in checks) == sorted(sent)
+
+    await assert_eventually(each_check_audited_once)
 
 
 @pytest.fixture

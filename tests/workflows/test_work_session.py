@@ -17,9 +17,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
-from activities.audit import AuditActivities
 from api.auth import User
 from api.errors import ProblemError
 from api.gateway import SessionGateway
@@ -30,6 +28,7 @@ from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from tests import scenarios
 from tests.helpers import assert_eventually, start_dev_server, suggest_continue_as_new_after
+from tests.helpers.workers import serving_alone
 from tests.workflows.changed_workflows import OlderRelease
 from worker import build_worker
 from workflows.domain import (
@@ -339,13 +338,9 @@ async def test_updates_sent_while_a_run_continues_as_new_all_land_through_the_ga
 @pytest.fixture
 async def older_release(temporal_client: Client, audit_log: AuditLog) -> AsyncIterator[str]:
     """A worker of an older release, whose sessions continue as new on every pause."""
-    task_queue = f"older-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        temporal_client,
-        task_queue=task_queue,
-        workflows=[OlderRelease],
-        activities=[AuditActivities(audit_log).append_audit_events],
-    ):
+    async with serving_alone(
+        temporal_client, OlderRelease, audit_log, queue_prefix="older"
+    ) as task_queue:
         yield task_queue
 
 

@@ -42,7 +42,9 @@ class SessionStartKeys:
         request_digest = _digest(request)
         async with self._sessions() as session:
             dialect = session.get_bind().dialect.name
-            await session.execute(
+            # A new key, the common case, costs one statement: the row comes back only if
+            # this insert made it.
+            inserted = await session.scalar(
                 insert_statement(dialect, SessionStartKeyRow)
                 .values(
                     key_digest=key_digest,
@@ -50,7 +52,11 @@ class SessionStartKeys:
                     session_id=proposed_session_id,
                 )
                 .on_conflict_do_nothing(index_elements=["key_digest"])
+                .returning(SessionStartKeyRow.session_id)
             )
-            await session.commit()
+            if inserted is not None:
+                await session.commit()
+                return StartKeyClaim(inserted, same_request=True)
             row = await session.get_one(SessionStartKeyRow, key_digest)
+            await session.commit()
         return StartKeyClaim(row.session_id, row.request_digest == request_digest)

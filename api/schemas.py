@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
@@ -39,9 +38,18 @@ SopId = Annotated[str, Field(pattern=SOP_ID_PATTERN, max_length=64)]
 Reason = Annotated[PlainText, Field(max_length=MAX_REASON_LENGTH)]
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _iso_8601_only(value: object) -> object:
-    # Pydantic would read a bare number as a Unix timestamp; the contract says date-time.
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+(\.\d*)?\s*", value):
+    # Pydantic would read a number in any spelling (`-1`, `.5`, `1e-9`) as a Unix
+    # timestamp; the contract says date-time.
+    if isinstance(value, str) and _is_number(value):
         raise ValueError("expected an ISO 8601 date-time with a time zone")
     return value
 

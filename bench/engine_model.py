@@ -6,6 +6,7 @@ Each measurement works on its own sessions of the running stack.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import sqlite3
 import time
@@ -28,9 +29,13 @@ LONG_GAP_SECONDS = 2.0
 AUDIT_POLL_SECONDS = 0.01
 
 
-async def _history_bytes(client: Client, session_id: str) -> int:
+async def _history_bytes(client: Client, session_id: str) -> tuple[str, int]:
+    """The running run's id and its history's size in bytes."""
     description = await client.get_workflow_handle(session_id).describe()
-    return description.raw_description.workflow_execution_info.history_size_bytes
+    return (
+        description.run_id or "",
+        description.raw_description.workflow_execution_info.history_size_bytes,
+    )
 
 
 @dataclass(frozen=True)
@@ -51,15 +56,23 @@ async def history_bytes_per_check(
 ) -> HistoryGrowth:
     """Bytes of history a check adds around check 10 and around check 300, per check."""
     session_id = await driver.start()
-    sizes: dict[int, int] = {}
+    sizes: dict[int, tuple[str, int]] = {}
+    late = range(HISTORY_CHECKS - 5 * HISTORY_WINDOW, HISTORY_CHECKS + 1)
     for number in range(1, HISTORY_CHECKS + 1):
         await driver.check(session_id, answer)
-        if number % HISTORY_WINDOW == 0 and number in (6, 12, HISTORY_CHECKS - 6, HISTORY_CHECKS):
+        if number in (HISTORY_WINDOW, 2 * HISTORY_WINDOW) or number in late:
             sizes[number] = await _history_bytes(client, session_id)
     await driver.abort(session_id)
+
+    def per_check(last: int) -> float:
+        (run_before, before), (run_after, after) = sizes[last - HISTORY_WINDOW], sizes[last]
+        return (after - before) / HISTORY_WINDOW if run_before == run_after else math.nan
+
+    # The last window near check 300 that a continue-as-new does not cut in two.
+    late_windows = (per_check(last) for last in reversed(late[HISTORY_WINDOW:]))
     return HistoryGrowth(
-        bytes_check_10=(sizes[12] - sizes[6]) / HISTORY_WINDOW,
-        bytes_check_300=(sizes[HISTORY_CHECKS] - sizes[HISTORY_CHECKS - 6]) / HISTORY_WINDOW,
+        bytes_check_10=per_check(2 * HISTORY_WINDOW),
+        bytes_check_300=next((b for b in late_windows if not math.isnan(b)), math.nan),
     )
 
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, make_url, text
+from sqlalchemy import event, func, make_url, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -64,3 +64,13 @@ def insert_statement(dialect: str, table: type[Any]) -> postgresql.Insert | sqli
     if dialect == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(f"the store does not support the {dialect} dialect")
+
+
+async def serialize_on(session: AsyncSession, key: str) -> None:
+    """Makes transactions that name the same key run one after another from here to their end.
+
+    PostgreSQL takes a transaction-scoped advisory lock. SQLite has one writer at a
+    time already: there the transaction's first statement must be its write.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))

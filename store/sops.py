@@ -3,7 +3,7 @@
 import re
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -15,11 +15,12 @@ from pydantic import (
     TypeAdapter,
     model_validator,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from runtime.text import refuse_control_characters
+from store.db import serialize_on
 from store.models import SopVersionRow
 from workflows.shared import CheckKind, SopSnapshot
 
@@ -157,13 +158,15 @@ class SopListItem(BaseModel):
     check_count: int
 
 
-def _published(row: SopVersionRow) -> PublishedSop:
+def _published(
+    definition: dict[str, Any], version: int, published_at: datetime, published_by: str
+) -> PublishedSop:
     return PublishedSop.model_validate(
         {
-            **row.definition,
-            "version": row.version,
-            "published_at": row.published_at,
-            "published_by": row.published_by,
+            **definition,
+            "version": version,
+            "published_at": published_at,
+            "published_by": published_by,
         }
     )
 
@@ -241,7 +244,9 @@ class SopCatalog:
             query = query.where(SopVersionRow.version == version)
         async with self._sessions() as session:
             row = (await session.scalars(query)).first()
-        return None if row is None else _published(row)
+        if row is None:
+            return None
+        return _published(row.definition, row.version, row.published_at, row.published_by)
 
     async def publish(self, definition: SopDefinition, published_by: str) -> PublishedSop:
         """Publishes a definition as the SOP's next version (1 for a new SOP)."""
@@ -250,7 +255,7 @@ class SopCatalog:
             try:
                 return await self._insert(definition, published_by, first_only=False)
             except IntegrityError:
-                # A concurrent publish took this version number: count again.
+                # A concurrent first publish took version 1: count again.
                 continue
         return await self._insert(definition, published_by, first_only=False)
 
@@ -266,24 +271,31 @@ class SopCatalog:
     async def _insert(
         self, definition: SopDefinition, published_by: str, *, first_only: bool
     ) -> PublishedSop:
-        async with self._sessions() as session:
-            version = 1
-            if not first_only:
-                latest = await session.scalar(
-                    select(func.max(SopVersionRow.version)).where(
-                        SopVersionRow.sop_id == definition.id
-                    )
-                )
-                version = (latest or 0) + 1
-            row = SopVersionRow(
+        # One statement reads the latest version and inserts the next, so SQLite takes
+        # its write lock before the read: no other write can land between the two.
+        # PostgreSQL reads at each statement's start: publishes of one SOP take turns.
+        next_version = (
+            select(func.coalesce(func.max(SopVersionRow.version), 0) + 1)
+            .where(SopVersionRow.sop_id == definition.id)
+            .scalar_subquery()
+        )
+        stored_definition = definition.model_dump(mode="json")
+        published_at = datetime.now(UTC)
+        statement = (
+            insert(SopVersionRow)
+            .values(
                 sop_id=definition.id,
-                version=version,
+                version=1 if first_only else next_version,
                 title=definition.title,
                 description=definition.description,
-                definition=definition.model_dump(mode="json"),
-                published_at=datetime.now(UTC),
+                definition=stored_definition,
+                published_at=published_at,
                 published_by=published_by,
             )
-            session.add(row)
+            .returning(SopVersionRow.version)
+        )
+        async with self._sessions() as session:
+            await serialize_on(session, f"sop:{definition.id}")
+            version = (await session.execute(statement)).scalar_one()
             await session.commit()
-        return _published(row)
+        return _published(stored_definition, version, published_at, published_by)

@@ -64,6 +64,7 @@ AUDIT_RETRY = RetryPolicy(
 # (`continue-as-new-when-paused` belongs to the older model, in `workflows.whole_views`).
 COMPACT_HISTORY = "compact-history"
 CANCEL_IS_AN_ABORT = "cancel-is-an-abort"
+AUDIT_IN_WORKFLOW_TASK = "audit-in-workflow-task"
 CONTINUE_AS_NEW_BEFORE_AUDIT = "continue-as-new-before-audit"
 
 # Audit events wait at most this long to be written, unless a batch fills first.
@@ -130,6 +131,10 @@ class WorkSessionWorkflow:
         self._publish_now = False
         # Only runs started before `compact-history` keep that release's model.
         self._whole_views = None if workflow.patched(COMPACT_HISTORY) else WholeViews(self._session)
+        # Runs that recorded this patch write audit batches with a local activity, inside
+        # the workflow task that flushes: no activity task through the server and no
+        # second workflow task per batch. Older runs keep the activity they scheduled.
+        self._audit_in_task = workflow.patched(AUDIT_IN_WORKFLOW_TASK)
         self._paused_run_after = (
             CONTINUE_AS_NEW_WHEN_PAUSED_FOR
             if input.paused_run_after_seconds is None
@@ -333,13 +338,7 @@ class WorkSessionWorkflow:
         batch, self._pending_audit = self._pending_audit, []
         self._audit_in_flight = batch
         try:
-            await workflow.execute_activity_method(
-                AuditActivities.append_audit_events,
-                batch,
-                # A write takes milliseconds; a lost worker's attempt is retried after this.
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=AUDIT_RETRY,
-            )
+            await self._append_audit(batch)
         except (asyncio.CancelledError, ActivityError):
             # A cancellation in Temporal stops waiting for this write, which may or may
             # not land: the batch goes again, and the audit log keeps each event once.
@@ -347,6 +346,24 @@ class WorkSessionWorkflow:
             raise
         finally:
             self._audit_in_flight = []
+
+    async def _append_audit(self, batch: list[AuditEvent]) -> None:
+        # A write takes milliseconds; a lost worker's attempt is retried after the timeout.
+        timeout = timedelta(seconds=10)
+        if self._audit_in_task:
+            await workflow.execute_local_activity_method(
+                AuditActivities.append_audit_events,
+                batch,
+                start_to_close_timeout=timeout,
+                retry_policy=AUDIT_RETRY,
+            )
+            return
+        await workflow.execute_activity_method(
+            AuditActivities.append_audit_events,
+            batch,
+            start_to_close_timeout=timeout,
+            retry_policy=AUDIT_RETRY,
+        )
 
     def _apply(self, command: SessionCommand) -> SessionChange | SessionView:
         outcome = _rules(lambda: self._session.apply(command, workflow.now()))

@@ -350,11 +350,21 @@ async def test_bad_audit_search_is_refused(api: httpx.AsyncClient, params: dict[
     [
         {"until": "974"},
         {"since": "1764057600"},
+        {"since": "1.0481025474605908e-181"},
+        {"until": ".5"},
         {"since": "2026-11-25T08:00:00"},
         {"since": "yesterday"},
         {"since": "2026-11-26T00:00:00Z", "until": "2026-11-25T00:00:00Z"},
     ],
-    ids=["number-until", "number-since", "no-time-zone", "words", "since-after-until"],
+    ids=[
+        "number-until",
+        "number-since",
+        "exponent-since",
+        "fraction-until",
+        "no-time-zone",
+        "words",
+        "since-after-until",
+    ],
 )
 async def test_audit_time_filters_must_be_zoned_iso_8601_in_order(
     api: httpx.AsyncClient, params: dict[str, str]

@@ -23,13 +23,12 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from api.deps import Services
-from api.main import create_app
 from engine.client import connect, data_converter, register_search_attributes
 from engine.codec import ENCODING, KEY_ID_METADATA
 from engine.register import ensure_namespace
 from runtime.settings import Settings
 from tests.helpers import assert_eventually, bearer, new_user
-from tests.helpers.api import act, publish_sop, record, start_session
+from tests.helpers.api import act, api_of_its_own, publish_sop, record, start_session
 from worker import build_worker
 from workflows.shared import SUMMARY_MEMO_KEY
 from workflows.work_session import WorkSessionWorkflow
@@ -47,27 +46,10 @@ async def deployment(settings: Settings, keys: str | None) -> AsyncIterator[http
     settings = settings.model_copy(
         update={"payload_encryption_keys": SecretStr(keys) if keys else None}
     )
-    services = await Services.create(settings)
-    worker_client = await connect(settings)
-    try:
+    async with api_of_its_own(settings) as (api, services):
+        worker_client = await connect(settings)
         async with build_worker(worker_client, settings, services.audit_log):
-            transport = httpx.ASGITransport(app=create_app(settings, services))
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
-                yield api
-    finally:
-        await services.close()
-
-
-@asynccontextmanager
-async def api_alone(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An API configured without payload encryption keys, and no worker."""
-    services = await Services.create(settings)
-    transport = httpx.ASGITransport(app=create_app(settings, services))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
             yield api
-    finally:
-        await services.close()
 
 
 def payloads_of(event: Any) -> list[Payload]:
@@ -197,7 +179,7 @@ async def test_sessions_span_encryption_turned_on_and_a_key_rotation(
 
         await assert_eventually(audited)
 
-    async with api_alone(settings) as api:
+    async with api_of_its_own(settings) as (api, _):
         # An API configured without the keys the sessions use names the cause, never a 500.
         response = await api.get("/api/v1/sessions", headers=bearer(user))
         assert (response.status_code, response.json()["code"]) == (503, "encryption_key_missing")

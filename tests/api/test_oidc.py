@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from api.auth import TokenVerifier
-from api.deps import Services
 from api.errors import ProblemError
 from api.main import create_app
 from api.oidc import ProviderDiscovery
 from devstack.processes import free_port
 from runtime.settings import Settings
+from tests.helpers.api import api_of_its_own
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,8 @@ def verifier(settings: Settings) -> TokenVerifier:
 @asynccontextmanager
 async def api_for(settings: Settings, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{tmp_path}/a.db"})
-    services = await Services.create(settings)
-    transport = httpx.ASGITransport(app=create_app(settings, services))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-    finally:
-        await services.close()
+    async with api_of_its_own(settings) as (client, _):
+        yield client
 
 
 async def test_tokens_verify_with_the_keys_named_by_the_issuers_discovery_document(

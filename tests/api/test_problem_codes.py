@@ -19,8 +19,8 @@ from api.engine_errors import engine_problems, refusal
 from api.errors import ProblemCode, ProblemError
 from engine.client import Connection, connect
 from runtime.settings import Settings
-from tests.helpers import bearer, new_user
-from tests.helpers.api import act, publish_sop, start_session
+from tests.helpers import bearer
+from tests.helpers.api import act, new_session
 
 DESIGN_CODES = {
     "invalid_transition",
@@ -73,9 +73,7 @@ async def test_only_a_client_that_never_reached_temporal_counts_as_unreachable(
 async def test_a_session_an_operator_paused_in_temporal_answers_session_suspended(
     api: httpx.AsyncClient, temporal_client: Client, settings: Settings
 ) -> None:
-    sop = await publish_sop(api)
-    worker = new_user()
-    session = await start_session(api, worker, sop["id"])
+    worker, session = await new_session(api)
     service = temporal_client.workflow_service
     operator = {
         "namespace": settings.temporal_namespace,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -12,10 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.worker import Worker
 
-from activities.audit import AuditActivities
-from activities.cancellation import CancelRequests
 from engine.reconcile import EndingsReconciler
 from engine.sessions import SessionHandle
 from runtime.settings import Settings
@@ -24,6 +20,7 @@ from tests import scenarios
 from tests.helpers import assert_eventually, bearer, new_user
 from tests.helpers.api import act, publish_sop, record, start_session
 from tests.helpers.cli import describe, temporal
+from tests.helpers.workers import serving_alone
 from tests.workflows.changed_workflows import BeforeCancelWasAnAbort, OlderRelease
 from workflows.shared import AuditEvent, SessionStatus
 from workflows.work_session import WorkSessionWorkflow
@@ -232,18 +229,15 @@ class GatedAudit:
 async def test_a_cancellation_while_an_audit_write_is_in_flight_loses_no_event(
     api: httpx.AsyncClient, temporal_client: Client, settings: Settings, audit_log: AuditLog
 ) -> None:
-    task_queue = f"gated-{uuid.uuid4().hex[:8]}"
     gated = GatedAudit(audit_log)
     gated.hold()
-    async with Worker(
+    async with serving_alone(
         temporal_client,
-        task_queue=task_queue,
-        workflows=[WorkSessionWorkflow],
-        activities=[
-            AuditActivities(gated).append_audit_events,
-            CancelRequests(temporal_client).identify_cancel_request,
-        ],
-    ):
+        WorkSessionWorkflow,
+        gated,
+        queue_prefix="gated",
+        identifies_cancel_requests=True,
+    ) as task_queue:
         handle = await scenarios.start(temporal_client, task_queue)
         await asyncio.wait_for(gated.held.wait(), timeout=10)
 
@@ -262,13 +256,9 @@ async def test_a_cancellation_while_an_audit_write_is_in_flight_loses_no_event(
 async def test_a_session_cancelled_by_an_older_release_is_shown_aborted_and_swept_once(
     api: httpx.AsyncClient, temporal_client: Client, settings: Settings, audit_log: AuditLog
 ) -> None:
-    task_queue = f"older-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        temporal_client,
-        task_queue=task_queue,
-        workflows=[BeforeCancelWasAnAbort],
-        activities=[AuditActivities(audit_log).append_audit_events],
-    ):
+    async with serving_alone(
+        temporal_client, BeforeCancelWasAnAbort, audit_log, queue_prefix="older"
+    ) as task_queue:
         handle = await scenarios.start(temporal_client, task_queue)
         worker = scenarios.owner_of(handle).user_id
         await scenarios.check(handle, "breaker-off", passed=True)
@@ -390,16 +380,13 @@ async def test_a_reset_that_excludes_updates_rewinds_the_session_but_not_its_aud
 async def test_a_session_of_the_model_before_compact_history_aborts_on_cancellation_too(
     api: httpx.AsyncClient, temporal_client: Client, settings: Settings, audit_log: AuditLog
 ) -> None:
-    task_queue = f"older-{uuid.uuid4().hex[:8]}"
-    async with Worker(
+    async with serving_alone(
         temporal_client,
-        task_queue=task_queue,
-        workflows=[OlderRelease],
-        activities=[
-            AuditActivities(audit_log).append_audit_events,
-            CancelRequests(temporal_client).identify_cancel_request,
-        ],
-    ):
+        OlderRelease,
+        audit_log,
+        queue_prefix="older",
+        identifies_cancel_requests=True,
+    ) as task_queue:
         handle = await scenarios.start(temporal_client, task_queue)
         await scenarios.check(handle, "breaker-off", passed=True)
 
@@ -414,14 +401,9 @@ async def test_a_session_of_the_model_before_compact_history_aborts_on_cancellat
 async def test_a_reader_of_the_trail_sees_a_termination_without_waiting_for_a_sweep(
     api: httpx.AsyncClient, temporal_client: Client, settings: Settings, audit_log: AuditLog
 ) -> None:
-    # A task queue no reconciler sweeps.
-    task_queue = f"unswept-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        temporal_client,
-        task_queue=task_queue,
-        workflows=[WorkSessionWorkflow],
-        activities=[AuditActivities(audit_log).append_audit_events],
-    ):
+    async with serving_alone(
+        temporal_client, WorkSessionWorkflow, audit_log, queue_prefix="unswept"
+    ) as task_queue:
         handle = await scenarios.start(temporal_client, task_queue)
         await scenarios.check(handle, "breaker-off", passed=True)
         await temporal(settings.temporal_address, "workflow", "terminate", "-w", handle.id)

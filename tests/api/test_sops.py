@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import pytest
 
+from runtime.settings import Settings
 from tests.helpers import bearer, new_user, sop_definition
-from tests.helpers.api import publish_sop, record, start_session
+from tests.helpers.api import api_of_its_own, publish_sop, record, start_session
 
 SUPERVISOR = bearer("sup-catalog", "supervisor")
+PUBLISHES = 30
 
 
 async def test_the_example_sops_are_in_the_catalog(api: httpx.AsyncClient) -> None:
@@ -42,6 +45,24 @@ async def test_publishing_again_adds_a_version_and_keeps_the_old_one(
     )
     assert missing.status_code == 404
     assert missing.json()["code"] == "sop_not_found"
+
+
+async def test_concurrent_publishes_through_two_apis_all_succeed_with_consecutive_versions(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    first = await publish_sop(api)
+    revision = sop_definition(first["id"], title="Lockout/Tagout: Test Press (rev C)")
+    # A second API process on the same database, as when the API is scaled out.
+    async with api_of_its_own(settings) as (other_api, _):
+        responses = await asyncio.gather(
+            *(
+                (api, other_api)[i % 2].post("/api/v1/sops", json=revision, headers=SUPERVISOR)
+                for i in range(PUBLISHES)
+            )
+        )
+
+    assert [r.status_code for r in responses] == [201] * PUBLISHES, [r.text for r in responses]
+    assert sorted(r.json()["version"] for r in responses) == list(range(2, PUBLISHES + 2))
 
 
 async def test_a_running_session_keeps_the_sop_version_it_started_with(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
@@ -24,7 +23,7 @@ from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from store.migrate import migrate
 from tests.helpers import TEST_SECRET, assert_eventually, new_user
-from tests.store.conftest import POSTGRES_ADMIN_URL, PostgresServer, run_sync
+from tests.helpers.postgres import reachable_postgres, run_sync
 from worker import build_worker
 from workflows.domain import MAX_NOTE_LENGTH, MAX_REASON_LENGTH
 
@@ -84,14 +83,7 @@ def unicode_sop() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    server = PostgresServer(POSTGRES_ADMIN_URL)
-    try:
-        server.check_reachable()
-    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-        reason = f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {error!r}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    server = reachable_postgres()
     url = server.create_database()
     run_sync(partial(migrate, url))
     yield url

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.processes import ManagedProcess
 from tests.durability.stack import (
     RPC_TIMEOUT_SECONDS,
     SOP_ID,
@@ -49,6 +50,20 @@ async def expect(status: int, request: Awaitable[httpx.Response]) -> httpx.Respo
     response = await request
     assert response.status_code == status, response.text
     return response
+
+
+def restart_after_kill(
+    process: ManagedProcess, ready: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    """A crash for `load_through`: the process killed, started a second later, then ready."""
+
+    async def crash() -> None:
+        process.kill()
+        await asyncio.sleep(1.0)
+        process.start()
+        await ready()
+
+    return crash
 
 
 async def load_through(load: CheckLoad, crash: Callable[[], Awaitable[None]]) -> int:
@@ -89,14 +104,9 @@ async def test_worker_killed_under_load_loses_and_duplicates_nothing(
             for _ in range(2)
         ]
         load = CheckLoad(http, sessions)
-
-        async def kill_and_restart_worker() -> None:
-            stack.worker.kill()
-            await asyncio.sleep(1.0)
-            stack.worker.start()
-            await stack.wait_for_worker()
-
-        accepted_before = await load_through(load, kill_and_restart_worker)
+        accepted_before = await load_through(
+            load, restart_after_kill(stack.worker, stack.wait_for_worker)
+        )
         views = {sid: await stack.session(http, user, sid) for user, sid in sessions}
     expected_rows = {
         sid: 1 + sum(op.session_id == sid for op in load.accepted) for _user, sid in sessions
@@ -151,14 +161,9 @@ async def test_temporal_killed_mid_load_keeps_every_session_as_it_was(
         sessions = [(user, (await stack.start_session(http, user))["id"]) for _ in range(4)]
         load = CheckLoad(http, sessions)
         worker_pid, api_pid = stack.worker.pid, stack.api.pid
-
-        async def kill_and_restart_temporal() -> None:
-            stack.temporal.kill()
-            await asyncio.sleep(1.0)
-            stack.temporal.start()
-            await stack.wait_for_temporal()
-
-        accepted_before = await load_through(load, kill_and_restart_temporal)
+        accepted_before = await load_through(
+            load, restart_after_kill(stack.temporal, stack.wait_for_temporal)
+        )
         views = {sid: await stack.session(http, user, sid) for _user, sid in sessions}
         after = {sid: unchanging(await stack.session(http, user, sid)) for sid in settled}
 

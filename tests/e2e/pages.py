@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
+from playwright.async_api import Browser, Locator, Page, Response, ViewportSize, expect
 
 from tests.e2e.a11y import low_contrast_text, small_tap_targets, unlabelled_controls
 
@@ -17,6 +17,16 @@ DESK = ViewportSize(width=1440, height=900)
 LOTO = "Lockout/Tagout: Press 7"
 FORKLIFT = "Forklift Pre-Shift Inspection"
 FAILED_RESPONSE_LOGGED = "Failed to load resource: the server responded with a status of"
+
+
+def noting_failed_responses(problems: list[str], *, from_status: int) -> Callable[[Response], None]:
+    """A response listener noting each response of `from_status` or above among `problems`."""
+
+    def note(response: Response) -> None:
+        if response.status >= from_status:
+            problems.append(f"{response.status} {response.request.method} {response.url}")
+
+    return note
 
 
 @asynccontextmanager
@@ -37,14 +47,7 @@ async def open_page(
             else None
         ),
     )
-    page.on(
-        "response",
-        lambda response: (
-            problems.append(f"{response.status} {response.request.method} {response.url}")
-            if response.status >= 400
-            else None
-        ),
-    )
+    page.on("response", noting_failed_responses(problems, from_status=400))
     try:
         yield page
     finally:

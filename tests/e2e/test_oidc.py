@@ -38,6 +38,7 @@ from tests.e2e.pages import (
     capture,
     confirm,
     expect_result,
+    noting_failed_responses,
     show_check,
     start_session,
 )
@@ -142,14 +143,7 @@ async def browser_context(
     context = await browser.new_context(base_url=base_url, viewport=viewport)
     problems: list[str] = []
     context.on("weberror", lambda error: problems.append(f"uncaught: {error.error}"))
-    context.on(
-        "response",
-        lambda response: (
-            problems.append(f"{response.status} {response.request.method} {response.url}")
-            if response.status >= 500
-            else None
-        ),
-    )
+    context.on("response", noting_failed_responses(problems, from_status=500))
     try:
         yield context
     finally:

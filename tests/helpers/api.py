@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 
-from tests.helpers import bearer, sop_definition
+from api.deps import Services
+from api.main import create_app
+from runtime.settings import Settings
+from tests.helpers import bearer, new_user, sop_definition
 
 
 async def publish_sop(api: httpx.AsyncClient, **kwargs: Any) -> dict[str, Any]:
@@ -31,6 +36,13 @@ async def start_session(
     return result
 
 
+async def new_session(api: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
+    """A new worker's session of a newly published SOP: the worker's id and the session."""
+    sop = await publish_sop(api)
+    worker = new_user()
+    return worker, await start_session(api, worker, sop["id"])
+
+
 async def act(
     api: httpx.AsyncClient, worker: str, session_id: str, action: str, body: Any = None
 ) -> httpx.Response:
@@ -49,3 +61,17 @@ async def record(
         json={"check_id": check_id, **answer},
         headers=bearer(worker),
     )
+
+
+@asynccontextmanager
+async def api_of_its_own(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+    """An API built from `settings` with services of its own (closed at the end), and no worker."""
+    services = await Services.create(settings)
+    transport = httpx.ASGITransport(app=create_app(settings, services))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
+            yield api, services
+    finally:
+        await services.close()

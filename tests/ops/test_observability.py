@@ -33,7 +33,7 @@ from runtime.logs import (
 from runtime.settings import Settings
 from store.audit import AuditLog
 from tests.helpers import TEST_SECRET, assert_eventually, bearer, new_user
-from tests.helpers.api import act, publish_sop, record, start_session
+from tests.helpers.api import act, new_session, publish_sop, record, start_session
 from workflows.shared import AuditEvent, AuditEventType
 
 PAUSE_ROUTE = "/api/v1/sessions/{session_id}/pause"
@@ -132,9 +132,7 @@ def lines(stream: io.StringIO) -> list[dict[str, Any]]:
 async def test_access_log_names_request_session_and_worker_but_not_the_token(
     api: httpx.AsyncClient, json_logs: io.StringIO
 ) -> None:
-    sop = await publish_sop(api)
-    worker = new_user()
-    session = await start_session(api, worker, sop["id"])
+    worker, session = await new_session(api)
     token = mint_token(TEST_SECRET, worker, ["worker"])
 
     response = await api.post(
@@ -214,9 +212,7 @@ def test_log_lines_carry_the_context_and_redact_tokens_that_slip_in() -> None:
 async def test_problems_are_counted_by_code_and_failed_checks_by_result(
     api: httpx.AsyncClient,
 ) -> None:
-    sop = await publish_sop(api)
-    worker = new_user()
-    session = await start_session(api, worker, sop["id"])
+    worker, session = await new_session(api)
     before = await scrape(api)
 
     assert (await record(api, worker, session["id"], "residual-v", value=9.0)).status_code == 201
@@ -269,9 +265,7 @@ async def test_session_gauges_count_running_sessions_by_status(
 async def test_text_access_lines_carry_request_user_session_code_and_duration(
     api: httpx.AsyncClient, text_logs: io.StringIO
 ) -> None:
-    sop = await publish_sop(api)
-    worker = new_user()
-    session = await start_session(api, worker, sop["id"])
+    worker, session = await new_session(api)
 
     response = await api.post(
         f"/api/v1/sessions/{session['id']}/resume",

@@ -40,7 +40,7 @@ from runtime.tracing import REQUEST_ID, Tracing, tracing_from_environment, traci
 from store.audit import AuditLog
 from tests.api.test_encryption import encrypted_namespace
 from tests.helpers import assert_eventually, bearer, new_user
-from tests.helpers.api import publish_sop, start_session
+from tests.helpers.api import new_session, publish_sop, start_session
 from worker import build_worker
 from workflows.work_session import WorkSessionWorkflow
 
@@ -147,13 +147,11 @@ async def test_a_start_is_one_trace_from_the_request_to_its_audit_write(
         assert (span.attributes or {}).get(REQUEST_ID) == "req-trace-start", span.name
 
 
-async def check_traced_to_its_audit_write(
+async def check_recorded_with_its_audit_write(
     api: httpx.AsyncClient, exported: InMemorySpanExporter, request_id: str
-) -> None:
-    """Records a check and asserts its one trace, from the request to its audit write."""
-    sop = await publish_sop(api)
-    worker = new_user()
-    session = await start_session(api, worker, sop["id"])
+) -> tuple[str, Trace]:
+    """Records a check of a new session; its id and the trace once the check's audit is written."""
+    worker, session = await new_session(api)
     await audit_written(exported, session["id"], 1)
 
     response = await api.post(
@@ -162,7 +160,14 @@ async def check_traced_to_its_audit_write(
         headers={**bearer(worker), "X-Request-ID": request_id},
     )
     assert response.status_code == 201, response.text
-    spans = await audit_written(exported, session["id"], 2)
+    return session["id"], await audit_written(exported, session["id"], 2)
+
+
+async def check_traced_to_its_audit_write(
+    api: httpx.AsyncClient, exported: InMemorySpanExporter, request_id: str
+) -> None:
+    """Records a check and asserts its one trace, from the request to its audit write."""
+    _, spans = await check_recorded_with_its_audit_write(api, exported, request_id)
 
     handled = spans.one("HandleUpdate:record_check", **{REQUEST_ID: request_id})
     scheduled = spans.one(AUDIT_START, **{REQUEST_ID: request_id})
@@ -204,9 +209,7 @@ async def test_with_payloads_encrypted_a_check_is_still_one_trace_to_its_audit_w
 async def test_changes_written_in_one_batch_are_written_in_the_oldest_ones_trace_linking_the_rest(
     traced_api: httpx.AsyncClient, exported: InMemorySpanExporter
 ) -> None:
-    sop = await publish_sop(traced_api)
-    worker = new_user()
-    session = await start_session(traced_api, worker, sop["id"])
+    worker, session = await new_session(traced_api)
     await audit_written(exported, session["id"], 1)
     for check_id, request_id in (("breaker-off", "req-batch-1"), ("try-start", "req-batch-2")):
         response = await traced_api.post(
@@ -251,9 +254,7 @@ async def test_changes_written_in_one_batch_are_written_in_the_oldest_ones_trace
 async def test_a_refused_change_shows_its_refusal_in_its_own_trace(
     traced_api: httpx.AsyncClient, exported: InMemorySpanExporter
 ) -> None:
-    sop = await publish_sop(traced_api)
-    worker = new_user()
-    session = await start_session(traced_api, worker, sop["id"])
+    worker, session = await new_session(traced_api)
     response = await traced_api.post(
         f"/api/v1/sessions/{session['id']}/complete",
         headers={**bearer(worker), "X-Request-ID": "req-trace-refused"},
@@ -390,19 +391,8 @@ async def test_a_worker_that_replays_every_task_makes_each_span_once(
     async with traced_stack(
         settings, services.audit_log, exported, worker_max_cached_workflows=0
     ) as api:
-        sop = await publish_sop(api)
-        user = new_user()
-        session = await start_session(api, user, sop["id"])
-        await audit_written(exported, session["id"], 1)
-        response = await api.post(
-            f"/api/v1/sessions/{session['id']}/checks",
-            json={"check_id": "breaker-off", "passed": True},
-            headers={**bearer(user), "X-Request-ID": "req-trace-replayed"},
-        )
-        assert response.status_code == 201, response.text
-        spans = await audit_written(exported, session["id"], 2)
+        sid, spans = await check_recorded_with_its_audit_write(api, exported, "req-trace-replayed")
 
-    sid = session["id"]
     assert len(spans.named("RunWorkflow:WorkSessionWorkflow", temporalWorkflowID=sid)) == 1
     assert len(spans.named("HandleUpdate:record_check", temporalWorkflowID=sid)) == 1
     writes = spans.named(AUDIT_START, temporalWorkflowID=sid)
@@ -496,9 +486,7 @@ async def test_the_api_and_worker_processes_trace_a_check_configured_only_by_ote
 async def test_a_traced_session_replays_with_and_without_tracing_making_no_span(
     traced_api: httpx.AsyncClient, exported: InMemorySpanExporter, services: Services
 ) -> None:
-    sop = await publish_sop(traced_api)
-    worker = new_user()
-    session = await start_session(traced_api, worker, sop["id"])
+    worker, session = await new_session(traced_api)
     for check_id in ("breaker-off", "residual-v"):
         answer = {"passed": True} if check_id == "breaker-off" else {"value": 1.5}
         response = await traced_api.post(

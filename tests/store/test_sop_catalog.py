@@ -7,11 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from store.db import create_engine, create_transaction_factory
 from store.seed import EXAMPLE_SOPS, seed_examples
 from store.sops import SopCatalog, SopDefinition, SopListItem
 from workflows.shared import CheckDefinition, CheckKind, SopSnapshot, StepDefinition
 
 pytestmark = pytest.mark.asyncio
+
+# Enough concurrent publishes that a read of the latest version outside the insert's
+# lock hands two of them the same number more often than retries can absorb.
+PUBLISHES = 40
 
 
 def definition(sop_id: str, title: str, steps: int = 1, checks_per_step: int = 1) -> SopDefinition:
@@ -97,6 +102,25 @@ async def test_concurrent_publishes_all_succeed_with_distinct_versions(
     assert sorted(p.version for p in published) == [1, 2, 3, 4]
     latest = await sop_catalog.get("race")
     assert latest is not None and latest.version == 4
+
+
+async def test_concurrent_publishes_from_several_processes_get_consecutive_versions(
+    database_url: str,
+) -> None:
+    # Each engine stands for a process of its own (API replicas, worker) sharing the database.
+    engines = [create_engine(database_url) for _ in range(3)]
+    catalogs = [SopCatalog(create_transaction_factory(engine)) for engine in engines]
+    sop = definition("race", "Race")
+    try:
+        published = await asyncio.gather(
+            *(catalogs[i % len(catalogs)].publish(sop, f"user-{i}") for i in range(PUBLISHES))
+        )
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert sorted(p.version for p in published) == list(range(1, PUBLISHES + 1))
+    latest = await catalogs[0].get("race")
+    assert latest is not None and latest.version == PUBLISHES
 
 
 async def test_snapshot_carries_the_whole_definition(sop_catalog: SopCatalog) -> None:

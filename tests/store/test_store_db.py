@@ -54,16 +54,20 @@ async def test_migrate_creates_the_tables_and_running_it_again_keeps_the_data(
         await engine.dispose()
 
 
-async def test_two_migrations_in_one_process_at_once_both_succeed(blank_database_url: str) -> None:
-    await asyncio.gather(migrate(blank_database_url), migrate(blank_database_url))
-    engine = create_engine(blank_database_url)
+async def alembic_version_rows(database_url: str) -> int:
+    engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            assert (
-                await connection.execute(text("SELECT count(*) FROM alembic_version"))
-            ).scalar() == 1
+            rows = await connection.scalar(text("SELECT count(*) FROM alembic_version"))
     finally:
         await engine.dispose()
+    assert isinstance(rows, int)
+    return rows
+
+
+async def test_two_migrations_in_one_process_at_once_both_succeed(blank_database_url: str) -> None:
+    await asyncio.gather(migrate(blank_database_url), migrate(blank_database_url))
+    assert await alembic_version_rows(blank_database_url) == 1
 
 
 async def test_migrated_schema_matches_the_models(database_url: str) -> None:
@@ -122,11 +126,4 @@ async def test_two_processes_can_migrate_at_once(blank_database_url: str) -> Non
     ]
     results = [await process.communicate() for process in processes]
     assert [process.returncode for process in processes] == [0, 0], results
-    engine = create_engine(blank_database_url)
-    try:
-        async with engine.connect() as connection:
-            assert (
-                await connection.execute(text("SELECT count(*) FROM alembic_version"))
-            ).scalar() == 1
-    finally:
-        await engine.dispose()
+    assert await alembic_version_rows(blank_database_url) == 1

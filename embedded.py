@@ -17,7 +17,7 @@ from pathlib import Path
 from api.auth import mint_token
 from devstack.stack import Stack, StackNotReady, build_stack, codec_endpoint
 from engine.client import ConnectionRefused, SearchAttributesMissing
-from runtime.settings import DEV_JWT_SECRET, Settings
+from runtime.settings import DEV_JWT_SECRET, Settings, read_settings
 
 ROOT = Path(__file__).resolve().parent
 # Where the dev server keeps its SQLite file; the app database follows DATABASE_URL.
@@ -143,7 +143,7 @@ def main() -> int:
     os.environ.setdefault("EMBEDDED", "true")
     os.environ.setdefault("LOG_FORMAT", "text")
     os.environ.setdefault("WORKER_METRICS_PORT", str(WORKER_METRICS_PORT))
-    settings = Settings()
+    settings = read_settings()
     refusal = settings.exposure_refusal()
     if refusal:
         _say(refusal)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.envconfig import ClientConfigProfile
 
@@ -266,7 +266,23 @@ class Settings(BaseSettings):
         return None
 
 
+def read_settings() -> Settings:
+    """Reads the settings from the environment; one that cannot be used stops the process.
+
+    An operator then reads one line naming the setting and why, not a traceback.
+    """
+    try:
+        return Settings()
+    except ValidationError as err:
+        reasons = []
+        for error in err.errors():
+            reason = error["msg"].removeprefix("Value error, ")
+            field = ".".join(str(part) for part in error["loc"]).upper()
+            reasons.append(f"{field}: {reason}" if field else reason)
+        raise SystemExit("Settings refused: " + "; ".join(reasons)) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
     """Gets the process settings, read once from the environment."""
-    return Settings()
+    return read_settings()

@@ -390,19 +390,22 @@ class WorkSession:
         """
         if self.is_terminal:
             return None
-        reason = temporal_abort_reason(ending)
-        by = ending.identity or TEMPORAL_ACTOR
+        reason, by, data = _ending_told(ending)
         self._close_pause(now)
         self.state.ended_at = now
         self.state.abort_reason = reason
-        data: dict[str, object] = {
-            "reason": reason,
-            "ended_in_temporal": ending.closure.value,
-            "identity": ending.identity,
-        }
         return self._enter(
             SessionStatus.ABORTED, AuditEventType.SESSION_ABORTED, by, now, reason, data
         )
+
+    def name_who_ended_it(self, event: AuditEvent, ending: TemporalEnding) -> AuditEvent:
+        """The ending `end_in_temporal` made, now naming who asked, as the engine told later."""
+        reason, by, data = _ending_told(ending)
+        ended = self.state.history[-1]
+        self._text_bytes += _stored_bytes(reason) - _stored_bytes(ended.reason)
+        self.state.history[-1] = dataclasses.replace(ended, by=by, reason=reason)
+        self.state.abort_reason = reason
+        return dataclasses.replace(event, actor=by, data=data)
 
     def _record(self, command: RecordCheckRequest, now: datetime) -> AuditEvent:
         step_id, check = self._checks_by_id[command.check_id]
@@ -568,6 +571,17 @@ class WorkSession:
             sop_id=self.state.sop.id,
             data=dict(data),
         )
+
+
+def _ending_told(ending: TemporalEnding) -> tuple[str, str, dict[str, object]]:
+    """The abort reason, the actor and the audit data of an ending in Temporal."""
+    reason = temporal_abort_reason(ending)
+    data: dict[str, object] = {
+        "reason": reason,
+        "ended_in_temporal": ending.closure.value,
+        "identity": ending.identity,
+    }
+    return reason, ending.identity or TEMPORAL_ACTOR, data
 
 
 def temporal_abort_reason(ending: TemporalEnding) -> str:

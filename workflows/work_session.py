@@ -166,20 +166,24 @@ class WorkSessionWorkflow:
         return await self._run_compact(input)
 
     async def _abort_on_cancellation(self) -> None:
-        if self._session.is_terminal:
-            return
+        # The abort comes before asking the history who requested it, so that a read or
+        # a change sent right after the cancel request already meets an aborted session.
         ending = TemporalEnding(
-            TemporalClosure.CANCELLED,
-            workflow.now(),
-            await self._cancel_requester(),
-            workflow.cancellation_reason() or None,
+            TemporalClosure.CANCELLED, workflow.now(), None, workflow.cancellation_reason() or None
         )
         event = self._session.end_in_temporal(ending, workflow.now())
-        if event is not None:
-            self._pending_audit.append(event)
-            self._audit_events_accepted.add(1)
+        if event is None:
+            return
+        self._show_details(self._session.summary())
+        identity = await self._cancel_requester()
+        if identity is not None:
+            event = self._session.name_who_ended_it(
+                event, dataclasses.replace(ending, identity=identity)
+            )
             self._show_details(self._session.summary())
-            self._publish_now = True
+        self._pending_audit.append(event)
+        self._audit_events_accepted.add(1)
+        self._publish_now = True
 
     async def _cancel_requester(self) -> str | None:
         info = workflow.info()

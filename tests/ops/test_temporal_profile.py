@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -11,6 +14,7 @@ from temporalio.client import Client
 
 from api.deps import Services
 from api.main import create_app
+from devstack.processes import ROOT
 from engine.client import connect
 from runtime.settings import Settings
 
@@ -124,3 +128,39 @@ async def test_the_api_is_not_ready_for_a_namespace_it_cannot_use(settings: Sett
         await services.close()
     assert ready.status_code == 503
     assert ready.json()["failing"] == ["temporal"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["worker.py"],
+        ["-m", "engine.register"],
+        ["-m", "store", "migrate"],
+        ["-m", "uvicorn", "--factory", "api.main:create_app", "--port", "0"],
+        ["embedded.py"],
+    ],
+    ids=["worker", "register", "migrate", "api", "make-run"],
+)
+def test_a_setting_that_cannot_be_used_stops_each_command_with_one_line_naming_it(
+    tmp_path: Path, command: list[str]
+) -> None:
+    missing = tmp_path / "nowhere.toml"
+    environment = {
+        **os.environ,
+        "TEMPORAL_CONFIG_FILE": str(missing),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/app.db",
+    }
+
+    stopped = subprocess.run(
+        [sys.executable, *command],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert stopped.returncode != 0
+    said = stopped.stderr.strip().splitlines()
+    assert "Traceback" not in stopped.stderr, stopped.stderr
+    assert said[-1] == f"Settings refused: TEMPORAL_CONFIG_FILE={missing}: no such file.", said

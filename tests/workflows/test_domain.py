@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -361,6 +362,23 @@ def test_a_cancellation_in_temporal_aborts_keeping_checks_and_naming_who_asked()
     # Ended already: nothing more happens, whatever Temporal does next.
     assert session.end_in_temporal(ending, at(11)) is None
     assert codes_of(lambda: session.refuse(ResumeRequest(OWNER))) == "invalid_transition"
+
+
+def test_an_abort_named_later_ends_as_one_named_at_once() -> None:
+    told = TemporalEnding(TemporalClosure.CANCELLED, at(9), "temporal-cli:op@host", "wrong SOP")
+    named_at_once = paused_with_a_check()
+    event_named_at_once = named_at_once.end_in_temporal(told, at(10))
+    named_later = paused_with_a_check()
+    unnamed = dataclasses.replace(told, identity=None)
+
+    first = named_later.end_in_temporal(unnamed, at(10))
+    assert first is not None
+    assert named_later.status == SessionStatus.ABORTED
+    assert named_later.state.history[-1].by != told.identity
+    event = named_later.name_who_ended_it(first, told)
+
+    assert event == event_named_at_once
+    assert named_later.view() == named_at_once.view()
 
 
 def test_an_ending_without_identity_or_reason_names_temporal_and_stays_within_bounds() -> None:

@@ -19,7 +19,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from activities.audit import AuditActivities
+from activities.audit import AUDIT_LAG_BUCKETS_SECONDS, LAG_METRIC, AuditActivities
 from activities.cancellation import CancelRequests
 from engine.client import (
     ConnectionRefused,
@@ -90,7 +90,10 @@ async def main() -> None:
             Runtime(
                 telemetry=TelemetryConfig(
                     metrics=PrometheusConfig(
-                        bind_address=f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+                        bind_address=f"{settings.worker_metrics_host}:{settings.worker_metrics_port}",
+                        # The SDK's default buckets (50, 100, 500, ...) suit milliseconds;
+                        # the lag is in seconds and its bound is a few of them.
+                        histogram_bucket_overrides={LAG_METRIC: AUDIT_LAG_BUCKETS_SECONDS},
                     )
                 )
             )

@@ -18,6 +18,7 @@ APPEND_AUDIT_EVENTS = "append_audit_events"
 DEAD_LETTER_METRIC = "audit_events_dead_lettered"
 WRITTEN_METRIC = "work_session_audit_events_written"
 LAG_METRIC = "work_session_audit_lag"
+AUDIT_LAG_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 
 log = logging.getLogger(__name__)
 

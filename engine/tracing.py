@@ -188,10 +188,27 @@ class _SessionWorkflowOutboundTracing(_TracingWorkflowOutboundInterceptor):
     def start_activity(
         self, input: temporalio.worker.StartActivityInput
     ) -> temporalio.workflow.ActivityHandle[Any]:
-        if input.activity != APPEND_AUDIT_EVENTS:
+        if not self._in_batch_trace(input):
             return super().start_activity(input)
+        return self.next.start_activity(input)
+
+    def start_local_activity(
+        self, input: temporalio.worker.StartLocalActivityInput
+    ) -> temporalio.workflow.ActivityHandle[Any]:
+        # Audit writes run as local activities inside the flushing workflow task.
+        if not self._in_batch_trace(input):
+            return super().start_local_activity(input)
+        return self.next.start_local_activity(input)
+
+    def _in_batch_trace(
+        self,
+        input: temporalio.worker.StartActivityInput | temporalio.worker.StartLocalActivityInput,
+    ) -> bool:
+        """Puts an audit write's span in the trace of the changes it writes, if any."""
+        if input.activity != APPEND_AUDIT_EVENTS:
+            return False
         changes = self.session.take_unwritten()
         if not changes:
-            return super().start_activity(input)
+            return False
         self.session.batch_span(f"StartActivity:{input.activity}", changes, input)
-        return self.next.start_activity(input)
+        return True

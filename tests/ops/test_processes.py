@@ -203,6 +203,11 @@ async def test_two_apis_and_two_workers_keep_every_check_once_in_order(tmp_path:
         async with httpx.AsyncClient(timeout=5) as plain:
             worker_metrics = (await plain.get(f"http://127.0.0.1:{survivor_port}/metrics")).text
         assert "temporal_" in worker_metrics, "the surviving worker exposes SDK metrics"
+        # The audit lag is in seconds, bucketed around its bound of a few seconds.
+        lag_buckets = [
+            line for line in worker_metrics.splitlines() if "work_session_audit_lag_bucket" in line
+        ]
+        assert any('le="1.5"' in line for line in lag_buckets), lag_buckets
         assert "work_sessions_started_total 1.0" in await apis[0].get("/metrics")
         paused_metric = 'work_session_transitions_total{type="session_paused"} 1.0'
         assert paused_metric in await apis[1].get("/metrics")

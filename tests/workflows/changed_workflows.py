@@ -56,3 +56,18 @@ class BeforeCancelWasAnAbort(WorkSessionWorkflow):
     @workflow.run
     async def run(self, input: StartSessionInput) -> SessionView:
         return await self._run_compact(input)
+
+
+@workflow.defn(name="WorkSessionWorkflow")
+class AuditByActivity(WorkSessionWorkflow):
+    """A run started before `audit-in-workflow-task`: each audit write is an activity
+    task, and updates reach the run while it is written."""
+
+    @workflow.init
+    def __init__(self, input: StartSessionInput) -> None:
+        super().__init__(input)
+        self._audit_in_task = False
+
+    @workflow.run
+    async def run(self, input: StartSessionInput) -> SessionView:
+        return await super().run(input)

@@ -60,10 +60,18 @@ async def restart_server_without_codec(stack: Stack) -> None:
 
 
 async def show_input(page: Page, ui_url: str, session_id: str) -> None:
-    await page.goto(f"{ui_url}/namespaces/default/workflows/{session_id}")
-    await expect(page.get_by_role("heading", name="Input")).to_be_visible(
-        timeout=UI_FIRST_SCREEN_MS
-    )
+    # A UI that has just started may answer its first pages with its own 500 screen
+    # while it connects to the frontend: open the page again until it shows the input.
+    heading = page.get_by_role("heading", name="Input")
+    deadline = asyncio.get_running_loop().time() + UI_FIRST_SCREEN_MS / 1000
+    while True:
+        await page.goto(f"{ui_url}/namespaces/default/workflows/{session_id}")
+        try:
+            await expect(heading).to_be_visible(timeout=5_000)
+            return
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
 
 
 async def test_the_web_ui_decrypts_a_session_only_through_the_codec_endpoint(

@@ -67,6 +67,14 @@ async def capture(page: Page, path: Path, *, full_page: bool = True) -> None:
     assert await small_tap_targets(page) == []
 
 
+async def apply_filters(page: Page) -> None:
+    """Applies the desk's filters and waits for the list they name, not the one before."""
+    shown = await page.get_by_test_id("filters").element_handle()
+    await page.get_by_test_id("filter-apply").click()
+    await shown.wait_for_element_state("hidden")
+    await expect(page.get_by_test_id("filters")).to_be_visible()
+
+
 async def sign_in(page: Page, user: str, name: str, role: str) -> None:
     """Signs in with the embedded stack's dev sign-in form."""
     await page.goto("/")

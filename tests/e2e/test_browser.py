@@ -15,6 +15,7 @@ from tests.e2e.pages import (
     FORKLIFT,
     LOTO,
     PHONE,
+    apply_filters,
     capture,
     check,
     confirm,
@@ -121,7 +122,7 @@ async def test_worker_juggles_two_sessions_and_supervisor_audits_the_aborted_one
         await page.get_by_label("In progress").uncheck()
         await page.get_by_label("Paused").uncheck()
         await page.get_by_label("Aborted").check()
-        await page.get_by_test_id("filter-apply").click()
+        await apply_filters(page)
         sessions = page.get_by_test_id("session-table")
         aborted_item = sessions.get_by_test_id(f"session-item-{forklift}")
         await expect(aborted_item.get_by_test_id("status-badge")).to_have_text("Aborted")

@@ -14,6 +14,7 @@ from tests.e2e.pages import (
     FORKLIFT,
     LOTO,
     PHONE,
+    apply_filters,
     capture,
     confirm,
     expect_result,
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.slow
 async def filter_sessions(page: Page, worker: str, *, failed_only: bool = False) -> None:
     await page.get_by_label("Worker id").fill(worker)
     await page.get_by_label("Only sessions with failed checks").set_checked(failed_only)
-    await page.get_by_test_id("filter-apply").click()
+    await apply_filters(page)
 
 
 async def test_supervisor_finds_failed_sessions_sorts_them_and_exports_the_trail(
@@ -70,13 +71,13 @@ async def test_supervisor_finds_failed_sessions_sorts_them_and_exports_the_trail
         await page.get_by_test_id("sort-progress").click()
         await expect(rows.first).to_have_attribute("data-testid", f"session-item-{loto}")
         await page.get_by_label("SOP").select_option(label=FORKLIFT)
-        await page.get_by_test_id("filter-apply").click()
+        await apply_filters(page)
         await expect(rows).to_have_count(1)
         await expect(rows.first).to_have_attribute("data-testid", f"session-item-{forklift}")
 
         await filter_sessions(page, worker, failed_only=True)
         await page.get_by_label("SOP").select_option(label="Every SOP")
-        await page.get_by_test_id("filter-apply").click()
+        await apply_filters(page)
         await failed_row.get_by_role("link").click()
         audit = page.get_by_test_id("audit-table").locator("tbody tr")
         await expect(audit).to_have_count(2)

@@ -6,9 +6,9 @@ import uuid
 from datetime import timedelta
 from typing import Protocol
 
-import httpx
 from temporalio.client import Client
 
+from bench.http import HttpClient, Response
 from devstack.answers import Answer
 from engine.sessions import Deadline, send_command, session_handle
 from engine.starting import start_session_workflow
@@ -63,14 +63,12 @@ class UnexpectedResponse(Exception):
 class RestDriver:
     """A virtual worker talking to the REST facade with its own bearer token."""
 
-    def __init__(self, http: httpx.AsyncClient, token: str, sop_id: str = BENCH_SOP_ID) -> None:
+    def __init__(self, http: HttpClient, token: str, sop_id: str = BENCH_SOP_ID) -> None:
         self._http = http
         self._headers = {"Authorization": f"Bearer {token}"}
         self._sop_id = sop_id
 
-    async def _post(
-        self, path: str, body: object, expected: int, key: bool = False
-    ) -> httpx.Response:
+    async def _post(self, path: str, body: object, expected: int, key: bool = False) -> Response:
         headers = self._headers
         if key:
             headers = {**headers, "Idempotency-Key": uuid.uuid4().hex}

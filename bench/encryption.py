@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import SecretStr
 
 from bench.drivers import Driver, RestDriver
+from bench.http import HttpClient
 from bench.lifecycle import Side
 from bench.report import Target, kind_table
 from bench.stack import BenchStack, start_stack
@@ -164,7 +164,7 @@ async def codec_cost(sop: SopSnapshot) -> dict[str, CodecCost]:
     return found
 
 
-def _drivers(stack: BenchStack, http: httpx.AsyncClient, users: list[str]) -> list[Driver]:
+def _drivers(stack: BenchStack, http: HttpClient, users: list[str]) -> list[Driver]:
     return [RestDriver(http, stack.token(user)) for user in users]
 
 
@@ -226,10 +226,10 @@ async def _a_b_b_a(
 ) -> dict[str, Side]:
     answers = passing_answers(sop)
     users = [f"enc-{i:03d}" for i in range(virtual_workers)]
-    limits = httpx.Limits(max_connections=2 * virtual_workers)
+    connections = 2 * virtual_workers
     async with (
-        httpx.AsyncClient(base_url=plain.api_url, limits=limits, timeout=60) as off_http,
-        httpx.AsyncClient(base_url=encrypted.api_url, limits=limits, timeout=60) as on_http,
+        HttpClient(plain.api_url, connections) as off_http,
+        HttpClient(encrypted.api_url, connections) as on_http,
     ):
         load = {
             "off": (_drivers(plain, off_http, users), plain.cpu_seconds),

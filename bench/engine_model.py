@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from temporalio.client import Client
 
 from bench.drivers import RestDriver, SdkDriver
+from bench.http import HttpClient
 from bench.stats import percentile
 from devstack.answers import Answer
 
@@ -128,7 +128,7 @@ async def resume_after_pause(driver: RestDriver, samples: int) -> PauseWindow:
 class AuditLagSampler:
     """Times, for one virtual worker's checks, the 2xx to the audit row in the database."""
 
-    http: httpx.AsyncClient
+    http: HttpClient
     token: str
     database: Path
     samples_ms: list[float]

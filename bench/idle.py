@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from temporalio.client import Client, WorkflowHandle
 
-from bench.drivers import RestDriver, SdkDriver
+from bench.drivers import RestDriver, SdkDriver, UnexpectedResponse
+from bench.http import HttpClient
 from bench.stack import BenchStack
 from bench.stats import percentile
 from devstack.answers import Answer
@@ -66,7 +66,7 @@ class ListResult:
     items_seen: int
 
 
-async def measure_list(http: httpx.AsyncClient, token: str, samples: int) -> ListResult:
+async def measure_list(http: HttpClient, token: str, samples: int) -> ListResult:
     """Lists one worker's active sessions `samples` times in a row."""
     latencies: list[float] = []
     items = 0
@@ -75,7 +75,8 @@ async def measure_list(http: httpx.AsyncClient, token: str, samples: int) -> Lis
         started = time.perf_counter()
         response = await http.get("/api/v1/sessions", headers=headers)
         latencies.append((time.perf_counter() - started) * 1000)
-        response.raise_for_status()
+        if response.status_code != 200:
+            raise UnexpectedResponse(f"GET /api/v1/sessions: {response.status_code}")
         items = len(response.json()["items"])
     return ListResult(percentile(latencies, 50), percentile(latencies, 99), samples, items)
 
@@ -149,7 +150,7 @@ async def wait_until_quiet(client: Client, session_ids: Iterable[str]) -> None:
 
 async def measure_resumes(
     stack: BenchStack,
-    http: httpx.AsyncClient,
+    http: HttpClient,
     client: Client,
     warm: SdkDriver,
     groups: dict[str, list[Paused]],

@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from temporalio.client import Client
 
 from bench.bare import BareDriver
 from bench.drivers import Driver, RestDriver, SdkDriver
 from bench.encryption import EncryptionResult, measure_encryption
 from bench.engine_model import AuditLagSampler, history_bytes_per_check, resume_after_pause
+from bench.http import HttpClient
 from bench.idle import (
     Paused,
     build_long_session,
@@ -154,7 +154,7 @@ class BenchContext:
 
     args: argparse.Namespace
     stack: BenchStack
-    http: httpx.AsyncClient
+    http: HttpClient
     client: Client
     sop: SopSnapshot
 
@@ -393,11 +393,11 @@ async def bench(
     )
     _say("Starting the stack (dev server, worker, API) in a temp dir ...")
     stack, published = await start_stack(data_dir, args.worker_cache, args.first_port)
-    limits = httpx.Limits(max_connections=2 * max(args.virtual_workers, args.open_loop_workers))
+    connections = 2 * max(args.virtual_workers, args.open_loop_workers)
     found: list[PhaseResult] = []
     try:
         client = await connect(stack.settings)
-        async with httpx.AsyncClient(base_url=stack.api_url, limits=limits, timeout=60) as http:
+        async with HttpClient(stack.api_url, connections) as http:
             ctx = BenchContext(args, stack, http, client, published.to_snapshot())
             for phase in (p for p in PHASES if p.key in args.phases):
                 _say(phase.title(args))

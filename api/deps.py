@@ -59,6 +59,7 @@ class Services:
 
     async def close(self) -> None:
         """Releases database connections."""
+        await self.catalog.close()
         await self.engine.dispose()
 
 

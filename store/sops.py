@@ -1,5 +1,7 @@
 """The SOP definition (DESIGN section 5) and the versioned SOP catalog."""
 
+import asyncio
+import logging
 import re
 import time
 from datetime import UTC, datetime
@@ -173,6 +175,11 @@ def _published(
 
 # How long this process takes an SOP's latest version for the latest without asking.
 LATEST_SOP_FRESH_SECONDS = 5.0
+# Past this age a start still gets the version it has, and the database is asked again
+# beside it: under a steady stream of starts none of them waits for that read.
+LATEST_SOP_REFRESH_SECONDS = LATEST_SOP_FRESH_SECONDS / 2
+
+log = logging.getLogger(__name__)
 
 
 class SopCatalog:
@@ -182,8 +189,11 @@ class SopCatalog:
         self._sessions = sessions
         # A published version never changes, so it is read from the database once.
         self._versions: dict[tuple[str, int], PublishedSop] = {}
-        # Which version is the latest, as last read, and when.
+        # Which version is the latest, as last read, and when that read began.
         self._latest: dict[str, tuple[int, float]] = {}
+        self._refreshing: dict[str, asyncio.Task[PublishedSop | None]] = {}
+        # Publishes through this process per SOP: a read begun before one is not the latest.
+        self._publishes: dict[str, int] = {}
 
     async def list_latest(self) -> list[SopListItem]:
         """Lists the latest version of every SOP, ordered by title."""
@@ -223,18 +233,54 @@ class SopCatalog:
         A version published through another process becomes the latest here
         within LATEST_SOP_FRESH_SECONDS; one published through this one at once.
         """
-        if version is None:
-            latest = self._latest.get(sop_id)
-            if latest is not None and time.monotonic() - latest[1] < LATEST_SOP_FRESH_SECONDS:
-                version = latest[0]
+        latest = self._latest.get(sop_id) if version is None else None
+        if latest is not None:
+            known, read_at = latest
+            age = time.monotonic() - read_at
+            if age < LATEST_SOP_FRESH_SECONDS:
+                version = known
+                if age >= LATEST_SOP_REFRESH_SECONDS:
+                    self._refresh_beside(sop_id)
         if version is not None and (sop_id, version) in self._versions:
             return self._versions[(sop_id, version)]
+        return await self._read_and_keep(sop_id, version, self._as_of_now(sop_id))
+
+    def _as_of_now(self, sop_id: str) -> tuple[float, int]:
+        """When a read begins, and how many publishes through this process it follows."""
+        return time.monotonic(), self._publishes.get(sop_id, 0)
+
+    async def _read_and_keep(
+        self, sop_id: str, version: int | None, as_of: tuple[float, int]
+    ) -> PublishedSop | None:
+        """Reads a version and keeps it; the latest as read unless a publish here came since."""
+        began, publishes = as_of
         found = await self._read(sop_id, version)
         if found is not None:
-            self._versions[(sop_id, found.version)] = found
-            if version is None:
-                self._latest[sop_id] = (found.version, time.monotonic())
+            self._versions.setdefault((sop_id, found.version), found)
+            if version is None and publishes == self._publishes.get(sop_id, 0):
+                self._latest[sop_id] = (found.version, began)
         return found
+
+    def _refresh_beside(self, sop_id: str) -> None:
+        """Reads the SOP's latest version in a task of its own, unless one already does."""
+        if sop_id in self._refreshing:
+            return
+        task = asyncio.create_task(self._read_and_keep(sop_id, None, self._as_of_now(sop_id)))
+        self._refreshing[sop_id] = task
+        task.add_done_callback(lambda done: self._refreshed(sop_id, done))
+
+    async def close(self) -> None:
+        """Stops the reads begun beside starts, before the engine they use is disposed of."""
+        refreshing = list(self._refreshing.values())
+        for task in refreshing:
+            task.cancel()
+        await asyncio.gather(*refreshing, return_exceptions=True)
+
+    def _refreshed(self, sop_id: str, task: asyncio.Task[PublishedSop | None]) -> None:
+        del self._refreshing[sop_id]
+        if not task.cancelled() and task.exception() is not None:
+            # The next start past the freshness bound reads (and reports) it itself.
+            log.warning("could not refresh SOP %s: %s", sop_id, task.exception())
 
     async def _read(self, sop_id: str, version: int | None) -> PublishedSop | None:
         query = select(SopVersionRow).where(SopVersionRow.sop_id == sop_id)
@@ -250,6 +296,7 @@ class SopCatalog:
 
     async def publish(self, definition: SopDefinition, published_by: str) -> PublishedSop:
         """Publishes a definition as the SOP's next version (1 for a new SOP)."""
+        self._publishes[definition.id] = self._publishes.get(definition.id, 0) + 1
         self._latest.pop(definition.id, None)
         for _ in range(PUBLISH_ATTEMPTS - 1):
             try:

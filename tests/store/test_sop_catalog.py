@@ -6,7 +6,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from store import sops
 from store.db import create_engine, create_transaction_factory
 from store.seed import EXAMPLE_SOPS, seed_examples
 from store.sops import SopCatalog, SopDefinition, SopListItem
@@ -121,6 +123,47 @@ async def test_concurrent_publishes_from_several_processes_get_consecutive_versi
     assert sorted(p.version for p in published) == list(range(1, PUBLISHES + 1))
     latest = await catalogs[0].get("race")
     assert latest is not None and latest.version == PUBLISHES
+
+
+async def test_a_latest_version_read_a_while_ago_answers_at_once_and_is_read_again_beside(
+    sop_catalog: SopCatalog,
+    session_factory: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sops, "LATEST_SOP_FRESH_SECONDS", 2.0)
+    monkeypatch.setattr(sops, "LATEST_SOP_REFRESH_SECONDS", 0.2)
+    # Another process (an API replica) publishes version 2 after this one read version 1.
+    replica = SopCatalog(session_factory)
+    await replica.publish(definition("pump-check", "Pump check"), "alice")
+    first = await sop_catalog.get("pump-check")
+    await replica.publish(definition("pump-check", "Pump check v2"), "bob")
+    await asyncio.sleep(0.3)
+    answered = await sop_catalog.get("pump-check")
+    assert answered == first, "the version known, without waiting for the database"
+    versions = []
+    for _ in range(100):
+        latest = await sop_catalog.get("pump-check")
+        versions.append(latest.version if latest else None)
+        if versions[-1] == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert versions[-1] == 2, "read again beside, well within the freshness bound"
+    await sop_catalog.close()
+
+
+async def test_a_publish_here_is_the_latest_at_once_whatever_read_was_under_way(
+    sop_catalog: SopCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sops, "LATEST_SOP_REFRESH_SECONDS", 0.0)
+    await sop_catalog.publish(definition("pump-check", "Pump check"), "alice")
+    await sop_catalog.get("pump-check")
+    # Version 1 is known and due for a read beside: one begins, then version 2 is published.
+    await sop_catalog.get("pump-check")
+    published = await sop_catalog.publish(definition("pump-check", "Pump check v2"), "bob")
+    for _ in range(5):
+        assert await sop_catalog.get("pump-check") == published
+        await asyncio.sleep(0.02)
+    await sop_catalog.close()
 
 
 async def test_snapshot_carries_the_whole_definition(sop_catalog: SopCatalog) -> None:

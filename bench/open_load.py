@@ -124,8 +124,11 @@ async def open_load(
     warmup_seconds: float,
     cpu: Callable[[], dict[str, float]],
     say: Callable[[str], None] = lambda _line: None,
+    rounds: int = 1,
 ) -> dict[str, Side]:
-    """Runs the sides' open loads in A-B-B-A windows (A-B-C-C-B-A for three), half each.
+    """Runs the sides' open loads in A-B-B-A windows (A-B-C-C-B-A for three), `rounds` times.
+
+    Each side gets `seconds_per_side` in all, in `2 * rounds` windows.
 
     Each side first warms up: its workers reach their starting points, then act
     unrecorded for `warmup_seconds`. The sessions left open are aborted at the end.
@@ -150,14 +153,14 @@ async def open_load(
             await asyncio.gather(*(ready.wait() for ready in readiness[name]))
             await asyncio.sleep(warmup_seconds)
             window.close()
-        order = [*sides, *reversed(sides)]
-        half = seconds_per_side / 2
+        order = [*sides, *reversed(sides)] * rounds
+        share = seconds_per_side / (2 * rounds)
         for name in order:
-            say(f"  {name:<12} {half:.0f} s ...")
+            say(f"  {name:<12} {share:.0f} s ...")
             side, window = results[name], windows[name]
             cpu_before, started = cpu(), time.monotonic()
-            window.open(half, side.recorder)
-            await asyncio.sleep(half)
+            window.open(share, side.recorder)
+            await asyncio.sleep(share)
             window.close()
             side.seconds += time.monotonic() - started
             side.add_cpu(cpu_before, cpu())

@@ -117,6 +117,13 @@ def _engine_model_options(group: argparse._ArgumentGroup) -> None:
         "--open-loop-warmup", type=float, default=5.0, help="unrecorded seconds per side first (5)"
     )
     group.add_argument(
+        "--open-loop-rounds",
+        type=int,
+        default=1,
+        help="A-B-B-A rounds the sides' time is cut into (1); more rounds of shorter windows "
+        "give each side the same share of a machine whose neighbours come and go",
+    )
+    group.add_argument(
         "--open-loop-sdk",
         action="store_true",
         help="a third side: the product's workflow through the SDK, without the API",
@@ -266,6 +273,7 @@ async def _open_load(ctx: BenchContext, bare_queue: str) -> OpenLoadResult:
         args.open_loop_warmup,
         ctx.stack.cpu_seconds,
         _say,
+        rounds=args.open_loop_rounds,
     )
     for name, side in measured.items():
         for example in side.recorder.error_examples:

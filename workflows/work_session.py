@@ -280,6 +280,9 @@ class WorkSessionWorkflow:
             bool(self._pending_audit)
             and not self._handed_over_audit_unwritten
             and not self._session.is_terminal
+            # Writing in the answering task, a run writes and then continues as new in
+            # that same task: nothing can land in between, and no answer precedes its row.
+            and not self._audit_before_answer
             and self._continue_as_new_due()
             and workflow.patched(CONTINUE_AS_NEW_BEFORE_AUDIT)
         )

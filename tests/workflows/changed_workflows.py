@@ -67,6 +67,7 @@ class AuditByActivity(WorkSessionWorkflow):
     def __init__(self, input: StartSessionInput) -> None:
         super().__init__(input)
         self._audit_in_task = False
+        self._audit_before_answer = False
 
     @workflow.run
     async def run(self, input: StartSessionInput) -> SessionView:

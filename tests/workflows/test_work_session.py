@@ -373,27 +373,29 @@ def writes_started_once_long(history: WorkflowHistory) -> list[int]:
 
 
 OLDER_AUDIT_PATHS = {"audit in batches": AuditInBatches, "audit by activity": AuditByActivity}
+BEFORE_THE_ANSWER = "audit before the answer"
 
 
-@pytest.fixture(params=["audit before the answer", *OLDER_AUDIT_PATHS])
+@pytest.fixture(params=[BEFORE_THE_ANSWER, *OLDER_AUDIT_PATHS])
 async def any_audit_path(
     request: pytest.FixtureRequest, temporal_client: Client, settings: Settings, audit_log: AuditLog
-) -> AsyncIterator[str]:
-    """A task queue served by today's workflow, or by one whose runs began under an older
-    audit path (they keep it until they continue as new)."""
-    if request.param == "audit before the answer":
-        yield settings.temporal_task_queue
+) -> AsyncIterator[tuple[str, str]]:
+    """The audit path's name and a task queue served by today's workflow, or by one whose
+    runs began under an older audit path (they keep it until they continue as new)."""
+    if request.param == BEFORE_THE_ANSWER:
+        yield request.param, settings.temporal_task_queue
         return
     async with serving_alone(
         temporal_client, OLDER_AUDIT_PATHS[request.param], audit_log, queue_prefix="older-audit"
     ) as task_queue:
-        yield task_queue
+        yield request.param, task_queue
 
 
 async def test_a_steady_stream_of_checks_still_continues_as_new_near_the_bound(
-    temporal_client: Client, any_audit_path: str, audit_log: AuditLog
+    temporal_client: Client, any_audit_path: tuple[str, str], audit_log: AuditLog
 ) -> None:
-    handle = await scenarios.start(temporal_client, any_audit_path)
+    path, task_queue = any_audit_path
+    handle = await scenarios.start(temporal_client, task_queue)
     first_run = (await handle.describe()).run_id
     # No pause between checks: some update reaches the run during every audit write.
     sent = await scenarios.steady_stream(handle, senders=6, checks_per_sender=40)
@@ -402,10 +404,13 @@ async def test_a_steady_stream_of_checks_still_continues_as_new_near_the_bound(
     runs = await histories_of_runs(temporal_client, handle.id, first_run)
     lengths = [len(run.events) for run in runs]
     assert len(lengths) >= 4, lengths
-    # Once long, a run starts no further write: it goes past the bound only by what
-    # arrives while the write then in flight finishes (a slow write on a busy machine
-    # has let in ~90 events).
-    assert [writes_started_once_long(run) for run in runs] == [[] for _ in runs], lengths
+    # Once long, a run starts no further write, but for the write of the changes its
+    # last task answers before it continues as new in that task. It goes past the bound
+    # only by what arrives while the write then in flight finishes (a slow write on a
+    # busy machine has let in ~90 events).
+    writes_allowed_once_long = 1 if path == BEFORE_THE_ANSWER else 0
+    late_writes = [writes_started_once_long(run) for run in runs]
+    assert all(len(writes) <= writes_allowed_once_long for writes in late_writes), lengths
     assert max(lengths) <= 2 * MAX_EVENTS_PER_RUN, lengths
 
     async def each_check_audited_once() -> None:

@@ -6,10 +6,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -80,6 +80,7 @@ def _dead_letter_values(refused: RefusedEvent) -> dict[str, Any]:
 # into its enum and checks the rest.
 _AUDIT_EVENT = TypeAdapter(AuditEvent)
 _EVENT_FIELDS = [field.name for field in dataclasses.fields(AuditEvent)]
+_AUDIT_TABLE = cast(Table, AuditEventRow.__table__)
 
 
 def _event(row: AuditEventRow) -> AuditEvent:
@@ -243,18 +244,20 @@ class AuditLog:
     async def _insert_all(self, events: Sequence[AuditEvent]) -> set[tuple[str, int]]:
         """Inserts the events; returns the (session_id, seq) of those not stored before."""
         inserted: set[tuple[str, int]] = set()
+        if not events:
+            return inserted
         async with self._sessions() as session:
-            dialect = session.get_bind().dialect.name
+            # A Core statement with the rows as parameters: compiled once per process and
+            # sent as multi-row INSERTs, where an ORM statement with the rows as its VALUES
+            # is compiled again for every batch (half the CPU of a one-event write).
+            statement = (
+                insert_statement(session.get_bind().dialect.name, _AUDIT_TABLE)
+                .on_conflict_do_nothing(index_elements=["session_id", "seq"])
+                .returning(_AUDIT_TABLE.c.session_id, _AUDIT_TABLE.c.seq)
+            )
             for start in range(0, len(events), INSERT_BATCH_SIZE):
                 batch = events[start : start + INSERT_BATCH_SIZE]
-                statement = insert_statement(dialect, AuditEventRow).values(
-                    [_values(event) for event in batch]
-                )
-                result = await session.execute(
-                    statement.on_conflict_do_nothing(
-                        index_elements=["session_id", "seq"]
-                    ).returning(AuditEventRow.session_id, AuditEventRow.seq)
-                )
+                result = await session.execute(statement, [_values(event) for event in batch])
                 inserted.update((row.session_id, row.seq) for row in result)
             await session.commit()
         return inserted

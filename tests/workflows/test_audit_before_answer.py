@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from runtime.settings import Settings
-from store.audit import AuditAppend, AuditLog
+from store.audit import AuditLog
 from tests import scenarios
 from tests.helpers import assert_eventually
-from tests.helpers.workers import serving_alone
-from workflows.shared import AuditEvent, AuditEventType, SessionStatus
+from tests.helpers.workers import AuditOutage, serving_alone
+from workflows.shared import AuditEventType, SessionStatus
 from workflows.work_session import WorkSessionWorkflow
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -58,25 +57,10 @@ async def test_a_check_costs_one_workflow_task_and_no_timer(
     assert added.count(EventType.EVENT_TYPE_MARKER_RECORDED) == 5
 
 
-class RefusingAudit:
-    """The audit log, refusing every write while `refusing` is set."""
-
-    def __init__(self, audit_log: AuditLog) -> None:
-        self._audit_log = audit_log
-        self.refusing = True
-        self.refusals = 0
-
-    async def append(self, events: Sequence[AuditEvent]) -> AuditAppend:
-        if self.refusing:
-            self.refusals += 1
-            raise ConnectionRefusedError("the audit database is down")
-        return await self._audit_log.append(events)
-
-
 async def test_while_the_audit_database_refuses_changes_are_answered_and_written_once_back(
     temporal_client: Client, audit_log: AuditLog
 ) -> None:
-    refusing = RefusingAudit(audit_log)
+    refusing = AuditOutage(audit_log, down=True)
     async with serving_alone(
         temporal_client, WorkSessionWorkflow, refusing, queue_prefix="refusing-audit"
     ) as task_queue:
@@ -93,7 +77,7 @@ async def test_while_the_audit_database_refuses_changes_are_answered_and_written
         assert refusing.refusals > 0
         assert await audit_log.for_session(handle.id) == []
 
-        refusing.refusing = False
+        refusing.down = False
 
         async def written_once_in_order() -> None:
             trail = await audit_log.for_session(handle.id)

@@ -45,6 +45,8 @@ def test_stored_histories_cover_every_message_and_continue_as_new() -> None:
     assert "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in text
     # A cancellation requested in Temporal, which the session turns into an abort.
     assert "EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED" in text
+    # An audit write the database refused, made again after a timer.
+    assert "the audit database is down" in text
     # Histories from before the continue-as-new-when-paused patch and with its marker.
     assert "EVENT_TYPE_MARKER_RECORDED" in text
     assert any("EVENT_TYPE_MARKER_RECORDED" not in p.read_text() for p in HISTORIES)

@@ -19,7 +19,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from activities.audit import AUDIT_LAG_BUCKETS_SECONDS, LAG_METRIC, AuditActivities
+from activities.audit import AUDIT_LAG_BUCKETS_SECONDS, LAG_METRIC, AuditActivities, AuditSink
 from activities.cancellation import CancelRequests
 from engine.client import (
     ConnectionRefused,
@@ -39,7 +39,7 @@ from workflows.work_session import WorkSessionWorkflow
 log = logging.getLogger("worker")
 
 
-def build_worker(client: Client, settings: Settings, audit_log: AuditLog) -> Worker:
+def build_worker(client: Client, settings: Settings, audit_log: AuditSink) -> Worker:
     """Builds the worker for the session task queue."""
     # Each cached session would otherwise hold its own copy of the workflow's code.
     compile_workflow_modules_once([WorkSessionWorkflow])

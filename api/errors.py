@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.codec import UndecryptablePayload
@@ -75,6 +77,7 @@ class ProblemCode(StrEnum):
         503,
         "Identity provider unavailable",
     )
+    DATABASE_UNAVAILABLE = "database_unavailable", 503, "App database unavailable"
     INTERNAL_ERROR = "internal_error", 500, "Internal error"
 
     @classmethod
@@ -241,6 +244,19 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("no problem code for HTTP status %s: %s", exc.status_code, exc.detail)
             code = ProblemCode.INTERNAL_ERROR
         return problem_response(code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(SqlPoolTimeout)
+    async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        # Unreachable, restarting, or (SQLite) its write lock held past the busy timeout:
+        # a condition that passes, not a fault of the request or of the API.
+        log.warning("app database unavailable: %s", exc)
+        return problem_response(
+            ProblemCode.DATABASE_UNAVAILABLE,
+            "The app database is unavailable or busy; try again shortly.",
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(UndecryptablePayload)
     async def _undecryptable(_request: Request, exc: UndecryptablePayload) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -96,7 +97,11 @@ class Side:
     def cpu_ms_per_op(self) -> dict[str, float]:
         """Milliseconds of CPU each process spent per successful operation."""
         ops = sum(len(samples) for samples in self.recorder.samples_ms.values())
-        return {name: seconds * 1000 / ops for name, seconds in self.cpu_seconds.items()}
+        # A side whose every operation failed reports no figure rather than stopping the run.
+        return {
+            name: seconds * 1000 / ops if ops else math.nan
+            for name, seconds in self.cpu_seconds.items()
+        }
 
     def add_cpu(self, before: dict[str, float], after: dict[str, float]) -> None:
         """Adds the CPU each process used between two readings."""

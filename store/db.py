@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, make_url, select, text
+from sqlalchemy import Table, event, func, make_url, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -57,7 +57,7 @@ async def ping(engine: AsyncEngine) -> None:
         await connection.execute(text("SELECT 1"))
 
 
-def insert_statement(dialect: str, table: type[Any]) -> postgresql.Insert | sqlite.Insert:
+def insert_statement(dialect: str, table: type[Any] | Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that can skip rows already there (`on_conflict_do_nothing`), per dialect."""
     if dialect == "postgresql":
         return postgresql.insert(table)

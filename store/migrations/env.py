@@ -14,13 +14,12 @@ POSTGRES_MIGRATION_LOCK_KEY = 0x57_53_4D_49_47  # "WSMIG"
 
 def _lock_against_concurrent_migrations(connection: Connection) -> None:
     # Held until the migration transaction ends, so a second process waits and
-    # then finds the schema already at head instead of creating it twice.
+    # then finds the schema already at head instead of creating it twice. SQLite
+    # upgrades take a lock file instead (`store.migrate`).
     if connection.dialect.name == "postgresql":
         connection.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_MIGRATION_LOCK_KEY}
         )
-    elif connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _run_migrations(connection: Connection) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import uuid
 from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import make_url
 from temporalio.api.workflowservice.v1 import (
     PauseWorkflowExecutionRequest,
     UnpauseWorkflowExecutionRequest,
@@ -19,8 +21,8 @@ from api.engine_errors import engine_problems, refusal
 from api.errors import ProblemCode, ProblemError
 from engine.client import Connection, connect
 from runtime.settings import Settings
-from tests.helpers import bearer
-from tests.helpers.api import act, new_session
+from tests.helpers import bearer, new_user
+from tests.helpers.api import act, new_session, publish_sop
 
 DESIGN_CODES = {
     "invalid_transition",
@@ -92,3 +94,27 @@ async def test_a_session_an_operator_paused_in_temporal_answers_session_suspende
             UnpauseWorkflowExecutionRequest(**operator, request_id=str(uuid.uuid4()))
         )
     assert (await act(api, worker, session["id"], "pause")).status_code == 200
+
+
+async def test_a_start_while_the_app_database_is_locked_answers_503_and_the_retry_starts_it(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    sop = await publish_sop(api)
+    worker = new_user()
+    key = {"Idempotency-Key": f"locked-{uuid.uuid4().hex}", **bearer(worker)}
+    database = make_url(settings.database_url).database
+    assert database is not None
+    holder = sqlite3.connect(database, isolation_level=None)
+    try:
+        # Another process holding SQLite's write lock past the API's busy timeout.
+        holder.execute("BEGIN IMMEDIATE")
+        locked = await api.post("/api/v1/sessions", json={"sop_id": sop["id"]}, headers=key)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    assert locked.status_code == 503, locked.text
+    assert locked.json()["code"] == "database_unavailable"
+    assert locked.headers["Retry-After"] == "1"
+    retried = await api.post("/api/v1/sessions", json={"sop_id": sop["id"]}, headers=key)
+    assert retried.status_code == 201, retried.text

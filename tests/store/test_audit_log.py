@@ -1,9 +1,12 @@
 """The audit trail: idempotent appends, ordering, search filters and timestamps."""
 
+import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.event import listen
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store.audit import AuditAppend, AuditLog
@@ -178,3 +181,45 @@ async def test_a_naive_timestamp_is_kept_apart_as_a_dead_letter(audit_store: Aud
     assert [r.event for r in appended.dead_lettered] == [naive]
     assert "naive datetime" in appended.dead_lettered[0].refusal
     assert await audit_store.for_session("s1") == []
+
+
+async def test_appends_at_once_share_transactions_and_each_caller_hears_its_own_outcome(
+    audit_store: AuditLog, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    commits: list[object] = []
+    engine = session_factory.kw["bind"]
+    listen(engine.sync_engine, "commit", commits.append)
+    batches = [[event(f"s-{n}", seq) for seq in range(1, n % 3 + 2)] for n in range(40)]
+
+    outcomes = await asyncio.gather(*(audit_store.append(batch) for batch in batches))
+
+    assert [o.inserted for o in outcomes] == [len(batch) for batch in batches]
+    for batch in batches:
+        stored = await audit_store.for_session(batch[0].session_id)
+        assert [e.seq for e in stored] == [e.seq for e in batch]
+    assert len(commits) < len(batches) / 2
+
+
+async def test_a_batch_sent_again_while_its_first_write_waits_is_stored_once(
+    audit_store: AuditLog,
+) -> None:
+    batch = [event("s-retried", seq) for seq in (1, 2, 3)]
+
+    first, again = await asyncio.gather(audit_store.append(batch), audit_store.append(batch))
+
+    assert (first.inserted, again.inserted) == (3, 0)
+    assert again.dead_lettered == []
+    assert [e.seq for e in await audit_store.for_session("s-retried")] == [1, 2, 3]
+
+
+async def test_two_events_under_one_number_sent_at_once_keep_the_first_and_set_aside_the_other(
+    audit_store: AuditLog,
+) -> None:
+    first = event("s-clash", 1)
+    other = dataclasses.replace(first, data={"check_id": "another"})
+
+    kept, clashed = await asyncio.gather(audit_store.append([first]), audit_store.append([other]))
+
+    assert (kept.inserted, clashed.inserted) == (1, 0)
+    assert [r.event for r in clashed.dead_lettered] == [other]
+    assert await audit_store.for_session("s-clash") == [first]

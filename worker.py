@@ -28,6 +28,7 @@ from engine.client import (
     ensure_search_attributes,
 )
 from engine.reconcile import EndingsReconciler
+from engine.workflow_code import compile_workflow_modules_once
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
 from runtime.tracing import tracing_from_environment
@@ -40,6 +41,8 @@ log = logging.getLogger("worker")
 
 def build_worker(client: Client, settings: Settings, audit_log: AuditSink) -> Worker:
     """Builds the worker for the session task queue."""
+    # Each cached session would otherwise hold its own copy of the workflow's code.
+    compile_workflow_modules_once([WorkSessionWorkflow])
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,

@@ -2,8 +2,9 @@
 
 It takes the same start input and the same update requests as the product's
 workflow and answers each with a counter: no activity, memo or search attribute
-upsert. `python -m bench.bare ADDRESS TASK_QUEUE` runs its worker in a process of
-its own, as the product's worker runs.
+upsert. `python -m bench.bare ADDRESS TASK_QUEUE [CACHE]` runs its worker in a process of
+its own, as the product's worker runs; CACHE sets `max_cached_workflows` (the SDK's
+default otherwise).
 """
 
 from __future__ import annotations
@@ -102,10 +103,20 @@ class BareDriver(SdkDriver):
         )
 
 
-async def _serve(address: str, task_queue: str) -> None:
+# `Worker`'s own default of `max_cached_workflows`.
+SDK_DEFAULT_CACHE = 1000
+
+
+async def _serve(address: str, task_queue: str, max_cached_workflows: int) -> None:
     client = await connect(Settings(temporal_address=address))
-    await Worker(client, task_queue=task_queue, workflows=[BareSessionWorkflow]).run()
+    await Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[BareSessionWorkflow],
+        max_cached_workflows=max_cached_workflows,
+    ).run()
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve(sys.argv[1], sys.argv[2]))
+    cache = int(sys.argv[3]) if len(sys.argv) > 3 else SDK_DEFAULT_CACHE
+    asyncio.run(_serve(sys.argv[1], sys.argv[2], cache))

@@ -146,7 +146,8 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = None
     # Loopback unless the operator opens it (a container whose metrics are scraped).
     worker_metrics_host: str = "127.0.0.1"
-    # ~125 KiB each: a bound on the worker's memory, however many sessions sit paused.
+    # ~150 KiB of resident memory each (docs/performance.md, Worker memory): a bound on
+    # the worker's memory, however many sessions sit paused.
     # An evicted session replays on its next message (+15 ms, +0.4 s at 1,000 events).
     worker_max_cached_workflows: int = 200
     # How often each worker looks for sessions whose workflow Temporal's tools closed,

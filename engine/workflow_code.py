@@ -1,0 +1,75 @@
+"""Workflow modules compiled once per worker process, not once per cached run.
+
+The SDK's sandbox imports a workflow's module afresh for every run it keeps in
+its cache, so that each run has module globals of its own; the import reads the
+compiled file again and makes a new set of code objects every time (about
+37 KiB a run for `workflows.work_session`). Code objects are immutable, so
+every run can execute the same ones: the finder installed here hands each
+sandbox the code compiled the first time, and each run still executes the
+module with globals of its own, under the sandbox's restrictions. It also means
+that a worker runs the code it started with, even if the file changes under it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from importlib.abc import MetaPathFinder
+from importlib.machinery import ModuleSpec, SourceFileLoader
+from importlib.util import spec_from_file_location
+from types import CodeType, ModuleType
+
+
+class _CompiledLoader(SourceFileLoader):
+    """Loads a module from its source file, executing code compiled beforehand."""
+
+    def __init__(self, fullname: str, path: str, code: CodeType) -> None:
+        super().__init__(fullname, path)
+        self._code = code
+
+    def get_code(self, fullname: str) -> CodeType:
+        return self._code
+
+
+class CompiledOnceFinder(MetaPathFinder):
+    """Finds the given modules, each with the code compiled when it was registered."""
+
+    def __init__(self) -> None:
+        self._modules: dict[str, tuple[str, CodeType]] = {}
+
+    def register(self, module: ModuleType) -> None:
+        """Keeps the module's compiled code for every later import of its name."""
+        name = module.__name__
+        if name in self._modules:
+            return
+        spec = module.__spec__
+        if module.__file__ is None or spec is None or not isinstance(spec.loader, SourceFileLoader):
+            raise ValueError(f"{name} was not loaded from a source file")
+        code = spec.loader.get_code(name)
+        if code is None:
+            raise ValueError(f"{name} has no code to compile")
+        self._modules[name] = (module.__file__, code)
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: ModuleType | None = None,
+    ) -> ModuleSpec | None:
+        """A spec with the registered code, or None for any other module."""
+        known = self._modules.get(fullname)
+        if known is None:
+            return None
+        file, code = known
+        return spec_from_file_location(fullname, file, loader=_CompiledLoader(fullname, file, code))
+
+
+_FINDER = CompiledOnceFinder()
+
+
+def compile_workflow_modules_once(workflow_classes: Sequence[type]) -> None:
+    """Makes every sandboxed import of these classes' modules reuse one compiled code."""
+    for workflow_class in workflow_classes:
+        _FINDER.register(sys.modules[workflow_class.__module__])
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)

@@ -6,10 +6,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC
 
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import Client
+from temporalio.converter import DataConverter
+from temporalio.exceptions import FailureError
 
+from engine.codec import UndecryptablePayload
 from workflows.shared import TemporalClosure, TemporalEnding
 
 # A cancel request sits a few events before the end of a run, and a run is a few
@@ -76,6 +80,24 @@ async def temporal_ending(
             return TemporalEnding(TemporalClosure.TIMED_OUT, at)
         if last.HasField("workflow_execution_failed_event_attributes"):
             failure = last.workflow_execution_failed_event_attributes.failure
-            return TemporalEnding(TemporalClosure.FAILED, at, None, failure.message or None)
+            message = await failure_message(client.data_converter, failure)
+            return TemporalEnding(TemporalClosure.FAILED, at, None, message)
         return None
     return None
+
+
+async def failure_message(converter: DataConverter, failure: Failure) -> str | None:
+    """A recorded failure's message as it was raised.
+
+    With payloads encrypted the message travels in the failure's encoded attributes
+    and the history shows only "Encoded failure"; the converter decrypts it. Without
+    the key the history's own text is all there is.
+    """
+    recorded = Failure()
+    recorded.CopyFrom(failure)
+    try:
+        raised = await converter.decode_failure(recorded)
+    except UndecryptablePayload:
+        return failure.message or None
+    message = raised.message if isinstance(raised, FailureError) else str(raised)
+    return message or None

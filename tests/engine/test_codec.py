@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import WorkflowHistory
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
 from engine.client import DATA_CONVERTER, data_converter
 from engine.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, UndecryptablePayload
+from engine.history import failure_message
 from runtime.settings import EncryptionKey, Settings, parse_encryption_keys
 from tests.workflows.test_replay import HISTORIES
 from workflows.shared import Actor, PauseRequest
@@ -120,3 +123,19 @@ async def test_stored_plaintext_histories_replay_on_a_worker_that_encrypts(path:
     converter = data_converter(Settings(payload_encryption_keys=SecretStr(f"k:{new_key()}")))
     replayer = Replayer(workflows=[WorkSessionWorkflow], data_converter=converter)
     await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text()))
+
+
+async def test_a_failure_recorded_encrypted_reads_as_raised_and_without_the_key_as_recorded() -> (
+    None
+):
+    converter = data_converter(Settings(payload_encryption_keys=SecretStr(f"k1:{new_key()}")))
+    recorded = Failure()
+    await converter.encode_failure(ApplicationError("session state unreadable"), recorded)
+    assert recorded.message == "Encoded failure"
+
+    assert await failure_message(converter, recorded) == "session state unreadable"
+    another_key = data_converter(Settings(payload_encryption_keys=SecretStr(f"k2:{new_key()}")))
+    assert await failure_message(another_key, recorded) == "Encoded failure"
+    plain = Failure()
+    await DATA_CONVERTER.encode_failure(ApplicationError("plain words"), plain)
+    assert await failure_message(converter, plain) == "plain words"

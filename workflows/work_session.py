@@ -23,7 +23,7 @@ from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
@@ -66,23 +66,10 @@ COMPACT_HISTORY = "compact-history"
 CANCEL_IS_AN_ABORT = "cancel-is-an-abort"
 AUDIT_IN_WORKFLOW_TASK = "audit-in-workflow-task"
 CONTINUE_AS_NEW_BEFORE_AUDIT = "continue-as-new-before-audit"
-AUDIT_BEFORE_ANSWER = "audit-before-answer"
 
-# Runs before `audit-before-answer`: audit events wait at most this long to be
-# written, unless a batch fills first.
+# Audit events wait at most this long to be written, unless a batch fills first.
 AUDIT_FLUSH_AFTER = timedelta(seconds=1)
 AUDIT_BATCH_SIZE = 6
-# Runs since `audit-before-answer` write a change's audit events in the workflow task
-# that answers it. The engine sends the answer when that task completes, which waits
-# for the write, so only a few short attempts are made there; a database that keeps
-# refusing is tried again after a growing pause, during which changes are answered
-# at once and their events join the next attempt.
-AUDIT_WRITE_IN_TASK = timedelta(seconds=2)
-AUDIT_ATTEMPTS_IN_TASK = RetryPolicy(
-    initial_interval=timedelta(milliseconds=100), maximum_attempts=2
-)
-AUDIT_RETRY_AFTER = timedelta(seconds=1)
-AUDIT_RETRY_AFTER_AT_MOST = timedelta(seconds=30)
 # Replay costs ~0.85 ms an event here: a run this long resumes in ~0.13 s once evicted.
 MAX_EVENTS_PER_RUN = 150
 # A session paused this long is likely evicted; a fresh run makes its resume replay
@@ -108,8 +95,7 @@ def _is_cancellation(err: BaseException) -> bool:
     if isinstance(err, asyncio.CancelledError):
         return True
     requested = workflow.cancellation_reason() is not None
-    stopped = err.cause if isinstance(err, ActivityError) else err
-    return requested and isinstance(stopped, CancelledError)
+    return requested and isinstance(err, ActivityError) and isinstance(err.cause, CancelledError)
 
 
 @workflow.defn
@@ -149,9 +135,6 @@ class WorkSessionWorkflow:
         # the workflow task that flushes: no activity task through the server and no
         # second workflow task per batch. Older runs keep the activity they scheduled.
         self._audit_in_task = workflow.patched(AUDIT_IN_WORKFLOW_TASK)
-        # Runs that recorded this patch write each change's events before it is answered:
-        # one workflow task per change, no flush timer, and a 2xx means its audit row is in.
-        self._audit_before_answer = self._audit_in_task and workflow.patched(AUDIT_BEFORE_ANSWER)
         self._paused_run_after = (
             CONTINUE_AS_NEW_WHEN_PAUSED_FOR
             if input.paused_run_after_seconds is None
@@ -253,7 +236,6 @@ class WorkSessionWorkflow:
         return (
             self._publish_now
             or len(self._pending_audit) >= AUDIT_BATCH_SIZE
-            or (self._audit_before_answer and bool(self._pending_audit))
             or self._session.is_terminal
             or self._run_is_long()
         )
@@ -280,9 +262,6 @@ class WorkSessionWorkflow:
             bool(self._pending_audit)
             and not self._handed_over_audit_unwritten
             and not self._session.is_terminal
-            # Writing in the answering task, a run writes and then continues as new in
-            # that same task: nothing can land in between, and no answer precedes its row.
-            and not self._audit_before_answer
             and self._continue_as_new_due()
             and workflow.patched(CONTINUE_AS_NEW_BEFORE_AUDIT)
         )
@@ -360,21 +339,19 @@ class WorkSessionWorkflow:
         )
 
     async def _flush_audit(self) -> None:
-        self._audit_in_flight, self._pending_audit = self._pending_audit, []
+        batch, self._pending_audit = self._pending_audit, []
+        self._audit_in_flight = batch
         try:
-            await self._append_audit(self._audit_in_flight)
+            await self._append_audit(batch)
         except (asyncio.CancelledError, ActivityError):
             # A cancellation in Temporal stops waiting for this write, which may or may
             # not land: the batch goes again, and the audit log keeps each event once.
-            self._pending_audit[:0] = self._audit_in_flight
+            self._pending_audit[:0] = batch
             raise
         finally:
             self._audit_in_flight = []
 
     async def _append_audit(self, batch: list[AuditEvent]) -> None:
-        if self._audit_before_answer:
-            await self._append_audit_before_answer(batch)
-            return
         # A write takes milliseconds; a lost worker's attempt is retried after the timeout.
         timeout = timedelta(seconds=10)
         if self._audit_in_task:
@@ -391,32 +368,6 @@ class WorkSessionWorkflow:
             start_to_close_timeout=timeout,
             retry_policy=AUDIT_RETRY,
         )
-
-    async def _append_audit_before_answer(self, batch: list[AuditEvent]) -> None:
-        """Writes `batch` and the events accepted while it waits, however long that takes."""
-        retry_after = AUDIT_RETRY_AFTER
-        while True:
-            try:
-                await workflow.execute_local_activity_method(
-                    AuditActivities.append_audit_events,
-                    batch,
-                    start_to_close_timeout=AUDIT_WRITE_IN_TASK,
-                    retry_policy=AUDIT_ATTEMPTS_IN_TASK,
-                )
-                return
-            except FailureError as err:
-                # A local activity's failure reaches the workflow as the activity raised it.
-                if _is_cancellation(err):
-                    raise
-                workflow.logger.warning(
-                    "audit write refused; trying again in %s", retry_after, exc_info=err
-                )
-            # A timer holds no workflow task open: changes are answered meanwhile.
-            await workflow.sleep(retry_after)
-            retry_after = min(retry_after * 2, AUDIT_RETRY_AFTER_AT_MOST)
-            batch = batch + self._pending_audit
-            self._pending_audit = []
-            self._audit_in_flight = batch
 
     def _apply(self, command: SessionCommand) -> SessionChange | SessionView:
         outcome = _rules(lambda: self._session.apply(command, workflow.now()))

@@ -29,6 +29,7 @@ from runtime.settings import Settings
 from store.audit import AuditLog
 from store.db import create_engine, create_transaction_factory
 from tests.helpers import (
+    assert_eventually,
     bearer,
     new_user,
     start_dev_server,
@@ -123,6 +124,22 @@ async def run_id(runs: ShortRuns, session_id: str) -> str:
     return (await runs.client.get_workflow_handle(session_id).describe()).run_id
 
 
+async def settle_into_a_new_run_if_due(runs: ShortRuns, session_id: str) -> None:
+    """Waits for a session whose run has grown long to continue as new.
+
+    Under a steady stream of requests a run keeps writing audit batches before it
+    hands over, so the hand-over is awaited with no request in flight.
+    """
+    described = await runs.client.get_workflow_handle(session_id).describe()
+    if described.raw_description.workflow_execution_info.history_length < CAN_THRESHOLD_EVENTS:
+        return
+
+    async def continued() -> None:
+        assert await run_id(runs, session_id) != described.run_id
+
+    await assert_eventually(continued)
+
+
 async def test_a_key_with_another_check_answer_or_note_is_refused_in_the_same_run(
     short_runs: ShortRuns,
 ) -> None:
@@ -159,6 +176,7 @@ async def test_a_key_names_one_record_after_the_session_continued_as_new(
     while await run_id(short_runs, session_id) == first_run:
         filler = await check(short_runs, worker, session_id, UNKEYED_BODY)
         assert filler.status_code == 201, filler.text
+        await settle_into_a_new_run_if_due(short_runs, session_id)
     before = await records(short_runs, worker, session_id)
 
     refused = await check(short_runs, worker, session_id, {**BODIES[2], "value": 2.0}, "k-1")
@@ -239,6 +257,7 @@ STEPS = st.lists(
         st.tuples(st.just("unkeyed")),
         st.tuples(st.just("pause")),
         st.tuples(st.just("resume")),
+        st.tuples(st.just("settle")),
     ),
     min_size=1,
     max_size=16,
@@ -281,6 +300,8 @@ async def test_repeated_keys_never_fail_the_server_and_each_names_one_record(
                 assert response.status_code == (200 if allowed else 409), response.text
                 if allowed:
                     expected.paused = action == "pause"
+            case ("settle",):
+                await settle_into_a_new_run_if_due(short_runs, session_id)
 
     held = await records(short_runs, worker, session_id)
     assert sorted((answer_of(r) for r in held), key=repr) == expected.answers()

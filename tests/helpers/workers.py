@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,23 +12,6 @@ from temporalio.worker import Worker
 
 from activities.audit import AuditActivities, AuditSink
 from activities.cancellation import CancelRequests
-from store.audit import AuditAppend
-from workflows.shared import AuditEvent
-
-
-class AuditOutage:
-    """An audit log that refuses every write while `down` is set, as a database that is down."""
-
-    def __init__(self, audit_log: AuditSink, *, down: bool = False) -> None:
-        self._audit_log = audit_log
-        self.down = down
-        self.refusals = 0
-
-    async def append(self, events: Sequence[AuditEvent]) -> AuditAppend:
-        if self.down:
-            self.refusals += 1
-            raise ConnectionRefusedError("the audit database is down")
-        return await self._audit_log.append(events)
 
 
 @asynccontextmanager

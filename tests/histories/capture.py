@@ -15,7 +15,6 @@ import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 from temporalio.client import Client
@@ -28,9 +27,7 @@ from store.db import create_engine, create_transaction_factory
 from store.migrate import migrate
 from tests import scenarios
 from tests.helpers import start_dev_server, suggest_continue_as_new_after
-from tests.helpers.workers import AuditOutage
 from worker import build_worker
-from workflows.work_session import WorkSessionWorkflow
 
 HISTORY_DIR = Path(__file__).resolve().parent
 CAN_THRESHOLD_EVENTS = 120
@@ -88,24 +85,6 @@ async def steady_stream_continued_as_new(client: Client, task_queue: str) -> Ses
     return handle
 
 
-async def audit_written_after_an_outage(
-    client: Client, task_queue: str, outage: AuditOutage
-) -> SessionHandle:
-    """Changes answered while the audit database refuses, their events written once it is
-    back, then an abort."""
-    handle = await scenarios.start(client, task_queue)
-    await scenarios.check(handle, "breaker-off", passed=True)
-    outage.down = True
-    await scenarios.check(handle, "residual-v", value=2.0)
-    await scenarios.pause(handle, "audit database down")
-    outage.down = False
-    while await handle.query(WorkSessionWorkflow.get_unwritten_audit):
-        await asyncio.sleep(0.1)
-    await scenarios.abort(handle, "outage over")
-    await handle.result()
-    return handle
-
-
 SCENARIOS: dict[str, Callable[[Client, str], Awaitable[SessionHandle]]] = {
     "full_lifecycle": scenarios.full_lifecycle,
     "aborted_while_paused": scenarios.aborted_while_paused,
@@ -128,15 +107,9 @@ async def capture(out_dir: Path) -> list[Path]:
         settings = Settings(temporal_task_queue=f"capture-{uuid.uuid4().hex[:8]}")
         try:
             await register_search_attributes(env.client, "default")
-            outage = AuditOutage(AuditLog(create_transaction_factory(engine)))
-            scenarios_today: dict[str, Callable[[Client, str], Awaitable[SessionHandle]]] = {
-                **SCENARIOS,
-                "audit_written_after_an_outage": partial(
-                    audit_written_after_an_outage, outage=outage
-                ),
-            }
-            async with build_worker(env.client, settings, outage):
-                for name, scenario in scenarios_today.items():
+            audit_log = AuditLog(create_transaction_factory(engine))
+            async with build_worker(env.client, settings, audit_log):
+                for name, scenario in SCENARIOS.items():
                     handle = await scenario(env.client, settings.temporal_task_queue)
                     runs = [
                         run

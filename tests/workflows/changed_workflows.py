@@ -67,22 +67,6 @@ class AuditByActivity(WorkSessionWorkflow):
     def __init__(self, input: StartSessionInput) -> None:
         super().__init__(input)
         self._audit_in_task = False
-        self._audit_before_answer = False
-
-    @workflow.run
-    async def run(self, input: StartSessionInput) -> SessionView:
-        return await super().run(input)
-
-
-@workflow.defn(name="WorkSessionWorkflow")
-class AuditInBatches(WorkSessionWorkflow):
-    """A run started before `audit-before-answer`: its events are written in batches, at
-    most 1 s after they were accepted, in a workflow task of their own."""
-
-    @workflow.init
-    def __init__(self, input: StartSessionInput) -> None:
-        super().__init__(input)
-        self._audit_before_answer = False
 
     @workflow.run
     async def run(self, input: StartSessionInput) -> SessionView:

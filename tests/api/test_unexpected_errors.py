@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 
 from api.deps import Services
 from api.main import create_app
 from runtime.settings import Settings
+from tests.helpers.uvicorn_server import served_on_loopback
 
 
 def app_with_a_fault(settings: Settings, services: Services) -> FastAPI:
@@ -34,20 +32,8 @@ def app_with_a_fault(settings: Settings, services: Services) -> FastAPI:
 
 @pytest.fixture
 async def server_url(settings: Settings, services: Services) -> AsyncIterator[str]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    config = uvicorn.Config(
-        app_with_a_fault(settings, services), log_level="critical", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await serving
-    listener.close()
+    async with served_on_loopback(app_with_a_fault(settings, services)) as url:
+        yield url
 
 
 async def test_an_unexpected_error_is_a_problem_and_the_connection_stays_usable(

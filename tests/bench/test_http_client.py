@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from bench.http import HttpClient
+from tests.helpers.uvicorn_server import served_on_loopback
 
 # Short, so that a test can wait for the server to close an idle connection.
 KEEP_ALIVE_SECONDS = 1
@@ -46,20 +45,8 @@ def echo_app() -> FastAPI:
 
 @pytest.fixture
 async def server_url() -> AsyncIterator[str]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    config = uvicorn.Config(
-        echo_app(), log_level="critical", lifespan="off", timeout_keep_alive=KEEP_ALIVE_SECONDS
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await serving
-    listener.close()
+    async with served_on_loopback(echo_app(), timeout_keep_alive=KEEP_ALIVE_SECONDS) as url:
+        yield url
 
 
 async def test_a_json_request_gets_its_status_headers_and_body(server_url: str) -> None:

@@ -4,7 +4,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -97,19 +97,21 @@ class _QueuedAppend:
 
     events: Sequence[AuditEvent]
     outcome: asyncio.Future[AuditAppend]
+    keys: frozenset[tuple[str, int]] = field(init=False)
 
-    def keys(self) -> set[tuple[str, int]]:
-        return {(e.session_id, e.seq) for e in self.events}
+    def __post_init__(self) -> None:
+        self.keys = frozenset((e.session_id, e.seq) for e in self.events)
 
     def succeed(self, stored: set[tuple[str, int]], refused: list[RefusedEvent]) -> None:
         if self.outcome.done():
             # The caller stopped waiting (its attempt timed out); the write stands.
             return
-        keys = self.keys()
         self.outcome.set_result(
             AuditAppend(
-                inserted=len(keys & stored),
-                dead_lettered=[r for r in refused if (r.event.session_id, r.event.seq) in keys],
+                inserted=len(self.keys & stored),
+                dead_lettered=[
+                    r for r in refused if (r.event.session_id, r.event.seq) in self.keys
+                ],
             )
         )
 
@@ -125,7 +127,7 @@ def _without_repeated_keys(queued: list[_QueuedAppend]) -> list[_QueuedAppend]:
     group: list[_QueuedAppend] = []
     taken: set[tuple[str, int]] = set()
     for append in queued:
-        keys = append.keys()
+        keys = append.keys
         if keys.isdisjoint(taken):
             group.append(append)
             taken |= keys

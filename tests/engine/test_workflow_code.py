@@ -10,7 +10,12 @@ import pytest
 from temporalio.worker import Replayer
 
 from engine.client import DATA_CONVERTER
-from engine.workflow_code import CompiledOnceFinder, compile_workflow_modules_once
+from engine.workflow_code import (
+    CompiledOnceFinder,
+    CompiledSnippetsSandboxRunner,
+    compile_workflow_modules_once,
+    compiled_snippet,
+)
 from tests.workflows.test_replay import HISTORIES, load
 from workflows import work_session
 from workflows.work_session import WorkSessionWorkflow
@@ -40,7 +45,16 @@ def test_other_modules_are_left_to_the_usual_finders() -> None:
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_stored_histories_replay_with_the_code_compiled_once(path: Path) -> None:
+async def test_stored_histories_replay_as_the_worker_runs_them(path: Path) -> None:
     compile_workflow_modules_once([WorkSessionWorkflow])
-    replayer = Replayer(workflows=[WorkSessionWorkflow], data_converter=DATA_CONVERTER)
+    replayer = Replayer(
+        workflows=[WorkSessionWorkflow],
+        data_converter=DATA_CONVERTER,
+        workflow_runner=CompiledSnippetsSandboxRunner(),
+    )
+    compiled_before = compiled_snippet.cache_info()
     await replayer.replay_workflow(load(path))
+    compiled_after = compiled_snippet.cache_info()
+    # Each activation and each payload's context ran a snippet compiled once per process.
+    assert compiled_after.hits > compiled_before.hits
+    assert compiled_after.currsize <= 8

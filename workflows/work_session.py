@@ -9,7 +9,8 @@ test over the stored histories in `tests/histories/`.
 Runs that recorded the `compact-history` patch answer updates with a
 `SessionChange`, write audit events in batches and publish the list memo when
 they write; they continue as new only when the run grows long or the session
-has stayed paused for a while. Runs started before that patch keep their own
+has been paused (soon after its pause since `continue-as-new-once-paused`,
+after an hour before). Runs started before `compact-history` keep their own
 model, isolated in `workflows.whole_views`.
 """
 
@@ -66,17 +67,25 @@ COMPACT_HISTORY = "compact-history"
 CANCEL_IS_AN_ABORT = "cancel-is-an-abort"
 AUDIT_IN_WORKFLOW_TASK = "audit-in-workflow-task"
 CONTINUE_AS_NEW_BEFORE_AUDIT = "continue-as-new-before-audit"
+CONTINUE_AS_NEW_ONCE_PAUSED = "continue-as-new-once-paused"
 
 # Audit events wait at most this long to be written, unless a batch fills first.
 AUDIT_FLUSH_AFTER = timedelta(seconds=1)
 AUDIT_BATCH_SIZE = 6
 # Replay costs ~0.85 ms an event here: a run this long resumes in ~0.13 s once evicted.
 MAX_EVENTS_PER_RUN = 150
-# A session paused this long is likely evicted; a fresh run makes its resume replay
-# a handful of events. Shorter pauses stay in one run.
+# Runs started before `continue-as-new-once-paused`: a session paused this long is
+# likely evicted, and a fresh run makes its resume replay a handful of events.
 CONTINUE_AS_NEW_WHEN_PAUSED_FOR = timedelta(hours=1)
 # A run shorter than this replays in milliseconds: not worth replacing.
 MIN_EVENTS_WORTH_A_NEW_RUN = 50
+# Runs since that patch are replaced as soon as their pause is due to be written. A
+# paused session is the one a worker evicts first, its cache full of sessions in use,
+# and every restart of the worker evicts it too; the fresh run takes the pause's audit
+# event along, so the replacement costs no write of its own. A resume sent within that
+# second meets the run still in the cache.
+PAUSED_RUN_REPLACED_AFTER = AUDIT_FLUSH_AFTER
+MIN_EVENTS_WORTH_A_NEW_PAUSED_RUN = 20
 
 T = TypeVar("T")
 
@@ -135,11 +144,14 @@ class WorkSessionWorkflow:
         # the workflow task that flushes: no activity task through the server and no
         # second workflow task per batch. Older runs keep the activity they scheduled.
         self._audit_in_task = workflow.patched(AUDIT_IN_WORKFLOW_TASK)
-        self._paused_run_after = (
-            CONTINUE_AS_NEW_WHEN_PAUSED_FOR
-            if input.paused_run_after_seconds is None
-            else timedelta(seconds=input.paused_run_after_seconds)
-        )
+        if workflow.patched(CONTINUE_AS_NEW_ONCE_PAUSED):
+            self._paused_run_after = PAUSED_RUN_REPLACED_AFTER
+            self._min_events_worth_a_new_run = MIN_EVENTS_WORTH_A_NEW_PAUSED_RUN
+        else:
+            self._paused_run_after = CONTINUE_AS_NEW_WHEN_PAUSED_FOR
+            self._min_events_worth_a_new_run = MIN_EVENTS_WORTH_A_NEW_RUN
+        if input.paused_run_after_seconds is not None:
+            self._paused_run_after = timedelta(seconds=input.paused_run_after_seconds)
         self._published = self._session.summary()
         self._show_details(self._published)
 
@@ -279,7 +291,7 @@ class WorkSessionWorkflow:
         if (
             self._session.status != SessionStatus.PAUSED
             or paused_at is None
-            or workflow.info().get_current_history_length() < MIN_EVENTS_WORTH_A_NEW_RUN
+            or workflow.info().get_current_history_length() < self._min_events_worth_a_new_run
         ):
             return None
         return paused_at + self._paused_run_after

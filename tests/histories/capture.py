@@ -66,6 +66,26 @@ async def resumed_in_a_fresh_run(client: Client, task_queue: str) -> SessionHand
     return handle
 
 
+async def paused_into_a_fresh_run(client: Client, task_queue: str) -> SessionHandle:
+    """A pause resumed at once stays in its run; the next one moves on to a fresh run."""
+    handle = await scenarios.start(client, task_queue)
+    first_run = (await handle.describe()).run_id
+    await scenarios.check(handle, "breaker-off", passed=True, key="first")
+    await scenarios.many_checks(handle, 3)
+    await scenarios.pause(handle, "quick word")
+    await scenarios.resume(handle)
+    await scenarios.pause(handle, "end of shift")
+    latest = client.get_workflow_handle(handle.id)
+    while (await latest.describe()).run_id == first_run:
+        await asyncio.sleep(0.05)
+    await scenarios.resume(handle)
+    await scenarios.check(handle, "breaker-off", passed=True, key="first")
+    await scenarios.check(handle, "try-start", passed=True)
+    await scenarios.abort(handle, "shift over")
+    await latest.result()
+    return handle
+
+
 async def cancelled_in_temporal_while_paused(client: Client, task_queue: str) -> SessionHandle:
     """A check and a pause, then a cancellation requested in Temporal: the session aborts."""
     handle = await scenarios.start(client, task_queue)
@@ -90,6 +110,7 @@ SCENARIOS: dict[str, Callable[[Client, str], Awaitable[SessionHandle]]] = {
     "aborted_while_paused": scenarios.aborted_while_paused,
     "continued_as_new": continued_as_new,
     "resumed_in_a_fresh_run": resumed_in_a_fresh_run,
+    "paused_into_a_fresh_run": paused_into_a_fresh_run,
     "cancelled_in_temporal_while_paused": cancelled_in_temporal_while_paused,
     "steady_stream_continued_as_new": steady_stream_continued_as_new,
 }

@@ -49,7 +49,12 @@ from workflows.shared import (
     SessionStatus,
     StartSessionInput,
 )
-from workflows.work_session import MAX_EVENTS_PER_RUN, WorkSessionWorkflow
+from workflows.work_session import (
+    MAX_EVENTS_PER_RUN,
+    MIN_EVENTS_WORTH_A_NEW_PAUSED_RUN,
+    PAUSED_RUN_REPLACED_AFTER,
+    WorkSessionWorkflow,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -253,7 +258,8 @@ async def test_a_short_pause_stays_in_one_run_and_a_long_one_continues_in_a_fres
         return len((await latest.fetch_history()).events)
 
     events_in_fresh_run = await assert_eventually(fresh_run)
-    assert events_in_fresh_run < 10
+    # A handful, and too few to be worth replacing again while the pause lasts.
+    assert events_in_fresh_run < MIN_EVENTS_WORTH_A_NEW_PAUSED_RUN
 
     view = await scenarios.resume(handle)
     assert view.summary.status == SessionStatus.IN_PROGRESS
@@ -269,6 +275,47 @@ async def test_a_short_pause_stays_in_one_run_and_a_long_one_continues_in_a_fres
         assert events[15].type == AuditEventType.SESSION_PAUSED
 
     await assert_eventually(audit_in_order)
+
+
+async def test_a_paused_session_moves_to_a_fresh_run_once_its_pause_is_due_to_be_written(
+    temporal_client: Client, settings: Settings, audit_log: AuditLog
+) -> None:
+    handle = await scenarios.start(temporal_client, settings.temporal_task_queue)
+    first_run = (await handle.describe()).run_id
+    await scenarios.check(handle, "breaker-off", passed=True, key="k-1")
+    await scenarios.many_checks(handle, 3)
+    await scenarios.pause(handle, "waiting for parts")
+    # A resume sent right after the pause meets the same run, which a second pause keeps.
+    await scenarios.resume(handle)
+    assert (await handle.describe()).run_id == first_run
+    await scenarios.pause(handle, "parts are late")
+    paused_at = datetime.now(UTC)
+    latest = temporal_client.get_workflow_handle_for(WorkSessionWorkflow.run, handle.id)
+
+    async def fresh_run() -> str:
+        description = await latest.describe()
+        assert description.run_id != first_run
+        assert description.status == WorkflowExecutionStatus.RUNNING
+        return description.run_id
+
+    second_run = await assert_eventually(fresh_run)
+    assert datetime.now(UTC) - paused_at >= PAUSED_RUN_REPLACED_AFTER
+
+    async def pause_written_once() -> None:
+        events = await audit_log.for_session(handle.id)
+        assert [e.seq for e in events] == list(range(1, 9))
+        assert events[-1].type == AuditEventType.SESSION_PAUSED
+        assert events[-1].data.get("reason") == "parts are late", events[-1].data
+
+    await assert_eventually(pause_written_once)
+    # The fresh run is small: the pause goes on in it, however long it lasts.
+    await asyncio.sleep(2 * PAUSED_RUN_REPLACED_AFTER.total_seconds())
+    assert (await latest.describe()).run_id == second_run
+    view = await scenarios.resume(handle)
+    assert view.summary.status == SessionStatus.IN_PROGRESS
+    assert len(view.safety_checks) == 4
+    again = await scenarios.check(handle, "breaker-off", passed=True, key="k-1")
+    assert len(again.safety_checks) == 4
 
 
 async def test_a_session_at_its_bounds_stays_readable_pausable_and_completable(

@@ -28,7 +28,7 @@ from engine.client import (
     ensure_search_attributes,
 )
 from engine.reconcile import EndingsReconciler
-from engine.workflow_code import CompiledSnippetsSandboxRunner, compile_workflow_modules_once
+from engine.workflow_code import LeanSandboxRunner, compile_workflow_modules_once
 from runtime.logs import configure_logging
 from runtime.settings import Settings, get_settings
 from runtime.tracing import tracing_from_environment
@@ -47,7 +47,7 @@ def build_worker(client: Client, settings: Settings, audit_log: AuditSink) -> Wo
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[WorkSessionWorkflow],
-        workflow_runner=CompiledSnippetsSandboxRunner(),
+        workflow_runner=LeanSandboxRunner.for_converter(client.data_converter),
         activities=[
             AuditActivities(audit_log).append_audit_events,
             CancelRequests(client).identify_cancel_request,

@@ -13,8 +13,12 @@ The sandbox also runs a few fixed snippets of its own (activate the run, find
 the serialization context of each payload it encodes or decodes) through
 `exec` of a string, which compiles the snippet again on every call: about 40
 compilations of 31 µs for every operation on a session, an eighth of the
-worker's Python CPU under load. `CompiledSnippetsSandboxRunner` compiles each
-snippet once per process and runs everything else as the SDK's sandbox does.
+worker's Python CPU under load. And to find that context it enters the sandbox
+(swapping the interpreter's builtins and modules in and out) once per payload
+list, although a converter whose components take no context encodes every
+payload the same whatever it is: another tenth. `LeanSandboxRunner` compiles each
+snippet once per process, skips the context lookups for such a converter, and
+runs everything else as the SDK's sandbox does.
 """
 
 from __future__ import annotations
@@ -29,11 +33,19 @@ from importlib.util import spec_from_file_location
 from types import CodeType, ModuleType
 from typing import Any
 
-from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.converter import (
+    ActivitySerializationContext,
+    DataConverter,
+    SerializationContext,
+    WorkflowSerializationContext,
+)
+from temporalio.converter._extstore import StorageDriverStoreContext
+from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
+from temporalio.worker._command_aware_visitor import CommandInfo
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-# The sandbox's instance is private to the SDK (pinned in pyproject.toml); its tests
-# here fail if a new release changes what is overridden.
+# The sandbox's instance and the context types it passes are private to the SDK
+# (pinned in pyproject.toml); the tests here fail if a new release changes them.
 from temporalio.worker.workflow_sandbox._runner import _Instance as SandboxInstance
 
 
@@ -99,16 +111,78 @@ def compiled_snippet(source: str) -> CodeType:
     return compile(source, "<string>", "exec")
 
 
-class _InstanceRunningCompiledSnippets(SandboxInstance):
+_SAMPLE_CONTEXTS: tuple[SerializationContext, ...] = (
+    WorkflowSerializationContext(namespace="default", workflow_id="sample"),
+    ActivitySerializationContext(
+        namespace="default",
+        workflow_id="sample",
+        workflow_type="sample",
+        activity_type="sample",
+        activity_id="1",
+        activity_task_queue="sample",
+        is_local=True,
+    ),
+)
+
+
+def ignores_serialization_context(converter: DataConverter) -> bool:
+    """Whether the converter is the same whatever the context: none of its parts takes one.
+
+    `DataConverter.with_context` returns the converter itself exactly when no part
+    of it (payload converter, codec, failure converter) changes with the context,
+    and a part that takes one is a new object for any context. Without external
+    storage, the store context is discarded as well.
+    """
+    return converter.external_storage is None and all(
+        converter.with_context(context) is converter for context in _SAMPLE_CONTEXTS
+    )
+
+
+class _LeanInstance(SandboxInstance):
+    def __init__(
+        self,
+        instance_details: WorkflowInstanceDetails,
+        runner_class: type[WorkflowRunner],
+        restrictions: SandboxRestrictions,
+        converter_ignores_context: bool,
+    ) -> None:
+        self._converter_ignores_context = converter_ignores_context
+        super().__init__(instance_details, runner_class, restrictions)
+
     def _run_code(self, code: str, **extra_globals: Any) -> None:
         # `exec`, which the SDK calls with `code`, takes a code object as well as a string.
         super()._run_code(compiled_snippet(code), **extra_globals)  # type: ignore[arg-type]
 
+    def get_serialization_context(
+        self, command_info: CommandInfo | None
+    ) -> SerializationContext | None:
+        if self._converter_ignores_context:
+            # The worker then encodes with its converter as it is, as for any context.
+            return None
+        return super().get_serialization_context(command_info)
+
+    def get_external_store_context(
+        self, command_info: CommandInfo | None
+    ) -> StorageDriverStoreContext:
+        if self._converter_ignores_context:
+            return StorageDriverStoreContext(target=None)
+        return super().get_external_store_context(command_info)
+
 
 @dataclass(frozen=True)
-class CompiledSnippetsSandboxRunner(SandboxedWorkflowRunner):
-    """The SDK's sandbox, with its own snippets compiled once per process."""
+class LeanSandboxRunner(SandboxedWorkflowRunner):
+    """The SDK's sandbox, with its snippets compiled once per process and, when the
+    worker's converter takes no context, no sandbox round trip to find one per payload."""
+
+    converter_ignores_context: bool = False
 
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
         """Implements `WorkflowRunner.create_instance`, as the SDK's sandbox does."""
-        return _InstanceRunningCompiledSnippets(det, self.runner_class, self.restrictions)
+        return _LeanInstance(
+            det, self.runner_class, self.restrictions, self.converter_ignores_context
+        )
+
+    @classmethod
+    def for_converter(cls, converter: DataConverter) -> LeanSandboxRunner:
+        """The runner for a worker whose client has this converter."""
+        return cls(converter_ignores_context=ignores_serialization_context(converter))

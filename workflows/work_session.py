@@ -20,7 +20,7 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
@@ -68,6 +68,7 @@ CANCEL_IS_AN_ABORT = "cancel-is-an-abort"
 AUDIT_IN_WORKFLOW_TASK = "audit-in-workflow-task"
 CONTINUE_AS_NEW_BEFORE_AUDIT = "continue-as-new-before-audit"
 CONTINUE_AS_NEW_ONCE_PAUSED = "continue-as-new-once-paused"
+ANSWER_BEFORE_FINAL_AUDIT = "answer-before-final-audit"
 
 # Audit events wait at most this long to be written, unless a batch fills first.
 AUDIT_FLUSH_AFTER = timedelta(seconds=1)
@@ -81,11 +82,25 @@ CONTINUE_AS_NEW_WHEN_PAUSED_FOR = timedelta(hours=1)
 MIN_EVENTS_WORTH_A_NEW_RUN = 50
 # Runs since that patch are replaced as soon as their pause is due to be written. A
 # paused session is the one a worker evicts first, its cache full of sessions in use,
-# and every restart of the worker evicts it too; the fresh run takes the pause's audit
-# event along, so the replacement costs no write of its own. A resume sent within that
-# second meets the run still in the cache.
+# and every restart of the worker evicts it too. The run writes the pause's audit event
+# and moves on in the same task, so the move costs no task of its own. A resume sent
+# within that second meets the run still in the cache.
 PAUSED_RUN_REPLACED_AFTER = AUDIT_FLUSH_AFTER
 MIN_EVENTS_WORTH_A_NEW_PAUSED_RUN = 20
+
+
+class PausedRunRule(NamedTuple):
+    """When a paused session's run moves to a fresh one: this long after the pause,
+    if it holds at least this many events."""
+
+    after: timedelta
+    min_events: int
+
+
+PAUSED_RUN_RULE = PausedRunRule(PAUSED_RUN_REPLACED_AFTER, MIN_EVENTS_WORTH_A_NEW_PAUSED_RUN)
+PAUSED_RUN_RULE_BEFORE_THE_PATCH = PausedRunRule(
+    CONTINUE_AS_NEW_WHEN_PAUSED_FOR, MIN_EVENTS_WORTH_A_NEW_RUN
+)
 
 T = TypeVar("T")
 
@@ -144,14 +159,16 @@ class WorkSessionWorkflow:
         # the workflow task that flushes: no activity task through the server and no
         # second workflow task per batch. Older runs keep the activity they scheduled.
         self._audit_in_task = workflow.patched(AUDIT_IN_WORKFLOW_TASK)
-        if workflow.patched(CONTINUE_AS_NEW_ONCE_PAUSED):
-            self._paused_run_after = PAUSED_RUN_REPLACED_AFTER
-            self._min_events_worth_a_new_run = MIN_EVENTS_WORTH_A_NEW_PAUSED_RUN
-        else:
-            self._paused_run_after = CONTINUE_AS_NEW_WHEN_PAUSED_FOR
-            self._min_events_worth_a_new_run = MIN_EVENTS_WORTH_A_NEW_RUN
-        if input.paused_run_after_seconds is not None:
-            self._paused_run_after = timedelta(seconds=input.paused_run_after_seconds)
+        self._paused_run_after_input = (
+            None
+            if input.paused_run_after_seconds is None
+            else timedelta(seconds=input.paused_run_after_seconds)
+        )
+        # Patches asked where a run first needs them, so that their markers (and the
+        # engine's search attribute upsert with each) land once a session pauses or
+        # ends, not in the first task of every run.
+        self._paused_run_rule: PausedRunRule | None = None
+        self._final_audit_after_answer: bool | None = None
         self._published = self._session.summary()
         self._show_details(self._published)
 
@@ -212,6 +229,7 @@ class WorkSessionWorkflow:
 
     async def _run_compact(self, input: StartSessionInput) -> SessionView:
         while True:
+            self._choose_rules_for_the_status()
             if self._publish_now:
                 self._publish()
             if self._hand_pending_audit_to_next_run():
@@ -220,6 +238,10 @@ class WorkSessionWorkflow:
                 await self._continue_as_new(input)
             if self._pending_audit and self._audit_due():
                 await self._write_audit()
+                continue
+            if self._session.is_terminal and self._pending_audit:
+                # Written when due, in a task after the one that answered the change.
+                await self._wait_for_work()
                 continue
             if self._session.is_terminal:
                 await workflow.wait_condition(
@@ -244,11 +266,22 @@ class WorkSessionWorkflow:
         except TimeoutError:
             pass
 
+    def _choose_rules_for_the_status(self) -> None:
+        if self._session.status == SessionStatus.PAUSED and self._paused_run_rule is None:
+            if workflow.patched(CONTINUE_AS_NEW_ONCE_PAUSED):
+                self._paused_run_rule = PAUSED_RUN_RULE
+            else:
+                self._paused_run_rule = PAUSED_RUN_RULE_BEFORE_THE_PATCH
+        if self._session.is_terminal and self._final_audit_after_answer is None:
+            # Before this patch the final audit write went in the task that answered the
+            # completion or abort, which held the answer back until the write was done.
+            self._final_audit_after_answer = workflow.patched(ANSWER_BEFORE_FINAL_AUDIT)
+
     def _must_act(self) -> bool:
         return (
             self._publish_now
             or len(self._pending_audit) >= AUDIT_BATCH_SIZE
-            or self._session.is_terminal
+            or (self._session.is_terminal and not self._final_audit_after_answer)
             or self._run_is_long()
         )
 
@@ -275,6 +308,7 @@ class WorkSessionWorkflow:
             and not self._handed_over_audit_unwritten
             and not self._session.is_terminal
             and self._continue_as_new_due()
+            and not (self._run_waits_for_a_resume() and not self._run_is_long())
             and workflow.patched(CONTINUE_AS_NEW_BEFORE_AUDIT)
         )
 
@@ -291,10 +325,21 @@ class WorkSessionWorkflow:
         if (
             self._session.status != SessionStatus.PAUSED
             or paused_at is None
-            or workflow.info().get_current_history_length() < self._min_events_worth_a_new_run
+            or self._paused_run_rule is None
         ):
             return None
-        return paused_at + self._paused_run_after
+        if workflow.info().get_current_history_length() < self._paused_run_rule.min_events:
+            return None
+        return paused_at + (self._paused_run_after_input or self._paused_run_rule.after)
+
+    def _run_waits_for_a_resume(self) -> bool:
+        """Whether the run is paused under the rule that writes before it moves on.
+
+        Nothing streams in while a session is paused, so its run writes its pending
+        events and then continues as new in the same task: the fresh run's first task
+        is short, and an update that meets the move waits for it only that long.
+        """
+        return self._paused_run_rule is PAUSED_RUN_RULE and self._paused_until() is not None
 
     def _continue_as_new_due(self) -> bool:
         paused_until = self._paused_until()

@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from api.auth import User
 from api.errors import ProblemError
 from api.gateway import SessionGateway
+from devstack.answers import passing_answers
 from engine.client import register_search_attributes
 from engine.sessions import Deadline, send_command
 from runtime.settings import Settings
@@ -138,6 +139,42 @@ async def test_finished_sessions_return_their_final_state_and_write_every_audit_
     assert events[0].type == AuditEventType.SESSION_STARTED
     assert events[-1].type == AuditEventType.SESSION_COMPLETED
     assert sum(e.type == AuditEventType.CHECK_RECORDED for e in events) == 5
+
+
+@pytest.mark.parametrize("ending", ["complete", "abort"])
+async def test_an_ending_is_answered_before_its_audit_write_which_then_closes_the_workflow(
+    temporal_client: Client, settings: Settings, audit_log: AuditLog, ending: str
+) -> None:
+    handle = await scenarios.start(temporal_client, settings.temporal_task_queue)
+    for answer in passing_answers(scenarios.SOP):
+        await scenarios.check(handle, answer.check_id, passed=answer.passed, value=answer.value)
+    # The checks' batch is written; the ending's event is then the only one pending.
+    await asyncio.sleep(1.5)
+    if ending == "complete":
+        answered = await scenarios.complete(handle)
+        assert answered.summary.status == SessionStatus.COMPLETED
+    else:
+        answered = await scenarios.abort(handle, "wrong press")
+        assert answered.summary.status == SessionStatus.ABORTED
+
+    final = await handle.result()
+    assert final.summary.status == answered.summary.status
+    events = (await handle.fetch_history()).events
+    kinds = [e.event_type for e in events]
+    answered_at = max(
+        i
+        for i, k in enumerate(kinds)
+        if k == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
+    )
+    written_at = max(i for i, k in enumerate(kinds) if k == EventType.EVENT_TYPE_MARKER_RECORDED)
+    # The write came in a workflow task after the one that answered.
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED in kinds[answered_at:written_at]
+    audit = await audit_log.for_session(handle.id)
+    assert [e.type for e in audit].count(AuditEventType.CHECK_RECORDED) == len(final.safety_checks)
+    assert audit[-1].type == (
+        AuditEventType.SESSION_COMPLETED if ending == "complete" else AuditEventType.SESSION_ABORTED
+    )
+    assert [e.seq for e in audit] == list(range(1, len(audit) + 1))
 
 
 @pytest.fixture(scope="module")

@@ -80,12 +80,12 @@ MAX_EVENTS_PER_RUN = 150
 CONTINUE_AS_NEW_WHEN_PAUSED_FOR = timedelta(hours=1)
 # A run shorter than this replays in milliseconds: not worth replacing.
 MIN_EVENTS_WORTH_A_NEW_RUN = 50
-# Runs since that patch are replaced as soon as their pause is due to be written. A
-# paused session is the one a worker evicts first, its cache full of sessions in use,
-# and every restart of the worker evicts it too. The run writes the pause's audit event
-# and moves on in the same task, so the move costs no task of its own. A resume sent
-# within that second meets the run still in the cache.
-PAUSED_RUN_REPLACED_AFTER = AUDIT_FLUSH_AFTER
+# Runs since that patch move to a fresh run once paused this long. A paused session is
+# the one a worker evicts first, its cache full of sessions in use, and every restart of
+# the worker evicts it too. Not at once: an update that meets a run in the instant it
+# moves waits about a second for the fresh run (the dev server holds it), and a pause
+# taken back within seconds should not pay that, nor the move itself.
+PAUSED_RUN_REPLACED_AFTER = timedelta(seconds=10)
 MIN_EVENTS_WORTH_A_NEW_PAUSED_RUN = 20
 
 

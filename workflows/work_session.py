@@ -91,15 +91,20 @@ MIN_EVENTS_WORTH_A_NEW_PAUSED_RUN = 20
 
 class PausedRunRule(NamedTuple):
     """When a paused session's run moves to a fresh one: this long after the pause,
-    if it holds at least this many events."""
+    if it holds at least this many events; and whether audit events still pending
+    then go with the state (nothing streams in while a session is paused, so the
+    current rule writes them first, in the task that moves)."""
 
     after: timedelta
     min_events: int
+    hands_audit_over: bool
 
 
-PAUSED_RUN_RULE = PausedRunRule(PAUSED_RUN_REPLACED_AFTER, MIN_EVENTS_WORTH_A_NEW_PAUSED_RUN)
+PAUSED_RUN_RULE = PausedRunRule(
+    PAUSED_RUN_REPLACED_AFTER, MIN_EVENTS_WORTH_A_NEW_PAUSED_RUN, hands_audit_over=False
+)
 PAUSED_RUN_RULE_BEFORE_THE_PATCH = PausedRunRule(
-    CONTINUE_AS_NEW_WHEN_PAUSED_FOR, MIN_EVENTS_WORTH_A_NEW_RUN
+    CONTINUE_AS_NEW_WHEN_PAUSED_FOR, MIN_EVENTS_WORTH_A_NEW_RUN, hands_audit_over=True
 )
 
 T = TypeVar("T")
@@ -159,6 +164,7 @@ class WorkSessionWorkflow:
         # the workflow task that flushes: no activity task through the server and no
         # second workflow task per batch. Older runs keep the activity they scheduled.
         self._audit_in_task = workflow.patched(AUDIT_IN_WORKFLOW_TASK)
+        # A test's shorter pause before a fresh run, applied to whichever rule the run takes.
         self._paused_run_after_input = (
             None
             if input.paused_run_after_seconds is None
@@ -268,16 +274,21 @@ class WorkSessionWorkflow:
 
     def _choose_rules_for_the_status(self) -> None:
         if self._session.status == SessionStatus.PAUSED and self._paused_run_rule is None:
-            if workflow.patched(CONTINUE_AS_NEW_ONCE_PAUSED):
-                self._paused_run_rule = PAUSED_RUN_RULE
-            else:
-                self._paused_run_rule = PAUSED_RUN_RULE_BEFORE_THE_PATCH
+            rule = (
+                PAUSED_RUN_RULE
+                if workflow.patched(CONTINUE_AS_NEW_ONCE_PAUSED)
+                else PAUSED_RUN_RULE_BEFORE_THE_PATCH
+            )
+            if self._paused_run_after_input is not None:
+                rule = rule._replace(after=self._paused_run_after_input)
+            self._paused_run_rule = rule
         if self._session.is_terminal and self._final_audit_after_answer is None:
             # Before this patch the final audit write went in the task that answered the
             # completion or abort, which held the answer back until the write was done.
             self._final_audit_after_answer = workflow.patched(ANSWER_BEFORE_FINAL_AUDIT)
 
     def _must_act(self) -> bool:
+        # An ending not yet seen by the run loop acts, so that the loop wakes and chooses.
         return (
             self._publish_now
             or len(self._pending_audit) >= AUDIT_BATCH_SIZE
@@ -307,8 +318,7 @@ class WorkSessionWorkflow:
             bool(self._pending_audit)
             and not self._handed_over_audit_unwritten
             and not self._session.is_terminal
-            and self._continue_as_new_due()
-            and not (self._run_waits_for_a_resume() and not self._run_is_long())
+            and self._moves_with_audit_handed_over()
             and workflow.patched(CONTINUE_AS_NEW_BEFORE_AUDIT)
         )
 
@@ -330,20 +340,22 @@ class WorkSessionWorkflow:
             return None
         if workflow.info().get_current_history_length() < self._paused_run_rule.min_events:
             return None
-        return paused_at + (self._paused_run_after_input or self._paused_run_rule.after)
+        return paused_at + self._paused_run_rule.after
 
-    def _run_waits_for_a_resume(self) -> bool:
-        """Whether the run is paused under the rule that writes before it moves on.
-
-        Nothing streams in while a session is paused, so its run writes its pending
-        events and then continues as new in the same task: the fresh run's first task
-        is short, and an update that meets the move waits for it only that long.
-        """
-        return self._paused_run_rule is PAUSED_RUN_RULE and self._paused_until() is not None
+    def _paused_move_due(self) -> bool:
+        paused_until = self._paused_until()
+        return paused_until is not None and workflow.now() >= paused_until
 
     def _continue_as_new_due(self) -> bool:
-        paused_until = self._paused_until()
-        return self._run_is_long() or (paused_until is not None and workflow.now() >= paused_until)
+        return self._run_is_long() or self._paused_move_due()
+
+    def _moves_with_audit_handed_over(self) -> bool:
+        """Whether the run is due to continue as new in a way that hands its pending
+        audit events to the next run: grown long, or paused under a rule that does."""
+        rule = self._paused_run_rule
+        return self._run_is_long() or (
+            self._paused_move_due() and rule is not None and rule.hands_audit_over
+        )
 
     def _next_deadline(self) -> datetime | None:
         deadlines = [self._pending_audit[0].at + AUDIT_FLUSH_AFTER] if self._pending_audit else []

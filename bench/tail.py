@@ -274,7 +274,11 @@ async def split_side(
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.tail", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.tail",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--sides",
         default=f"{PRODUCT_SIDE},{SDK_SIDE},{BARE_SIDE}",

@@ -26,6 +26,8 @@ BOUNDED_KINDS = ("pause", "resume", "check")
 # The open load's kinds as one side's name and the other's.
 PRODUCT_SIDE = "rest"
 BARE_SIDE = "bare"
+# The side of the open load that sends the product's workflow its calls through the SDK.
+SDK_SIDE = "sdk"
 
 
 class PhaseResult(Protocol):

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,25 +40,22 @@ from bench.report import Target, machine
 from bench.results import (
     BARE_SIDE,
     PRODUCT_SIDE,
+    SDK_SIDE,
     EngineModelResult,
     IdleResult,
     LifecycleResult,
     OpenLoadResult,
     PhaseResult,
 )
-from bench.stack import BenchStack, start_stack
+from bench.stack import BenchStack, bare_engine_worker, start_stack
 from devstack.answers import passing_answers
 from engine.client import connect
 from runtime.settings import Settings
 from workflows.shared import SopSnapshot
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-# Seconds for the bare engine's worker process to start polling.
-BARE_WORKER_START_SECONDS = 3.0
 # Seconds to let the worker settle before reading its memory.
 RSS_SETTLE_SECONDS = 2.0
-# The side of the open load that sends the product's workflow its calls through the SDK.
-SDK_SIDE = "sdk"
 # The audit lag the docs state for the lifecycle load on the reference machine.
 AUDIT_LAG_BOUND_MS = 3000.0
 
@@ -227,17 +223,10 @@ async def engine_model(ctx: BenchContext) -> EngineModelResult:
     pause = await resume_after_pause(ctx.rest("pauser"), args.pause_samples)
     _say(f"  resume after a pause: {pause.ratio:.2f}×")
     bare_queue = "bench-bare-engine"
-    bare_worker = subprocess.Popen(
-        [sys.executable, "-m", "bench.bare", ctx.stack.settings.temporal_address, bare_queue]
-    )
-    try:
-        await asyncio.sleep(BARE_WORKER_START_SECONDS)
+    async with bare_engine_worker(ctx.stack.settings.temporal_address, bare_queue):
         sdk_rate, bare_rate = await _sdk_against_bare_engine(ctx, bare_queue)
         _say(f"  SDK path {sdk_rate:.0f} ops/s, bare engine {bare_rate:.0f} ops/s")
         load = await _open_load(ctx, bare_queue)
-    finally:
-        bare_worker.terminate()
-        bare_worker.wait()
     return EngineModelResult(history, pause, load, sdk_rate, bare_rate)
 
 

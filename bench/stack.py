@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +22,8 @@ from store.db import create_engine, create_transaction_factory
 from store.sops import PublishedSop, SopCatalog
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
+# Seconds for the bare engine's worker process to start polling.
+BARE_WORKER_START_SECONDS = 3.0
 
 
 @dataclass
@@ -153,3 +160,16 @@ async def start_stack(
     except BaseException:
         stack.stop()
         raise
+
+
+@asynccontextmanager
+async def bare_engine_worker(temporal_address: str, task_queue: str) -> AsyncIterator[None]:
+    """Runs the bare engine's worker (`python -m bench.bare`) in a process of its own,
+    polling `task_queue`, while the block runs."""
+    process = subprocess.Popen([sys.executable, "-m", "bench.bare", temporal_address, task_queue])
+    try:
+        await asyncio.sleep(BARE_WORKER_START_SECONDS)
+        yield
+    finally:
+        process.terminate()
+        process.wait()

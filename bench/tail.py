@@ -28,8 +28,6 @@ import argparse
 import asyncio
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -46,13 +44,12 @@ from bench.bare import BareDriver
 from bench.drivers import Driver, RestDriver, SdkDriver
 from bench.http import HttpClient
 from bench.open_load import open_load
-from bench.results import BARE_SIDE, PRODUCT_SIDE
-from bench.stack import start_stack
+from bench.results import BARE_SIDE, PRODUCT_SIDE, SDK_SIDE
+from bench.stack import bare_engine_worker, start_stack
 from bench.stats import percentile
 from devstack.answers import Answer, passing_answers
 from engine.client import connect
 
-SDK_SIDE = "sdk"
 BARE_QUEUE = "bench-tail-bare"
 # The four parts of an operation's time, in the order they happen.
 PARTS = ("before", "waiting", "in_worker", "answer")
@@ -302,9 +299,6 @@ async def main(argv: list[str] | None = None) -> None:
     share = args.seconds / (2 * args.rounds)
     with tempfile.TemporaryDirectory() as data_dir:
         stack, published = await start_stack(Path(data_dir), None, None)
-        bare_worker = subprocess.Popen(
-            [sys.executable, "-m", "bench.bare", stack.settings.temporal_address, BARE_QUEUE]
-        )
         try:
             client = await connect(stack.settings)
             sop = published.to_snapshot()
@@ -328,16 +322,17 @@ async def main(argv: list[str] | None = None) -> None:
                     side: [NotingDriver(driver(side, user), side, noted) for user in users]
                     for side in names
                 }
-                await open_load(
-                    sides,
-                    passing_answers(sop),
-                    args.seconds,
-                    args.workers / args.rate,
-                    5.0,
-                    stack.cpu_seconds,
-                    say,
-                    rounds=args.rounds,
-                )
+                async with bare_engine_worker(stack.settings.temporal_address, BARE_QUEUE):
+                    await open_load(
+                        sides,
+                        passing_answers(sop),
+                        args.seconds,
+                        args.workers / args.rate,
+                        5.0,
+                        stack.cpu_seconds,
+                        say,
+                        rounds=args.rounds,
+                    )
             for side in names:
                 recorded = [
                     op
@@ -348,8 +343,6 @@ async def main(argv: list[str] | None = None) -> None:
                 splits = await split_side(client, recorded, args.slowest / 100, args.ordinary)
                 print("\n".join(splits.report(side)), flush=True)
         finally:
-            bare_worker.terminate()
-            bare_worker.wait()
             stack.stop()
 
 

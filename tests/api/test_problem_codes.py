@@ -104,7 +104,8 @@ async def test_a_start_while_the_app_database_is_locked_answers_503_and_the_retr
     key = {"Idempotency-Key": f"locked-{uuid.uuid4().hex}", **bearer(worker)}
     database = make_url(settings.database_url).database
     assert database is not None
-    holder = sqlite3.connect(database, isolation_level=None)
+    # Waits its turn for the write lock while the suite's worker writes audit batches.
+    holder = sqlite3.connect(database, isolation_level=None, timeout=30)
     try:
         # Another process holding SQLite's write lock past the API's busy timeout.
         holder.execute("BEGIN IMMEDIATE")

@@ -244,6 +244,7 @@ class SessionGateway:
 
         A namespace-scoped call: a frontend that answers while the namespace is missing,
         or the credentials may not use it (an API key of another namespace), is not ready.
+        Not retried, unlike every other call: a probe reports this moment, and asks again.
         """
         client = await self._client()
         await client.workflow_service.describe_namespace(

@@ -174,7 +174,7 @@ class Stack:
         async def polling() -> bool:
             self._fail_if_exited(worker)
             identity = f"{worker.pid}@"
-            response = await client.workflow_service.describe_task_queue(request)
+            response = await client.workflow_service.describe_task_queue(request, retry=True)
             return any(poller.identity.startswith(identity) for poller in response.pollers)
 
         await wait_until(polling, f"{worker.name} polls {request.task_queue.name}", timeout)

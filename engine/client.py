@@ -248,7 +248,7 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
 async def register_search_attributes(client: Client, namespace: str) -> list[str]:
     """Registers the session search attributes; returns the names it added (idempotent)."""
     existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
+        ListSearchAttributesRequest(namespace=namespace), retry=True
     )
     missing = {
         key.name: IndexedValueType.ValueType(key.indexed_value_type)
@@ -259,7 +259,8 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
         return []
     try:
         await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing),
+            retry=True,
         )
     except RPCError as err:
         # Another process registering at the same moment is success too.

@@ -49,7 +49,7 @@ async def ensure_namespace(client: Client, namespace: str, retention: timedelta)
     """Creates the namespace with this retention unless it exists; True if it created it."""
     try:
         await client.workflow_service.describe_namespace(
-            DescribeNamespaceRequest(namespace=namespace)
+            DescribeNamespaceRequest(namespace=namespace), retry=True
         )
         return False
     except RPCError as err:
@@ -61,7 +61,8 @@ async def ensure_namespace(client: Client, namespace: str, retention: timedelta)
         await client.workflow_service.register_namespace(
             RegisterNamespaceRequest(
                 namespace=namespace, workflow_execution_retention_period=period
-            )
+            ),
+            retry=True,
         )
     except RPCError as conflict:
         # Another process registering at the same moment is success too.
@@ -73,7 +74,7 @@ async def ensure_namespace(client: Client, namespace: str, retention: timedelta)
 
 async def _retention(client: Client, namespace: str) -> timedelta:
     described = await client.workflow_service.describe_namespace(
-        DescribeNamespaceRequest(namespace=namespace)
+        DescribeNamespaceRequest(namespace=namespace), retry=True
     )
     return described.config.workflow_execution_retention_ttl.ToTimedelta()
 

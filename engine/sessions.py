@@ -232,6 +232,8 @@ async def is_paused_by_operator(client: Client, session_id: str, timeout: timede
     request = DescribeWorkflowExecutionRequest(
         namespace=client.namespace, execution=WorkflowExecution(workflow_id=session_id)
     )
-    response = await client.workflow_service.describe_workflow_execution(request, timeout=timeout)
+    response = await client.workflow_service.describe_workflow_execution(
+        request, retry=True, timeout=timeout
+    )
     status = response.workflow_execution_info.status
     return status == RawExecutionStatus.WORKFLOW_EXECUTION_STATUS_PAUSED

@@ -88,7 +88,8 @@ async def key_ids_in_history(client: Client, session_id: str) -> list[str | None
 
 async def memo_key_id(client: Client, namespace: str, session_id: str) -> str | None:
     response = await client.workflow_service.list_workflow_executions(
-        ListWorkflowExecutionsRequest(namespace=namespace, query=f"WorkflowId = '{session_id}'")
+        ListWorkflowExecutionsRequest(namespace=namespace, query=f"WorkflowId = '{session_id}'"),
+        retry=True,
     )
     memo = response.executions[0].memo.fields[SUMMARY_MEMO_KEY]
     assert memo.metadata.get("encoding") == ENCODING, "the list memo is stored in plaintext"

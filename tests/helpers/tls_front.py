@@ -1,9 +1,11 @@
 """A TLS front for a Temporal frontend: a CA, server and client certificates, and Debian's nginx.
 
-The front serves three doors to one Temporal server, each on its own port:
-server TLS only; mutual TLS (a client certificate signed by the CA is required); and
+The front serves four doors to one Temporal server, each on its own port:
+server TLS only; mutual TLS (a client certificate signed by the CA is required);
 an API key (`authorization: Bearer <key>`), where the operator service is refused as
-Temporal Cloud refuses it to a namespace's API key.
+Temporal Cloud refuses it to a namespace's API key; and server TLS on connections
+retired after a few requests, as a load balancer or Temporal's own frontend
+(every 5 minutes) retires them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from devstack.processes import free_port, port_in_use
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SERVER_NAME = "temporal.plant.test"
 START_SECONDS = 10.0
+# Requests a connection of the retiring door carries before nginx closes it with a GOAWAY.
+RETIRING_AFTER_REQUESTS = 3
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,7 @@ def _refusal(location: str, grpc_status: int, message: str) -> str:
 def nginx_config(
     folder: Path, upstream: str, certificates: Certificates, ports: dict[str, int], api_key: str
 ) -> str:
-    """nginx 1.22's configuration of the three doors (DESIGN section 7 says why each line)."""
+    """nginx 1.22's configuration of the four doors (DESIGN section 7 says why each line)."""
     tls = f"""
         ssl_certificate {certificates.server_cert};
         ssl_certificate_key {certificates.server_key};
@@ -216,6 +220,10 @@ http {{
         _refusal("@permission_denied", 7, "the operator service is refused to a namespace API key")
     }
     }}
+    server {{
+        listen 127.0.0.1:{ports["retiring"]} ssl http2;{tls}
+        keepalive_requests {RETIRING_AFTER_REQUESTS};{proxy}
+    }}
 }}
 """
 
@@ -269,5 +277,5 @@ class TlsFront:
 def start_front(folder: Path, upstream: str, api_key: str) -> TlsFront:
     """Makes certificates in `folder` and starts nginx there, in front of `upstream`."""
     certificates = make_certificates(folder / "pki")
-    ports = {door: free_port() for door in ("tls", "mtls", "api_key")}
+    ports = {door: free_port() for door in ("tls", "mtls", "api_key", "retiring")}
     return TlsFront(folder, certificates, ports, api_key).start(upstream)

@@ -22,12 +22,13 @@ import httpx
 import pytest
 from temporalio.api.workflowservice.v1 import CountWorkflowExecutionsRequest
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from devstack.processes import ManagedProcess, free_port
 from devstack.stack import api_process, wait_until
-from engine.client import register_search_attributes
+from engine.client import ensure_search_attributes, register_search_attributes
 from engine.register import ensure_namespace
+from engine.sessions import is_paused_by_operator
 from tests.helpers import TEST_SECRET, assert_eventually, bearer
 from tests.helpers.tls_front import NGINX, SERVER_NAME, TlsFront, start_front
 
@@ -56,7 +57,7 @@ def front(temporal_client: Client, tmp_path_factory: pytest.TempPathFactory) -> 
 
 # Namespaces by the test that uses them. `python -m engine.register` adds the search
 # attributes to the first three; an operator (as `tcld` on Temporal Cloud) to "cloud".
-_NAMESPACE_USERS = ("tls", "mtls", "profile", "cloud", "bare")
+_NAMESPACE_USERS = ("tls", "mtls", "profile", "cloud", "bare", "retiring")
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +233,7 @@ async def wait_for_namespace(admin: Client, namespace: str) -> None:
     async def visible() -> None:
         try:
             await admin.workflow_service.count_workflow_executions(
-                CountWorkflowExecutionsRequest(namespace=namespace)
+                CountWorkflowExecutionsRequest(namespace=namespace), retry=True
             )
         except RPCError as err:
             raise AssertionError(err) from err
@@ -252,6 +253,44 @@ async def test_server_tls_with_the_sdk_variables(
     await registered(site, connection)
     async with deployed(site, connection) as deployment:
         await drive_a_session(deployment.http)
+
+
+async def test_connections_retired_every_few_requests_fail_no_command(
+    front: TlsFront, namespaces: dict[str, str], site: Site
+) -> None:
+    """A request that meets its connection's GOAWAY is sent again on a new connection."""
+    connection = {
+        "TEMPORAL_ADDRESS": front.address("retiring"),
+        "TEMPORAL_NAMESPACE": namespaces["retiring"],
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(front.certificates.ca),
+    }
+    await registered(site, connection)
+    async with deployed(site, connection) as deployment:
+        await drive_a_session(deployment.http)
+        assert "temporal unavailable" not in deployment.api.log_tail(1000)
+    assert "h2 protocol error" not in deployment.worker.log_tail(1000)
+
+
+async def test_the_products_own_calls_ride_out_retired_connections(
+    front: TlsFront, namespaces: dict[str, str]
+) -> None:
+    """Namespace, search attribute and execution calls, many at once on one connection."""
+    namespace = namespaces["retiring"]
+    client = await Client.connect(
+        front.address("retiring"),
+        namespace=namespace,
+        tls=TLSConfig(server_root_ca_cert=front.certificates.ca.read_bytes()),
+    )
+
+    async def prepare_and_look() -> None:
+        for _ in range(5):
+            assert not await ensure_namespace(client, namespace, timedelta(days=1))
+            await ensure_search_attributes(client, namespace)
+            with pytest.raises(RPCError) as unknown:
+                await is_paused_by_operator(client, "no-such-session", timedelta(seconds=10))
+            assert unknown.value.status == RPCStatusCode.NOT_FOUND, unknown.value
+
+    await asyncio.gather(*(prepare_and_look() for _ in range(8)))
 
 
 async def test_mutual_tls_with_the_sdk_variables(

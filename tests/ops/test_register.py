@@ -30,6 +30,6 @@ async def test_prepare_creates_the_namespace_once_and_registers_the_attributes(
     assert not again.created and again.added == []
     assert again.retention == timedelta(days=3), "an existing namespace keeps its retention"
     listed = await temporal_client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
+        ListSearchAttributesRequest(namespace=namespace), retry=True
     )
     assert {key.name for key in sa.ALL} <= set(listed.custom_attributes)

@@ -89,6 +89,8 @@ class Side:
     seconds: float = 0.0
     sessions_finished: int = 0
     cpu_seconds: Counter[str] = field(default_factory=Counter)
+    # Wall-clock (`time.time()`) start and end of each window that recorded this side.
+    windows: list[tuple[float, float]] = field(default_factory=list)
 
     def stats(self) -> dict[str, OpStats]:
         """Per-operation stats over every phase of this side."""

@@ -158,11 +158,12 @@ async def open_load(
         for name in order:
             say(f"  {name:<12} {share:.0f} s ...")
             side, window = results[name], windows[name]
-            cpu_before, started = cpu(), time.monotonic()
+            cpu_before, started, opened_at = cpu(), time.monotonic(), time.time()
             window.open(share, side.recorder)
             await asyncio.sleep(share)
             window.close()
             side.seconds += time.monotonic() - started
+            side.windows.append((opened_at, time.time()))
             side.add_cpu(cpu_before, cpu())
     finally:
         stop.set()

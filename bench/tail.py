@@ -295,8 +295,6 @@ async def main(argv: list[str] | None = None) -> None:
     args = _parse_args(argv)
     names = args.sides.split(",")
     noted: list[TimedOperation] = []
-    windows: list[tuple[str, float, float]] = []
-    share = args.seconds / (2 * args.rounds)
     with tempfile.TemporaryDirectory() as data_dir:
         stack, published = await start_stack(Path(data_dir), None, None)
         try:
@@ -311,26 +309,20 @@ async def main(argv: list[str] | None = None) -> None:
                         return SdkDriver(client, stack.settings.temporal_task_queue, sop, user)
                     return BareDriver(client, BARE_QUEUE, sop, user)
 
-                def say(line: str) -> None:
-                    print(line, flush=True)
-                    side = line.split()[0]
-                    if side in names:
-                        windows.append((side, time.time(), time.time() + share))
-
                 users = [f"tw-{i:03d}" for i in range(args.workers)]
                 sides: dict[str, list[Driver]] = {
                     side: [NotingDriver(driver(side, user), side, noted) for user in users]
                     for side in names
                 }
                 async with bare_engine_worker(stack.settings.temporal_address, BARE_QUEUE):
-                    await open_load(
+                    results = await open_load(
                         sides,
                         passing_answers(sop),
                         args.seconds,
                         args.workers / args.rate,
                         5.0,
                         stack.cpu_seconds,
-                        say,
+                        lambda line: print(line, flush=True),
                         rounds=args.rounds,
                     )
             for side in names:
@@ -338,7 +330,7 @@ async def main(argv: list[str] | None = None) -> None:
                     op
                     for op in noted
                     if op.side == side
-                    and any(name == side and a <= op.started < b for name, a, b in windows)
+                    and any(a <= op.started < b for a, b in results[side].windows)
                 ]
                 splits = await split_side(client, recorded, args.slowest / 100, args.ordinary)
                 print("\n".join(splits.report(side)), flush=True)

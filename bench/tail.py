@@ -333,7 +333,11 @@ async def main(argv: list[str] | None = None) -> None:
                     and any(a <= op.started < b for a, b in results[side].windows)
                 ]
                 splits = await split_side(client, recorded, args.slowest / 100, args.ordinary)
+                cpu = ", ".join(
+                    f"{name} {ms:.1f}" for name, ms in results[side].cpu_ms_per_op().items()
+                )
                 print("\n".join(splits.report(side)), flush=True)
+                print(f"  CPU ms per operation (the stack's processes): {cpu}", flush=True)
         finally:
             stack.stop()
 

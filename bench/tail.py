@@ -283,6 +283,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seconds", type=float, default=90.0, help="per side (90)")
     parser.add_argument("--rounds", type=int, default=1, help="A-B-B-A rounds (1)")
+    parser.add_argument(
+        "--warmup", type=float, default=5.0, help="seconds of unrecorded load per side first (5)"
+    )
     parser.add_argument("--workers", type=int, default=100, help="virtual workers per side (100)")
     parser.add_argument("--rate", type=float, default=25.0, help="operations/s offered (25)")
     parser.add_argument("--slowest", type=float, default=2.0, help="percent split per side (2)")
@@ -320,7 +323,7 @@ async def main(argv: list[str] | None = None) -> None:
                         passing_answers(sop),
                         args.seconds,
                         args.workers / args.rate,
-                        5.0,
+                        args.warmup,
                         stack.cpu_seconds,
                         lambda line: print(line, flush=True),
                         rounds=args.rounds,

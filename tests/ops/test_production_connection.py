@@ -56,7 +56,8 @@ def front(temporal_client: Client, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 # Namespaces by the test that uses them. `python -m engine.register` adds the search
-# attributes to the first three; an operator (as `tcld` on Temporal Cloud) to "cloud".
+# attributes to those of the tests that run it; an operator (as `tcld` on Temporal
+# Cloud) to "cloud"; "bare" never gets them.
 _NAMESPACE_USERS = ("tls", "mtls", "profile", "cloud", "bare", "retiring")
 
 
@@ -233,7 +234,7 @@ async def wait_for_namespace(admin: Client, namespace: str) -> None:
     async def visible() -> None:
         try:
             await admin.workflow_service.count_workflow_executions(
-                CountWorkflowExecutionsRequest(namespace=namespace), retry=True
+                CountWorkflowExecutionsRequest(namespace=namespace)
             )
         except RPCError as err:
             raise AssertionError(err) from err

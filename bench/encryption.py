@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from bench.drivers import Driver, RestDriver
 from bench.http import HttpClient
 from bench.lifecycle import Side
-from bench.report import Target, kind_table
+from bench.report import Target, cpu_line, kind_table
 from bench.stack import BenchStack, start_stack
 from bench.stats import OpStats
 from devstack.answers import passing_answers
@@ -123,9 +123,7 @@ class EncryptionResult:
         """The per-kind table of both sides, CPU per operation, the codec alone, the ratio."""
         lines = ["Payload encryption, the same lifecycle load off and on:"]
         lines += kind_table({f"enc {side}": self.stats[side] for side in SIDES})
-        for side in SIDES:
-            spent = ", ".join(f"{p} {ms:.2f}" for p, ms in self.cpu_ms_per_op[side].items())
-            lines.append(f"  CPU ms per operation (encryption {side}): {spent}")
+        lines += [cpu_line(f"encryption {side}", self.cpu_ms_per_op[side]) for side in SIDES]
         for name, cost in self.codec.items():
             lines.append(
                 f"  codec alone, {name} ({cost.payload_bytes} bytes): "

@@ -69,6 +69,12 @@ def _ms(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}"
 
 
+def cpu_line(label: str, per_process: dict[str, float]) -> str:
+    """One line: the CPU milliseconds each process spent per operation under `label`."""
+    spent = ", ".join(f"{process} {ms:.2f}" for process, ms in per_process.items())
+    return f"  CPU ms per operation ({label}): {spent}"
+
+
 def kind_table(sides: dict[str, dict[str, OpStats]]) -> list[str]:
     """Rows of operation kind × side with count, ops/s, p50/p95/p99 and errors."""
     width = max(7, *(len(name) for name in sides))

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol
 
 from bench.engine_model import HistoryGrowth, PauseWindow
 from bench.idle import ListResult, ResumeSamples
-from bench.report import Target, kind_table
+from bench.report import Target, cpu_line, kind_table
 from bench.stats import OpStats, percentile
 
 # The lifecycle targets are stated for this many virtual workers.
@@ -144,9 +144,7 @@ class LifecycleResult:
     def report(self) -> list[str]:
         """The per-kind table, CPU per operation, the ratios and the audit lag."""
         lines = kind_table({"facade": self.facade, "sdk": self.sdk})
-        for name, per_process in self.cpu_ms_per_op.items():
-            spent = ", ".join(f"{process} {ms:.2f}" for process, ms in per_process.items())
-            lines.append(f"  CPU ms per operation ({name}): {spent}")
+        lines += [cpu_line(name, per_process) for name, per_process in self.cpu_ms_per_op.items()]
         facade, sdk = self.facade["all"], self.sdk["all"]
         lines += [
             f"Ratios facade/SDK: throughput {self.throughput_ratio:.2f}×, "
@@ -202,9 +200,7 @@ class OpenLoadResult:
             f"({rest.ops_per_s:.1f} ops/s measured through REST)",
             *kind_table(self.sides),
         ]
-        for name, per_process in self.cpu_ms_per_op.items():
-            spent = ", ".join(f"{process} {ms:.2f}" for process, ms in per_process.items())
-            lines.append(f"  CPU ms per operation ({name}): {spent}")
+        lines += [cpu_line(name, per_process) for name, per_process in self.cpu_ms_per_op.items()]
         lines.append(
             f"Open load REST/bare engine: p50 {self.ratio('p50_ms'):.2f}×, "
             f"p99 {self.ratio('p99_ms'):.2f}×"

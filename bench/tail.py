@@ -44,6 +44,7 @@ from bench.bare import BareDriver
 from bench.drivers import Driver, RestDriver, SdkDriver
 from bench.http import HttpClient
 from bench.open_load import open_load
+from bench.report import cpu_line
 from bench.results import BARE_SIDE, PRODUCT_SIDE, SDK_SIDE
 from bench.stack import bare_engine_worker, start_stack
 from bench.stats import percentile
@@ -336,11 +337,8 @@ async def main(argv: list[str] | None = None) -> None:
                     and any(a <= op.started < b for a, b in results[side].windows)
                 ]
                 splits = await split_side(client, recorded, args.slowest / 100, args.ordinary)
-                cpu = ", ".join(
-                    f"{name} {ms:.1f}" for name, ms in results[side].cpu_ms_per_op().items()
-                )
                 print("\n".join(splits.report(side)), flush=True)
-                print(f"  CPU ms per operation (the stack's processes): {cpu}", flush=True)
+                print(cpu_line("the stack's processes", results[side].cpu_ms_per_op()), flush=True)
         finally:
             stack.stop()
 

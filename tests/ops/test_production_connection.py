@@ -189,6 +189,15 @@ async def registered(site: Site, connection: Mapping[str, str]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+async def registered_deployed_and_driven(site: Site, connection: Mapping[str, str]) -> Deployment:
+    """Registers, deploys and drives a session as the README's production commands do;
+    returns the deployment, stopped, its logs still there to read."""
+    await registered(site, connection)
+    async with deployed(site, connection) as deployment:
+        await drive_a_session(deployment.http)
+    return deployment
+
+
 async def drive_a_session(http: httpx.AsyncClient) -> None:
     """Start, check, pause, resume, list and audit, as a worker and a supervisor would."""
     worker = f"tls-{uuid.uuid4().hex[:8]}"
@@ -251,9 +260,7 @@ async def test_server_tls_with_the_sdk_variables(
         "TEMPORAL_TLS": "true",
         "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(front.certificates.ca),
     }
-    await registered(site, connection)
-    async with deployed(site, connection) as deployment:
-        await drive_a_session(deployment.http)
+    await registered_deployed_and_driven(site, connection)
 
 
 async def test_connections_retired_every_few_requests_fail_no_command(
@@ -265,10 +272,8 @@ async def test_connections_retired_every_few_requests_fail_no_command(
         "TEMPORAL_NAMESPACE": namespaces["retiring"],
         "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(front.certificates.ca),
     }
-    await registered(site, connection)
-    async with deployed(site, connection) as deployment:
-        await drive_a_session(deployment.http)
-        assert "temporal unavailable" not in deployment.api.log_tail(1000)
+    deployment = await registered_deployed_and_driven(site, connection)
+    assert "temporal unavailable" not in deployment.api.log_tail(1000)
     assert "h2 protocol error" not in deployment.worker.log_tail(1000)
 
 
@@ -306,9 +311,7 @@ async def test_mutual_tls_with_the_sdk_variables(
         "TEMPORAL_TLS_CLIENT_CERT_PATH": str(front.certificates.client_cert),
         "TEMPORAL_TLS_CLIENT_KEY_PATH": str(front.certificates.client_key),
     }
-    await registered(site, connection)
-    async with deployed(site, connection) as deployment:
-        await drive_a_session(deployment.http)
+    await registered_deployed_and_driven(site, connection)
 
 
 async def test_an_api_key_where_the_operator_service_is_refused(
@@ -320,9 +323,7 @@ async def test_an_api_key_where_the_operator_service_is_refused(
         "TEMPORAL_API_KEY": API_KEY,
         "TEMPORAL_TLS_SERVER_CA_CERT_DATA": front.certificates.ca.read_text(),
     }
-    await registered(site, connection)
-    async with deployed(site, connection) as deployment:
-        await drive_a_session(deployment.http)
+    await registered_deployed_and_driven(site, connection)
 
 
 async def test_a_toml_profile_alone(
@@ -345,9 +346,7 @@ client_key_path = "{front.certificates.client_key}"
 """
     )
     connection = {"TEMPORAL_CONFIG_FILE": str(profile), "TEMPORAL_PROFILE": "plant"}
-    await registered(site, connection)
-    async with deployed(site, connection) as deployment:
-        await drive_a_session(deployment.http)
+    await registered_deployed_and_driven(site, connection)
 
 
 @pytest.mark.parametrize(

@@ -45,12 +45,18 @@ class Services:
         engine = create_engine(settings.database_url)
         sessions = create_transaction_factory(engine)
         discovery = ProviderDiscovery(settings.auth_issuer) if settings.auth_issuer else None
+        audit_log = AuditLog(sessions)
         return cls(
             settings=settings,
             client=client,
-            gateway=SessionGateway(client, settings),
+            gateway=SessionGateway(
+                client,
+                settings,
+                audit_log,
+                tracing.provider.get_tracer(__name__) if tracing is not None else None,
+            ),
             catalog=SopCatalog(sessions),
-            audit_log=AuditLog(sessions),
+            audit_log=audit_log,
             start_keys=SessionStartKeys(sessions),
             verifier=TokenVerifier(settings, discovery),
             engine=engine,
@@ -58,7 +64,8 @@ class Services:
         )
 
     async def close(self) -> None:
-        """Releases database connections."""
+        """Finishes the audit writes under way, then releases database connections."""
+        await self.gateway.finish_audit_writes()
         await self.catalog.close()
         await self.engine.dispose()
 

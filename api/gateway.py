@@ -6,12 +6,16 @@ engine-level path (`engine.starting`, `engine.sessions`, `engine.visibility`).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from opentelemetry import trace
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -35,6 +39,7 @@ from engine.sessions import (
 from engine.starting import start_session_workflow
 from engine.visibility import SessionFilter, list_summaries, visibility_query
 from runtime.settings import Settings
+from store.audit import AuditLog
 from store.sops import PublishedSop
 from workflows.domain import (
     ACTIVE_STATUSES,
@@ -45,6 +50,7 @@ from workflows.domain import (
     temporal_abort_reason,
 )
 from workflows.shared import (
+    AuditEvent,
     RecordCheckRequest,
     SessionChange,
     SessionCommand,
@@ -54,6 +60,8 @@ from workflows.shared import (
     TemporalEnding,
 )
 
+# The span of a change's audit write by the API, in the request's trace.
+WRITE_AUDIT_SPAN = "AppendAuditEvents:at_once"
 # Whole views kept per API process to turn compact update results into full responses.
 _CACHED_VIEWS = 2048
 
@@ -74,8 +82,17 @@ log = logging.getLogger(__name__)
 class SessionGateway:
     """Everything the API does with session workflows, with Temporal errors translated."""
 
-    def __init__(self, client: Client, settings: Settings) -> None:
+    def __init__(
+        self,
+        client: Client,
+        settings: Settings,
+        audit_log: AuditLog,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
         self._connection = Connection(client)
+        self._audit_log = audit_log
+        self._tracer = tracer or trace.NoOpTracer()
+        self._audit_writes: set[asyncio.Task[None]] = set()
         self._task_queue = settings.temporal_task_queue
         self._rpc_timeout = timedelta(seconds=settings.temporal_rpc_timeout_seconds)
         self._views = SessionViews(_CACHED_VIEWS)
@@ -149,6 +166,7 @@ class SessionGateway:
         client = await self._client()
         handle = session_handle(client, session_id)
         deadline = Deadline(self._rpc_timeout)
+        command = dataclasses.replace(command, writes_audit=True)
         sending = send_command(handle, command, deadline, self._update_id_key)
         try:
             result = await self._on_session(client, session_id, sending, maybe_applied=True)
@@ -156,10 +174,49 @@ class SessionGateway:
             raise await self._refusal_of_closed(user, session_id) from closed
         if isinstance(result, SessionView):
             return Changed(self._views.remember(result), _change_in_whole_view(result, command))
+        if result.audit_event is not None:
+            self._write_audit_after_answer(result.audit_event)
         merged = self._views.merge(session_id, result)
         if merged is None:
             merged = await self._query(session_id)
         return Changed(merged, result)
+
+    def _write_audit_after_answer(self, event: AuditEvent) -> None:
+        """Writes a change's audit event while its answer goes out, not before: the
+        answer waits for nothing but the engine."""
+        write = asyncio.create_task(self._write_audit_at_once(event))
+        self._audit_writes.add(write)
+        write.add_done_callback(self._audit_writes.discard)
+
+    async def finish_audit_writes(self) -> None:
+        """Waits for the audit writes under way, so that a stopping API leaves none half done."""
+        await asyncio.gather(*self._audit_writes)
+
+    async def _write_audit_at_once(self, event: AuditEvent) -> None:
+        """Writes a change's audit event, milliseconds after the update answered.
+
+        The session's run writes it too, a few seconds later, so nothing is lost when
+        this write fails or the API stops first: the change is in history.
+        """
+        attributes: dict[str, str | int] = {"session_id": event.session_id, "seq": event.seq}
+        try:
+            with self._tracer.start_as_current_span(WRITE_AUDIT_SPAN, attributes=attributes):
+                outcome = await self._audit_log.append([event])
+        except (SQLAlchemyError, OSError) as err:
+            log.warning(
+                "audit event %s/%d not written at once, its session's run will: %s",
+                event.session_id,
+                event.seq,
+                err,
+            )
+            return
+        for refused in outcome.dead_lettered:
+            log.error(
+                "audit event %s/%d refused by the database; kept as a dead letter: %s",
+                event.session_id,
+                event.seq,
+                refused.refusal,
+            )
 
     async def _refusal_of_closed(self, user: User, session_id: str) -> ProblemError:
         """Why a closed session refuses a change: not the caller's, or how it ended."""

@@ -7,7 +7,9 @@ histories they produce for the replay test.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
+from contextvars import ContextVar
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -36,6 +38,9 @@ from workflows.shared import (
 RPC_TIMEOUT = timedelta(seconds=30)
 
 SOP = sop_snapshot("loto-scenario", 2, "Lockout/Tagout: Scenario Press")
+# Whether commands say, as the API's do, that their sender writes their audit events
+# (nobody here does: the runs write them, `AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER` later).
+sent_as_the_api_sends: ContextVar[bool] = ContextVar("sent_as_the_api_sends", default=False)
 
 
 def owner_of(handle: SessionHandle) -> Actor:
@@ -63,9 +68,14 @@ async def start(
     return session_handle(client, session_id)
 
 
+def marked(command: SessionCommand) -> SessionCommand:
+    """The command, saying its sender writes its audit event if `sent_as_the_api_sends`."""
+    return dataclasses.replace(command, writes_audit=sent_as_the_api_sends.get())
+
+
 async def send(handle: SessionHandle, command: SessionCommand) -> SessionView:
     """Sends a command the way the API does, then reads the session as it does on a cache miss."""
-    await send_command(handle, command, Deadline(RPC_TIMEOUT))
+    await send_command(handle, marked(command), Deadline(RPC_TIMEOUT))
     return await query_session(handle, Deadline(RPC_TIMEOUT))
 
 
@@ -145,7 +155,7 @@ async def steady_stream(handle: SessionHandle, senders: int, checks_per_sender: 
         notes = [f"s{number}-{i}" for i in range(checks_per_sender)]
         for note in notes:
             command = RecordCheckRequest(owner_of(handle), "residual-v", value=1.0, note=note)
-            await send_command(handle, command, Deadline(RPC_TIMEOUT))
+            await send_command(handle, marked(command), Deadline(RPC_TIMEOUT))
         return notes
 
     sent = await asyncio.gather(*(sender(n) for n in range(senders)))

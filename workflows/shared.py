@@ -157,6 +157,8 @@ class SessionChange:
     summary: SessionSummary
     check: CheckRecord | None = None
     status_change: StatusChange | None = None
+    # The change's audit event, when its sender writes it (`Command.writes_audit`).
+    audit_event: AuditEvent | None = None
 
 
 # What an update answers: a change, or the whole view from workers before the change.
@@ -244,30 +246,37 @@ class StartSessionInput:
 
 
 @dataclass
-class PauseRequest:
+class Command:
+    """What every change carries: who sends it, and whether the sender writes the
+    change's audit event itself as soon as it has the answer (the API does). The run
+    then answers with the event, and its own write of it only makes sure, later."""
+
     actor: Actor
+    writes_audit: bool = field(default=False, kw_only=True)
+
+
+@dataclass
+class PauseRequest(Command):
     reason: str | None = None
 
 
 @dataclass
-class ResumeRequest:
-    actor: Actor
+class ResumeRequest(Command):
+    """Resumes a paused session."""
 
 
 @dataclass
-class AbortRequest:
-    actor: Actor
+class AbortRequest(Command):
     reason: str | None = None
 
 
 @dataclass
-class CompleteRequest:
-    actor: Actor
+class CompleteRequest(Command):
+    """Completes a session whose required checks have all passed."""
 
 
 @dataclass
-class RecordCheckRequest:
-    actor: Actor
+class RecordCheckRequest(Command):
     check_id: str
     passed: bool | None = None
     value: float | None = None

@@ -10,8 +10,11 @@ Runs that recorded the `compact-history` patch answer updates with a
 `SessionChange`, write audit events in batches and publish the list memo when
 they write; they continue as new only when the run grows long or the session
 has been paused (soon after its pause since `continue-as-new-once-paused`,
-after an hour before). Runs started before `compact-history` keep their own
-model, isolated in `workflows.whole_views`.
+after an hour before). Since `audit-event-in-answer` a run publishes the memo
+with each change, and answers a change whose sender writes its audit event
+(the API, as it answers) with that event; the run's own write of such an
+event makes sure, due `AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER` later. Runs started before
+`compact-history` keep their own model, isolated in `workflows.whole_views`.
 """
 
 from __future__ import annotations
@@ -69,9 +72,14 @@ AUDIT_IN_WORKFLOW_TASK = "audit-in-workflow-task"
 CONTINUE_AS_NEW_BEFORE_AUDIT = "continue-as-new-before-audit"
 CONTINUE_AS_NEW_ONCE_PAUSED = "continue-as-new-once-paused"
 ANSWER_BEFORE_FINAL_AUDIT = "answer-before-final-audit"
+AUDIT_EVENT_IN_ANSWER = "audit-event-in-answer"
 
 # Audit events wait at most this long to be written, unless a batch fills first.
 AUDIT_FLUSH_AFTER = timedelta(seconds=1)
+# An event its sender writes itself (the API, as it answers) waits this long for
+# the run's own write, which only makes sure: a session changing every few seconds
+# then pays one write for several changes, not a workflow task and a write each.
+AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER = timedelta(seconds=10)
 AUDIT_BATCH_SIZE = 6
 # Replay costs ~0.85 ms an event here: a run this long resumes in ~0.13 s once evicted.
 MAX_EVENTS_PER_RUN = 150
@@ -175,6 +183,9 @@ class WorkSessionWorkflow:
         # ends, not in the first task of every run.
         self._paused_run_rule: PausedRunRule | None = None
         self._final_audit_after_answer: bool | None = None
+        self._answers_carry_audit: bool | None = None
+        # Sequence numbers of pending events their callers write at once.
+        self._audit_written_by_callers: set[int] = set()
         self._published = self._session.summary()
         self._show_details(self._published)
 
@@ -299,7 +310,7 @@ class WorkSessionWorkflow:
     def _audit_due(self) -> bool:
         return (
             self._must_act()
-            or workflow.now() >= self._pending_audit[0].at + AUDIT_FLUSH_AFTER
+            or workflow.now() >= self._audit_deadline()
             or self._continue_as_new_due()
         )
 
@@ -310,9 +321,9 @@ class WorkSessionWorkflow:
         so a run that wrote its pending events before continuing as new never got to
         continue as new (one run grew to 800 events for 240 checks). Each event is
         handed over at most once: a run writes what it was handed before it hands
-        on anything, so an event is written within `AUDIT_FLUSH_AFTER` of its
-        acceptance, or after the write then in flight and at most one hand-over to
-        a fresh run, whichever is later.
+        on anything, so an event is written when due (`_audit_deadline`), or after
+        the write then in flight and at most one hand-over to a fresh run,
+        whichever is later.
         """
         return (
             bool(self._pending_audit)
@@ -358,11 +369,24 @@ class WorkSessionWorkflow:
         )
 
     def _next_deadline(self) -> datetime | None:
-        deadlines = [self._pending_audit[0].at + AUDIT_FLUSH_AFTER] if self._pending_audit else []
+        deadlines = [self._audit_deadline()] if self._pending_audit else []
         paused_until = self._paused_until()
         if paused_until is not None:
             deadlines.append(paused_until)
         return min(deadlines, default=None)
+
+    def _audit_deadline(self) -> datetime:
+        """When the pending audit events are due: `AUDIT_FLUSH_AFTER` after the oldest, or
+        later for the events whose callers write them at once."""
+        return min(
+            event.at
+            + (
+                AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER
+                if event.seq in self._audit_written_by_callers
+                else AUDIT_FLUSH_AFTER
+            )
+            for event in self._pending_audit
+        )
 
     async def _write_audit(self) -> None:
         """Writes the pending audit events, publishing the list memo with them."""
@@ -409,6 +433,7 @@ class WorkSessionWorkflow:
 
     async def _flush_audit(self) -> None:
         batch, self._pending_audit = self._pending_audit, []
+        self._audit_written_by_callers.difference_update(event.seq for event in batch)
         self._audit_in_flight = batch
         try:
             await self._append_audit(batch)
@@ -449,10 +474,24 @@ class WorkSessionWorkflow:
         self._show_details(change.summary)
         if self._whole_views is not None:
             return self._whole_views.answer(change.summary, event.type)
+        if command.writes_audit and self._answer_carries_audit():
+            # The sender writes the event at once: the run's own write only makes sure, so
+            # it waits for others to share it, unless the session has ended. Lists show
+            # the change at once all the same.
+            self._publish()
+            if not self._session.is_terminal:
+                self._audit_written_by_callers.add(event.seq)
+            return dataclasses.replace(change, audit_event=event)
         # A status change shows in lists at once; its audit row goes with the next batch,
         # so that a resume sent right after a pause meets no audit write in flight.
         self._publish_now = self._publish_now or event.type != AuditEventType.CHECK_RECORDED
         return change
+
+    def _answer_carries_audit(self) -> bool:
+        # Asked at a run's first change, so that its marker lands with that change.
+        if self._answers_carry_audit is None:
+            self._answers_carry_audit = workflow.patched(AUDIT_EVENT_IN_ANSWER)
+        return self._answers_carry_audit
 
     def _refuse(self, command: SessionCommand) -> None:
         _rules(lambda: self._session.refuse(command))

@@ -37,6 +37,7 @@ from tests.helpers import (
 )
 from tests.helpers.api import publish_sop
 from worker import build_worker
+from workflows.work_session import AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER, WorkSessionWorkflow
 
 EXAMPLES = int(os.environ.get("PROPERTY_IDEMPOTENCY_EXAMPLES", "12"))
 CAN_THRESHOLD_EVENTS = 40
@@ -125,19 +126,26 @@ async def run_id(runs: ShortRuns, session_id: str) -> str:
 
 
 async def settle_into_a_new_run_if_due(runs: ShortRuns, session_id: str) -> None:
-    """Waits for a session whose run has grown long to continue as new.
+    """Lets a session whose run has grown long continue as new before the next request.
 
-    Under a steady stream of requests a run keeps writing audit batches before it
-    hands over, so the hand-over is awaited with no request in flight.
+    A long run moves at its next workflow task: the next request's, or its audit
+    write's when events are pending (the API wrote them at once, so the run's own
+    write waits up to `AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER`). Waiting for that write
+    puts the hand-over between requests.
     """
-    described = await runs.client.get_workflow_handle(session_id).describe()
+    handle = runs.client.get_workflow_handle(session_id)
+    described = await handle.describe()
     if described.raw_description.workflow_execution_info.history_length < CAN_THRESHOLD_EVENTS:
+        return
+    if not await handle.query(WorkSessionWorkflow.get_unwritten_audit):
         return
 
     async def continued() -> None:
         assert await run_id(runs, session_id) != described.run_id
 
-    await assert_eventually(continued)
+    await assert_eventually(
+        continued, timeout=AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER.total_seconds() + 10
+    )
 
 
 async def test_a_key_with_another_check_answer_or_note_is_refused_in_the_same_run(

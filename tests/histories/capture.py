@@ -114,6 +114,25 @@ SCENARIOS: dict[str, Callable[[Client, str], Awaitable[SessionHandle]]] = {
     "cancelled_in_temporal_while_paused": cancelled_in_temporal_while_paused,
     "steady_stream_continued_as_new": steady_stream_continued_as_new,
 }
+# Run again with every command marked as the API marks its own (it writes the audit
+# events itself): the runs' deferred writes, the memo with each change.
+SENT_AS_THE_API_SENDS = (
+    "full_lifecycle",
+    "continued_as_new",
+    "paused_into_a_fresh_run",
+    "steady_stream_continued_as_new",
+)
+
+
+async def run_scenario(name: str, client: Client, task_queue: str) -> SessionHandle:
+    """Runs a scenario by its name; `api_<name>` runs it as the API sends commands."""
+    if name.startswith("api_"):
+        scenarios.sent_as_the_api_sends.set(True)
+        try:
+            return await SCENARIOS[name.removeprefix("api_")](client, task_queue)
+        finally:
+            scenarios.sent_as_the_api_sends.set(False)
+    return await SCENARIOS[name](client, task_queue)
 
 
 async def capture(out_dir: Path) -> list[Path]:
@@ -130,8 +149,9 @@ async def capture(out_dir: Path) -> list[Path]:
             await register_search_attributes(env.client, "default")
             audit_log = AuditLog(create_transaction_factory(engine))
             async with build_worker(env.client, settings, audit_log):
-                for name, scenario in SCENARIOS.items():
-                    handle = await scenario(env.client, settings.temporal_task_queue)
+                names = [*SCENARIOS, *(f"api_{name}" for name in SENT_AS_THE_API_SENDS)]
+                for name in names:
+                    handle = await run_scenario(name, env.client, settings.temporal_task_queue)
                     runs = [
                         run
                         async for run in env.client.list_workflows(f"WorkflowId = '{handle.id}'")

@@ -235,7 +235,7 @@ async def test_continue_as_new_keeps_the_session_its_audit_trail_and_its_keys(
     await assert_eventually(audit_complete)
 
     async def listed_once() -> None:
-        gateway = SessionGateway(client, Settings(temporal_task_queue=task_queue))
+        gateway = SessionGateway(client, Settings(temporal_task_queue=task_queue), audit_log)
         owner = scenarios.owner_of(handle).user_id
         summaries, _ = await gateway.list(
             caller=User(owner, frozenset({"worker"})),
@@ -395,12 +395,12 @@ async def test_a_session_at_its_bounds_stays_readable_pausable_and_completable(
 
 
 async def test_updates_sent_while_a_run_continues_as_new_all_land_through_the_gateway(
-    low_history_env: tuple[Client, str],
+    low_history_env: tuple[Client, str], audit_log: AuditLog
 ) -> None:
     client, task_queue = low_history_env
     handle = await scenarios.start(client, task_queue)
     owner = User(scenarios.owner_of(handle).user_id, frozenset({"worker"}))
-    gateway = SessionGateway(client, Settings(temporal_task_queue=task_queue))
+    gateway = SessionGateway(client, Settings(temporal_task_queue=task_queue), audit_log)
     first_run = (await handle.describe()).run_id
 
     async def lane(number: int) -> None:
@@ -511,9 +511,11 @@ async def older_release(temporal_client: Client, audit_log: AuditLog) -> AsyncIt
 
 
 async def test_a_burst_around_a_pause_of_an_older_release_gets_only_the_contract_s_answers(
-    temporal_client: Client, older_release: str
+    temporal_client: Client, older_release: str, audit_log: AuditLog
 ) -> None:
-    gateway = SessionGateway(temporal_client, Settings(temporal_task_queue=older_release))
+    gateway = SessionGateway(
+        temporal_client, Settings(temporal_task_queue=older_release), audit_log
+    )
     outcomes: list[str] = []
     for trial in range(4):
         handle = await scenarios.start(temporal_client, older_release)

@@ -1,0 +1,97 @@
+"""The API writes each change's audit row as it answers; the session's run makes sure."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from temporalio.client import Client
+
+from api.auth import User
+from api.gateway import SessionGateway
+from runtime.settings import Settings
+from store.audit import AuditLog
+from store.db import create_engine, create_transaction_factory
+from tests.helpers import assert_eventually, bearer
+from tests.helpers.api import new_session, record
+from workflows.shared import AuditEvent, AuditEventType, RecordCheckRequest
+from workflows.work_session import AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER, WorkSessionWorkflow
+
+# Far below the run's own write of an event the API wrote, which waits 10 s.
+AT_ONCE_SECONDS = 2.0
+
+
+async def unwritten_by_the_run(client: Client, session_id: str) -> list[int]:
+    events = await client.get_workflow_handle(session_id).query(
+        WorkSessionWorkflow.get_unwritten_audit
+    )
+    return [e.seq for e in events]
+
+
+async def session_with_its_start_written(
+    api: httpx.AsyncClient, audit_log: AuditLog
+) -> tuple[str, str]:
+    """A new session whose run has written its start, so that its next write waits."""
+    worker, session = await new_session(api)
+
+    async def start_written() -> None:
+        assert await audit_log.for_session(session["id"])
+
+    await assert_eventually(start_written)
+    return worker, session["id"]
+
+
+async def test_a_change_s_audit_row_is_in_the_trail_at_once_before_the_run_writes_it(
+    api: httpx.AsyncClient, audit_log: AuditLog, temporal_client: Client
+) -> None:
+    worker, session_id = await session_with_its_start_written(api, audit_log)
+    checked = await record(api, worker, session_id, "breaker-off", passed=True)
+    paused = await api.post(f"/api/v1/sessions/{session_id}/pause", headers=bearer(worker))
+    assert checked.status_code == 201, checked.text
+    assert paused.status_code == 200, paused.text
+
+    async def in_the_trail() -> list[AuditEvent]:
+        events = await audit_log.for_session(session_id)
+        types = [e.type for e in events]
+        assert AuditEventType.CHECK_RECORDED in types, types
+        assert AuditEventType.SESSION_PAUSED in types, types
+        return events
+
+    events = await assert_eventually(in_the_trail, timeout=AT_ONCE_SECONDS)
+    written_by_the_api = {e.seq for e in events if e.type != AuditEventType.SESSION_STARTED}
+    assert written_by_the_api == set(await unwritten_by_the_run(temporal_client, session_id))
+
+
+async def test_when_the_api_cannot_write_the_answer_stands_and_the_run_writes_the_row(
+    api: httpx.AsyncClient,
+    audit_log: AuditLog,
+    temporal_client: Client,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    worker, session_id = await session_with_its_start_written(api, audit_log)
+    # A database without the audit table: every write of this API fails.
+    broken = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'no-tables.db'}")
+    gateway = SessionGateway(
+        temporal_client, settings, AuditLog(create_transaction_factory(broken))
+    )
+    user = User(worker, frozenset({"worker"}))
+    try:
+        command = RecordCheckRequest(user.as_actor(), "breaker-off", passed=True)
+        changed = await gateway.send(user, session_id, command)
+        await gateway.finish_audit_writes()
+    finally:
+        await broken.dispose()
+    assert changed.change.check is not None
+    seq = changed.change.audit_event.seq if changed.change.audit_event else None
+    assert seq in await unwritten_by_the_run(temporal_client, session_id)
+    await asyncio.sleep(AT_ONCE_SECONDS)
+    assert seq not in {e.seq for e in await audit_log.for_session(session_id)}
+
+    async def written_by_the_run() -> None:
+        assert seq in {e.seq for e in await audit_log.for_session(session_id)}
+
+    await assert_eventually(
+        written_by_the_run, timeout=AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER.total_seconds() + 10
+    )

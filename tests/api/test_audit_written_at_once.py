@@ -95,3 +95,24 @@ async def test_when_the_api_cannot_write_the_answer_stands_and_the_run_writes_th
     await assert_eventually(
         written_by_the_run, timeout=AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER.total_seconds() + 10
     )
+
+
+async def test_back_to_back_checks_show_in_lists_within_a_second(
+    api: httpx.AsyncClient, audit_log: AuditLog
+) -> None:
+    worker, session_id = await session_with_its_start_written(api, audit_log)
+    first = await record(api, worker, session_id, "breaker-off", passed=True)
+    second = await record(api, worker, session_id, "try-start", passed=True)
+    assert first.status_code == second.status_code == 201, (first.text, second.text)
+    progress = second.json()["progress"]
+
+    async def listed_as_answered() -> None:
+        response = await api.get(
+            "/api/v1/sessions", params={"worker_id": worker}, headers=bearer(worker)
+        )
+        assert response.status_code == 200, response.text
+        [item] = [i for i in response.json()["items"] if i["id"] == session_id]
+        assert item["progress"] == progress
+
+    # The second is published with the run's next write, due a second after the first.
+    await assert_eventually(listed_as_answered, timeout=AT_ONCE_SECONDS)

@@ -157,7 +157,7 @@ class SessionChange:
     summary: SessionSummary
     check: CheckRecord | None = None
     status_change: StatusChange | None = None
-    # The change's audit event, when its sender writes it (`Command.writes_audit`).
+    # The change's audit event, when its sender is to write it (`Command.writes_audit`).
     audit_event: AuditEvent | None = None
 
 
@@ -249,7 +249,8 @@ class StartSessionInput:
 class Command:
     """What every change carries: who sends it, and whether the sender writes the
     change's audit event itself as soon as it has the answer (the API does). The run
-    then answers with the event, and its own write of it only makes sure, later."""
+    then answers a change after a quiet second with its event, and its own write of
+    it only makes sure, later."""
 
     actor: Actor
     writes_audit: bool = field(default=False, kw_only=True)

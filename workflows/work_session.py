@@ -10,10 +10,11 @@ Runs that recorded the `compact-history` patch answer updates with a
 `SessionChange`, write audit events in batches and publish the list memo when
 they write; they continue as new only when the run grows long or the session
 has been paused (soon after its pause since `continue-as-new-once-paused`,
-after an hour before). Since `audit-event-in-answer` a run publishes the memo
-with each change, and answers a change whose sender writes its audit event
-(the API, as it answers) with that event; the run's own write of such an
-event makes sure, due `AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER` later. Runs started before
+after an hour before). Since `audit-event-in-answer` a run answers a change that
+comes after a quiet second, when its sender writes audit events (the API, as it
+answers), with the change's event; the run's own write of such an event makes
+sure, due `AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER` later. Such runs publish a check
+to lists at once unless they published within the last second. Runs started before
 `compact-history` keep their own model, isolated in `workflows.whole_views`.
 """
 
@@ -481,6 +482,7 @@ class WorkSessionWorkflow:
         )
 
     def _apply(self, command: SessionCommand) -> SessionChange | SessionView:
+        previous_change_at = self._session.state.updated_at
         outcome = _rules(lambda: self._session.apply(command, workflow.now()))
         event, change = outcome.event, outcome.change
         if event is None:
@@ -492,15 +494,20 @@ class WorkSessionWorkflow:
         if self._whole_views is not None:
             return self._whole_views.answer(change.summary, event.type)
         if command.writes_audit and self._answer_carries_audit():
-            # The sender writes the event at once: the run's own write only makes sure, so
-            # it waits for others to share it, unless the session has ended.
-            if not self._session.is_terminal:
-                self._audit_written_by_callers.add(event.seq)
+            quiet = workflow.now() >= previous_change_at + AUDIT_FLUSH_AFTER
             recently_published = workflow.now() < self._published_at + LIST_REPUBLISHED_AFTER
             if event.type == AuditEventType.CHECK_RECORDED and recently_published:
                 self._check_unpublished = True
             else:
                 self._publish()
+            if not quiet or self._session.is_terminal:
+                # A busy session's changes share the run's writes within a second, as
+                # do a session's last events, which the run writes before it closes.
+                return change
+            # A change after a quiet second would pay a write of its own: its sender
+            # writes it at once, and the run's write only makes sure, so it waits for
+            # later changes to share it.
+            self._audit_written_by_callers.add(event.seq)
             return dataclasses.replace(change, audit_event=event)
         # A status change shows in lists at once; its audit row goes with the next batch,
         # so that a resume sent right after a pause meets no audit write in flight.

@@ -28,10 +28,13 @@ from store.migrate import migrate
 from tests import scenarios
 from tests.helpers import start_dev_server, suggest_continue_as_new_after
 from worker import build_worker
+from workflows.work_session import AUDIT_FLUSH_AFTER, AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER
 
 HISTORY_DIR = Path(__file__).resolve().parent
 CAN_THRESHOLD_EVENTS = 120
 PAUSE_WORTH_A_NEW_RUN = timedelta(seconds=1)
+# A little more than the quiet second after which an answer carries its audit event.
+QUIET_SECOND = AUDIT_FLUSH_AFTER + timedelta(milliseconds=200)
 
 
 async def continued_as_new(client: Client, task_queue: str) -> SessionHandle:
@@ -105,6 +108,25 @@ async def steady_stream_continued_as_new(client: Client, task_queue: str) -> Ses
     return handle
 
 
+async def trickling(client: Client, task_queue: str) -> SessionHandle:
+    """Changes each after a quiet second, one write of the run left to fall due."""
+    handle = await scenarios.start(client, task_queue)
+    changes: list[Callable[[], Awaitable[object]]] = [
+        lambda: scenarios.check(handle, "breaker-off", passed=True),
+        lambda: scenarios.check(handle, "residual-v", value=0.4),
+        lambda: scenarios.pause(handle, "coffee"),
+        lambda: scenarios.resume(handle),
+        lambda: scenarios.check(handle, "try-start", passed=True),
+    ]
+    for change in changes:
+        await asyncio.sleep(QUIET_SECOND.total_seconds())
+        await change()
+    await asyncio.sleep((AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER + QUIET_SECOND).total_seconds())
+    await scenarios.complete(handle)
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Callable[[Client, str], Awaitable[SessionHandle]]] = {
     "full_lifecycle": scenarios.full_lifecycle,
     "aborted_while_paused": scenarios.aborted_while_paused,
@@ -113,14 +135,16 @@ SCENARIOS: dict[str, Callable[[Client, str], Awaitable[SessionHandle]]] = {
     "paused_into_a_fresh_run": paused_into_a_fresh_run,
     "cancelled_in_temporal_while_paused": cancelled_in_temporal_while_paused,
     "steady_stream_continued_as_new": steady_stream_continued_as_new,
+    "trickling": trickling,
 }
 # Run again with every command marked as the API marks its own (it writes the audit
-# events itself): the runs' deferred writes, the memo with each change.
+# events itself): the answers that carry their events, the runs' deferred writes.
 SENT_AS_THE_API_SENDS = (
     "full_lifecycle",
     "continued_as_new",
     "paused_into_a_fresh_run",
     "steady_stream_continued_as_new",
+    "trickling",
 )
 
 

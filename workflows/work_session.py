@@ -13,8 +13,8 @@ has been paused (soon after its pause since `continue-as-new-once-paused`,
 after an hour before). Since `audit-event-in-answer` a run answers a change that
 comes after a quiet second, when its sender writes audit events (the API, as it
 answers), with the change's event; the run's own write of such an event makes
-sure, due `AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER` later. Such runs publish a check
-to lists at once unless they published within the last second. Runs started before
+sure, due `AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER` later, and lists show the change
+at once. Runs started before
 `compact-history` keep their own model, isolated in `workflows.whole_views`.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, NoReturn, TypeVar
 
 from temporalio import workflow
@@ -81,10 +81,6 @@ AUDIT_FLUSH_AFTER = timedelta(seconds=1)
 # the run's own write, which only makes sure: a session changing every few seconds
 # then pays one write for several changes, not a workflow task and a write each.
 AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER = timedelta(seconds=10)
-# Such runs publish a recorded check to lists at once, unless they published within
-# this long: then with the next write, due this long after that publication at the
-# latest. Back-to-back checks share a publication as they share a write.
-LIST_REPUBLISHED_AFTER = timedelta(seconds=1)
 AUDIT_BATCH_SIZE = 6
 # Replay costs ~0.85 ms an event here: a run this long resumes in ~0.13 s once evicted.
 MAX_EVENTS_PER_RUN = 150
@@ -192,9 +188,6 @@ class WorkSessionWorkflow:
         # Sequence numbers of pending events their callers write at once.
         self._audit_written_by_callers: set[int] = set()
         self._published = self._session.summary()
-        self._published_at = workflow.now()
-        # A recorded check the lists do not show yet (runs since `audit-event-in-answer`).
-        self._check_unpublished = False
         self._show_details(self._published)
 
     @workflow.run
@@ -319,7 +312,6 @@ class WorkSessionWorkflow:
         return (
             self._must_act()
             or workflow.now() >= self._audit_deadline()
-            or workflow.now() >= (self._publication_due() or datetime.max.replace(tzinfo=UTC))
             or self._continue_as_new_due()
         )
 
@@ -379,9 +371,6 @@ class WorkSessionWorkflow:
 
     def _next_deadline(self) -> datetime | None:
         deadlines = [self._audit_deadline()] if self._pending_audit else []
-        publication_due = self._publication_due()
-        if publication_due is not None:
-            deadlines.append(publication_due)
         paused_until = self._paused_until()
         if paused_until is not None:
             deadlines.append(paused_until)
@@ -400,10 +389,6 @@ class WorkSessionWorkflow:
             for event in self._pending_audit
         )
 
-    def _publication_due(self) -> datetime | None:
-        """When lists must show a recorded check they do not show yet, if there is one."""
-        return self._published_at + LIST_REPUBLISHED_AFTER if self._check_unpublished else None
-
     async def _write_audit(self) -> None:
         """Writes the pending audit events, publishing the list memo with them."""
         self._publish()
@@ -413,10 +398,8 @@ class WorkSessionWorkflow:
     def _publish(self) -> None:
         """Brings the list memo and the search attributes up to date."""
         self._publish_now = False
-        self._check_unpublished = False
         summary = self._session.summary()
         if summary != self._published:
-            self._published_at = workflow.now()
             workflow.upsert_memo({SUMMARY_MEMO_KEY: summary})
             updates: list[SearchAttributeUpdate[Any]] = []
             if summary.status != self._published.status:
@@ -493,20 +476,18 @@ class WorkSessionWorkflow:
         self._show_details(change.summary)
         if self._whole_views is not None:
             return self._whole_views.answer(change.summary, event.type)
-        if command.writes_audit and self._answer_carries_audit():
-            quiet = workflow.now() >= previous_change_at + AUDIT_FLUSH_AFTER
-            recently_published = workflow.now() < self._published_at + LIST_REPUBLISHED_AFTER
-            if event.type == AuditEventType.CHECK_RECORDED and recently_published:
-                self._check_unpublished = True
-            else:
-                self._publish()
-            if not quiet or self._session.is_terminal:
-                # A busy session's changes share the run's writes within a second, as
-                # do a session's last events, which the run writes before it closes.
-                return change
+        quiet = workflow.now() >= previous_change_at + AUDIT_FLUSH_AFTER
+        if (
+            command.writes_audit
+            and quiet
+            and not self._session.is_terminal
+            and self._answer_carries_audit()
+        ):
             # A change after a quiet second would pay a write of its own: its sender
             # writes it at once, and the run's write only makes sure, so it waits for
-            # later changes to share it.
+            # later changes to share it. Lists show the change at once. A busy
+            # session's changes and a session's last keep the run's shared writes.
+            self._publish()
             self._audit_written_by_callers.add(event.seq)
             return dataclasses.replace(change, audit_event=event)
         # A status change shows in lists at once; its audit row goes with the next batch,
@@ -515,7 +496,8 @@ class WorkSessionWorkflow:
         return change
 
     def _answer_carries_audit(self) -> bool:
-        # Asked at a run's first change, so that its marker lands with that change.
+        # Asked at a run's first change that would be handed over, so that runs with
+        # none (back-to-back sessions) record no marker and its attribute upsert.
         if self._answers_carry_audit is None:
             self._answers_carry_audit = workflow.patched(AUDIT_EVENT_IN_ANSWER)
         return self._answers_carry_audit

@@ -132,5 +132,5 @@ async def test_back_to_back_checks_show_in_lists_within_a_second(
         [item] = [i for i in response.json()["items"] if i["id"] == session_id]
         assert item["progress"] == progress
 
-    # The second is published with the run's next write, due a second after the first.
+    # The second goes to lists with the run's write, due a second after it.
     await assert_eventually(listed_as_answered, timeout=AT_ONCE_SECONDS)

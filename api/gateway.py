@@ -20,6 +20,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.audit import log_dead_letters
 from api.auth import User
 from api.engine_errors import engine_problems, session_not_found, suspended, unavailable
 from api.errors import ProblemCode, ProblemError
@@ -210,13 +211,7 @@ class SessionGateway:
                 err,
             )
             return
-        for refused in outcome.dead_lettered:
-            log.error(
-                "audit event %s/%d refused by the database; kept as a dead letter: %s",
-                event.session_id,
-                event.seq,
-                refused.refusal,
-            )
+        log_dead_letters(outcome.dead_lettered)
 
     async def _refusal_of_closed(self, user: User, session_id: str) -> ProblemError:
         """Why a closed session refuses a change: not the caller's, or how it ended."""

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def log_dead_letters(refused: Sequence[RefusedEvent]) -> None:
-    """Logs each event newly kept as a dead letter, one ERROR line each, the same line
-    whichever process wrote it (docs/operations.md names it)."""
+    """Logs each event newly kept as a dead letter, one ERROR line each (docs/operations.md
+    names the line)."""
     for dead_letter in refused:
         event = dead_letter.event
         log.error(

@@ -20,7 +20,6 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.audit import log_dead_letters
 from api.auth import User
 from api.engine_errors import engine_problems, session_not_found, suspended, unavailable
 from api.errors import ProblemCode, ProblemError
@@ -202,7 +201,7 @@ class SessionGateway:
         attributes: dict[str, str | int] = {"session_id": event.session_id, "seq": event.seq}
         try:
             with self._tracer.start_as_current_span(WRITE_AUDIT_SPAN, attributes=attributes):
-                outcome = await self._audit_log.append([event])
+                await self._audit_log.append_unless_refused([event])
         except (SQLAlchemyError, OSError) as err:
             log.warning(
                 "audit event %s/%d not written at once, its session's run will: %s",
@@ -210,8 +209,6 @@ class SessionGateway:
                 event.seq,
                 err,
             )
-            return
-        log_dead_letters(outcome.dead_lettered)
 
     async def _refusal_of_closed(self, user: User, session_id: str) -> ProblemError:
         """Why a closed session refuses a change: not the caller's, or how it ended."""

@@ -97,6 +97,7 @@ class _QueuedAppend:
 
     events: Sequence[AuditEvent]
     outcome: asyncio.Future[AuditAppend]
+    keeps_refused: bool
     keys: frozenset[tuple[str, int]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -151,7 +152,20 @@ class AuditLog:
         together in one transaction: one commit for many sessions' events, and no
         two connections of this process contending for SQLite's single writer lock.
         """
-        queued = _QueuedAppend(events, asyncio.get_running_loop().create_future())
+        return await self._queue(events, keeps_refused=True)
+
+    async def append_unless_refused(self, events: Sequence[AuditEvent]) -> int:
+        """Inserts the events not stored yet; returns how many it stored.
+
+        An event the database refuses, or whose number holds another event, is left
+        as it is: for a writer ahead of the session's own run, which writes every
+        event again, keeps the refused as dead letters and counts them.
+        """
+        outcome = await self._queue(events, keeps_refused=False)
+        return outcome.inserted
+
+    async def _queue(self, events: Sequence[AuditEvent], *, keeps_refused: bool) -> AuditAppend:
+        queued = _QueuedAppend(events, asyncio.get_running_loop().create_future(), keeps_refused)
         self._queued.append(queued)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_queued())
@@ -161,8 +175,11 @@ class AuditLog:
         while self._queued:
             group = _without_repeated_keys(self._queued)
             self._queued = [q for q in self._queued if q not in group]
+            left_to_others = {key for q in group if not q.keeps_refused for key in q.keys}
             try:
-                stored, refused = await self._append_now([e for q in group for e in q.events])
+                stored, refused = await self._append_now(
+                    [e for q in group for e in q.events], left_to_others
+                )
             except Exception as error:
                 for queued in group:
                     queued.fail(error)
@@ -171,9 +188,10 @@ class AuditLog:
                 queued.succeed(stored, refused)
 
     async def _append_now(
-        self, events: Sequence[AuditEvent]
+        self, events: Sequence[AuditEvent], left_to_others: set[tuple[str, int]]
     ) -> tuple[set[tuple[str, int]], list[RefusedEvent]]:
-        """The (session_id, seq) of the events stored now, and those newly dead-lettered."""
+        """The (session_id, seq) of the events stored now, and those newly dead-lettered
+        (never one of `left_to_others`)."""
         try:
             stored = await self._insert_all(events)
         except StatementError as error:
@@ -181,6 +199,7 @@ class AuditLog:
                 raise
         else:
             unstored = [e for e in events if (e.session_id, e.seq) not in stored]
+            unstored = [e for e in unstored if (e.session_id, e.seq) not in left_to_others]
             return stored, await self._kept_as_dead_letters(await self._collisions(unstored))
         # One at a time, to set aside only the events that cannot be stored.
         stored = set()
@@ -191,6 +210,8 @@ class AuditLog:
             except StatementError as error:
                 if not _refused_for_good(error):
                     raise
+                if (event.session_id, event.seq) in left_to_others:
+                    continue
                 refusal = _escaped(str(error.orig))[:MAX_REFUSAL_LENGTH]
                 refused.append(RefusedEvent(event, refusal))
         return stored, await self._kept_as_dead_letters(refused)

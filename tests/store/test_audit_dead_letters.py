@@ -90,6 +90,18 @@ async def test_a_database_that_cannot_be_reached_fails_the_append_for_a_retry(
     assert (await audit_store.append(BATCH)).inserted == 3
 
 
+async def test_a_writer_ahead_of_the_run_stores_what_it_can_and_leaves_refused_events_to_the_run(
+    audit_store: AuditLog,
+) -> None:
+    assert await audit_store.append_unless_refused(BATCH) == 3
+    assert await audit_store.dead_letters() == []
+
+    appended = await audit_store.append(BATCH)
+
+    assert appended.inserted == 0
+    assert [r.event.seq for r in appended.dead_lettered] == [2, 4, 5, 6]
+
+
 async def test_the_activity_counts_and_logs_each_dead_letter(
     audit_store: AuditLog, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -81,6 +81,39 @@ async def test_another_event_under_a_taken_number_is_kept_apart_and_a_repeat_is_
     assert [(row.session_id, row.seq) for row in await audit_store.dead_letters()] == [("s1", 1)]
 
 
+async def test_a_writer_ahead_of_the_run_leaves_a_colliding_event_for_the_run_to_set_aside(
+    audit_store: AuditLog,
+) -> None:
+    original = event("s1", 1)
+    await audit_store.append([original])
+    other = dataclasses.replace(original, data={"check_id": "another"})
+
+    assert await audit_store.append_unless_refused([other, event("s1", 2)]) == 1
+    assert await audit_store.dead_letters() == []
+
+    # The session's run writes the same events later: it is told of the dead letter.
+    appended = await audit_store.append([other, event("s1", 2)])
+    assert [r.event for r in appended.dead_lettered] == [other]
+    assert await audit_store.for_session("s1") == [original, event("s1", 2)]
+
+
+async def test_a_writer_ahead_of_the_run_shares_a_write_without_dead_lettering_for_others(
+    audit_store: AuditLog,
+) -> None:
+    await audit_store.append([event("s1", 1), event("s2", 1)])
+    ahead = dataclasses.replace(event("s1", 1), data={"check_id": "ahead"})
+    behind = dataclasses.replace(event("s2", 1), data={"check_id": "behind"})
+
+    inserted, appended = await asyncio.gather(
+        audit_store.append_unless_refused([ahead, event("s1", 2)]),
+        audit_store.append([behind, event("s2", 2)]),
+    )
+
+    assert (inserted, appended.inserted) == (1, 1)
+    assert [r.event for r in appended.dead_lettered] == [behind]
+    assert [(row.session_id, row.seq) for row in await audit_store.dead_letters()] == [("s2", 1)]
+
+
 async def test_appending_nothing_inserts_nothing(audit_store: AuditLog) -> None:
     assert (await audit_store.append([])).inserted == 0
 

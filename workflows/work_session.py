@@ -14,7 +14,8 @@ after an hour before). Since `audit-event-in-answer` a run answers a change that
 comes after a quiet second, when its sender writes audit events (the API, as it
 answers), with the change's event; the run's own write of such an event makes
 sure, due `AUDIT_WRITTEN_BY_CALLER_FLUSH_AFTER` later, and lists show the change
-at once. Runs started before
+at once. A run that records `folded-patches` takes all of these as recorded and
+keeps the timer of its next deadline while that deadline stands. Runs started before
 `compact-history` keep their own model, isolated in `workflows.whole_views`.
 """
 
@@ -74,6 +75,22 @@ CONTINUE_AS_NEW_BEFORE_AUDIT = "continue-as-new-before-audit"
 CONTINUE_AS_NEW_ONCE_PAUSED = "continue-as-new-once-paused"
 ANSWER_BEFORE_FINAL_AUDIT = "answer-before-final-audit"
 AUDIT_EVENT_IN_ANSWER = "audit-event-in-answer"
+# A run that records this one marker takes every patch above (`PATCHES_FOLDED_IN`) as
+# recorded without a marker of its own (each marker costs two history events and a
+# visibility write, the engine's `TemporalChangeVersion` upsert, and a run asked up to
+# five), and keeps its audit deadline's timer while the deadline stands.
+FOLDED_PATCHES = "folded-patches"
+PATCHES_FOLDED_IN = frozenset(
+    {
+        COMPACT_HISTORY,
+        CANCEL_IS_AN_ABORT,
+        AUDIT_IN_WORKFLOW_TASK,
+        CONTINUE_AS_NEW_BEFORE_AUDIT,
+        CONTINUE_AS_NEW_ONCE_PAUSED,
+        ANSWER_BEFORE_FINAL_AUDIT,
+        AUDIT_EVENT_IN_ANSWER,
+    }
+)
 
 # Audit events wait at most this long to be written, unless a batch fills first.
 AUDIT_FLUSH_AFTER = timedelta(seconds=1)
@@ -167,12 +184,13 @@ class WorkSessionWorkflow:
             self._pending_audit.append(started)
             self._audit_events_accepted.add(1)
         self._publish_now = False
+        self._patches_folded = workflow.patched(FOLDED_PATCHES)
         # Only runs started before `compact-history` keep that release's model.
-        self._whole_views = None if workflow.patched(COMPACT_HISTORY) else WholeViews(self._session)
+        self._whole_views = None if self._patched(COMPACT_HISTORY) else WholeViews(self._session)
         # Runs that recorded this patch write audit batches with a local activity, inside
         # the workflow task that flushes: no activity task through the server and no
         # second workflow task per batch. Older runs keep the activity they scheduled.
-        self._audit_in_task = workflow.patched(AUDIT_IN_WORKFLOW_TASK)
+        self._audit_in_task = self._patched(AUDIT_IN_WORKFLOW_TASK)
         # A test's shorter pause before a fresh run, applied to whichever rule the run takes.
         self._paused_run_after_input = (
             None
@@ -185,6 +203,9 @@ class WorkSessionWorkflow:
         self._paused_run_rule: PausedRunRule | None = None
         self._final_audit_after_answer: bool | None = None
         self._answers_carry_audit: bool | None = None
+        # The timer that wakes the run at its next deadline, and that deadline.
+        self._deadline_timer: asyncio.Task[None] | None = None
+        self._deadline_timer_for: datetime | None = None
         # Sequence numbers of pending events their callers write at once.
         self._audit_written_by_callers: set[int] = set()
         self._published = self._session.summary()
@@ -207,7 +228,7 @@ class WorkSessionWorkflow:
             return await self._run_compact(input)
         except (asyncio.CancelledError, ActivityError) as err:
             # Before this patch a cancellation closed the workflow as Canceled.
-            if not _is_cancellation(err) or not workflow.patched(CANCEL_IS_AN_ABORT):
+            if not _is_cancellation(err) or not self._patched(CANCEL_IS_AN_ABORT):
                 raise
         await self._abort_on_cancellation()
         return await self._run_compact(input)
@@ -272,8 +293,24 @@ class WorkSessionWorkflow:
                 await self._continue_as_new(input)
             await self._wait_for_work()
 
+    def _patched(self, patch_id: str) -> bool:
+        """Whether the run takes a patch folded into `folded-patches` (none added since)."""
+        if patch_id not in PATCHES_FOLDED_IN:
+            raise ValueError(f"{patch_id} is not folded into {FOLDED_PATCHES}")
+        return self._patches_folded or workflow.patched(patch_id)
+
     async def _wait_for_work(self) -> None:
         deadline = self._next_deadline()
+        if self._patches_folded:
+            timer = self._timer_until(deadline)
+            await workflow.wait_condition(
+                lambda: (
+                    self._must_act()
+                    or self._next_deadline() != deadline
+                    or (timer is not None and timer.done())
+                )
+            )
+            return
         timeout = None if deadline is None else deadline - workflow.now()
         try:
             # A new deadline (the first pending event, say) needs a timer of its own.
@@ -284,11 +321,24 @@ class WorkSessionWorkflow:
         except TimeoutError:
             pass
 
+    def _timer_until(self, deadline: datetime | None) -> asyncio.Task[None] | None:
+        """The timer that fires at `deadline`, kept while the deadline stands: a status
+        change that wakes the run costs no timer cancelled and started again."""
+        timer = self._deadline_timer
+        if timer is not None and (timer.done() or self._deadline_timer_for != deadline):
+            timer.cancel()
+            timer = None
+        if timer is None and deadline is not None:
+            wait = max(deadline - workflow.now(), timedelta(milliseconds=1))
+            timer = asyncio.create_task(asyncio.sleep(wait.total_seconds()))
+        self._deadline_timer, self._deadline_timer_for = timer, deadline
+        return timer
+
     def _choose_rules_for_the_status(self) -> None:
         if self._session.status == SessionStatus.PAUSED and self._paused_run_rule is None:
             rule = (
                 PAUSED_RUN_RULE
-                if workflow.patched(CONTINUE_AS_NEW_ONCE_PAUSED)
+                if self._patched(CONTINUE_AS_NEW_ONCE_PAUSED)
                 else PAUSED_RUN_RULE_BEFORE_THE_PATCH
             )
             if self._paused_run_after_input is not None:
@@ -297,7 +347,7 @@ class WorkSessionWorkflow:
         if self._session.is_terminal and self._final_audit_after_answer is None:
             # Before this patch the final audit write went in the task that answered the
             # completion or abort, which held the answer back until the write was done.
-            self._final_audit_after_answer = workflow.patched(ANSWER_BEFORE_FINAL_AUDIT)
+            self._final_audit_after_answer = self._patched(ANSWER_BEFORE_FINAL_AUDIT)
 
     def _must_act(self) -> bool:
         # An ending not yet seen by the run loop acts, so that the loop wakes and chooses.
@@ -331,7 +381,7 @@ class WorkSessionWorkflow:
             and not self._handed_over_audit_unwritten
             and not self._session.is_terminal
             and self._moves_with_audit_handed_over()
-            and workflow.patched(CONTINUE_AS_NEW_BEFORE_AUDIT)
+            and self._patched(CONTINUE_AS_NEW_BEFORE_AUDIT)
         )
 
     def _run_is_long(self) -> bool:
@@ -499,7 +549,7 @@ class WorkSessionWorkflow:
         # Asked at a run's first change that would be handed over, so that runs with
         # none (back-to-back sessions) record no marker and its attribute upsert.
         if self._answers_carry_audit is None:
-            self._answers_carry_audit = workflow.patched(AUDIT_EVENT_IN_ANSWER)
+            self._answers_carry_audit = self._patched(AUDIT_EVENT_IN_ANSWER)
         return self._answers_carry_audit
 
     def _refuse(self, command: SessionCommand) -> None:

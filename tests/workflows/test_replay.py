@@ -16,6 +16,7 @@ from workflows.work_session import (
     CANCEL_IS_AN_ABORT,
     COMPACT_HISTORY,
     CONTINUE_AS_NEW_BEFORE_AUDIT,
+    FOLDED_PATCHES,
     WorkSessionWorkflow,
 )
 
@@ -63,7 +64,13 @@ def patches_marked(path: Path) -> set[str]:
 
 @pytest.mark.parametrize(
     "patch",
-    [COMPACT_HISTORY, CANCEL_IS_AN_ABORT, AUDIT_IN_WORKFLOW_TASK, CONTINUE_AS_NEW_BEFORE_AUDIT],
+    [
+        COMPACT_HISTORY,
+        CANCEL_IS_AN_ABORT,
+        AUDIT_IN_WORKFLOW_TASK,
+        CONTINUE_AS_NEW_BEFORE_AUDIT,
+        FOLDED_PATCHES,
+    ],
 )
 def test_a_stored_history_takes_the_new_branch_of_every_patch(patch: str) -> None:
     assert any(patch in patches_marked(path) for path in HISTORIES)

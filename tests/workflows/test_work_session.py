@@ -51,6 +51,7 @@ from workflows.shared import (
     StartSessionInput,
 )
 from workflows.work_session import (
+    FOLDED_PATCHES,
     MAX_EVENTS_PER_RUN,
     MIN_EVENTS_WORTH_A_NEW_PAUSED_RUN,
     PAUSED_RUN_REPLACED_AFTER,
@@ -139,6 +140,35 @@ async def test_finished_sessions_return_their_final_state_and_write_every_audit_
     assert events[0].type == AuditEventType.SESSION_STARTED
     assert events[-1].type == AuditEventType.SESSION_COMPLETED
     assert sum(e.type == AuditEventType.CHECK_RECORDED for e in events) == 5
+
+
+async def test_a_session_records_one_patch_marker_and_its_status_changes_restart_no_timer(
+    temporal_client: Client, settings: Settings
+) -> None:
+    handle = await scenarios.full_lifecycle(temporal_client, settings.temporal_task_queue)
+
+    events = (await handle.fetch_history()).events
+    markers = [
+        e.marker_recorded_event_attributes
+        for e in events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert [m.marker_name for m in markers if m.marker_name != LOCAL_ACTIVITY_MARKER] == [
+        "core_patch"
+    ]
+    assert FOLDED_PATCHES.encode() in markers[0].details["patch-data"].payloads[0].data
+    # Four status changes come while an audit event waits for its timer: none cancels
+    # it to start another for the same deadline.
+    timers_by_task: dict[int, list[str]] = {}
+    for event in events:
+        if event.HasField("timer_started_event_attributes"):
+            task = event.timer_started_event_attributes.workflow_task_completed_event_id
+            timers_by_task.setdefault(task, []).append("started")
+        if event.HasField("timer_canceled_event_attributes"):
+            task = event.timer_canceled_event_attributes.workflow_task_completed_event_id
+            timers_by_task.setdefault(task, []).append("cancelled")
+    assert timers_by_task
+    assert not [t for t in timers_by_task.values() if set(t) == {"started", "cancelled"}]
 
 
 @pytest.mark.parametrize("ending", ["complete", "abort"])

@@ -12,7 +12,7 @@ from temporalio import activity
 from workflows.shared import AuditEvent
 
 if TYPE_CHECKING:
-    from store.audit import AuditAppend, RefusedEvent
+    from store.audit import AuditAppend
 
 APPEND_AUDIT_EVENTS = "append_audit_events"
 DEAD_LETTER_METRIC = "audit_events_dead_lettered"
@@ -21,20 +21,6 @@ LAG_METRIC = "work_session_audit_lag"
 AUDIT_LAG_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 
 log = logging.getLogger(__name__)
-
-
-def log_dead_letters(refused: Sequence[RefusedEvent]) -> None:
-    """Logs each event newly kept as a dead letter, one ERROR line each (docs/operations.md
-    names the line)."""
-    for dead_letter in refused:
-        event = dead_letter.event
-        log.error(
-            "audit event %s/%d refused by the database; kept as a dead letter: %s",
-            event.session_id,
-            event.seq,
-            dead_letter.refusal,
-            extra={"session_id": event.session_id, "seq": event.seq},
-        )
 
 
 class AuditSink(Protocol):
@@ -66,7 +52,14 @@ class AuditActivities:
                 DEAD_LETTER_METRIC,
                 "Audit events the database refused for good, kept in audit_dead_letters.",
             ).add(len(outcome.dead_lettered))
-        log_dead_letters(outcome.dead_lettered)
+        for refused in outcome.dead_lettered:
+            log.error(
+                "audit event %s/%d refused by the database; kept as a dead letter: %s",
+                refused.event.session_id,
+                refused.event.seq,
+                refused.refusal,
+                extra={"session_id": refused.event.session_id, "seq": refused.event.seq},
+            )
         if not events:
             return outcome.inserted
         # Accepted minus written (the workflows count what they accept) is the backlog.

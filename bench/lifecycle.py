@@ -171,11 +171,15 @@ async def side_by_side(
     seconds: float,
     cpu: Callable[[], dict[str, float]],
     say: Callable[[str], None] = lambda _line: None,
+    rounds: int = 1,
 ) -> tuple[Side, Side]:
-    """Runs two sides for `seconds` each in A-B-B-A halves, so drift hits both alike."""
+    """Runs two sides for `seconds` each in A-B-B-A windows, so drift hits both alike;
+    `rounds` rounds of shorter windows, each round in the other order than the one before."""
     a, b = Side(), Side()
-    half = seconds / 2
-    for side, drivers in ((a, first), (b, second), (b, second), (a, first)):
-        say(f"  {'first' if side is a else 'second':<6} {half:.0f} s ...")
-        await side.run(drivers, answers, half, cpu)
+    window = seconds / (2 * rounds)
+    order = ((a, first), (b, second), (b, second), (a, first))
+    for number in range(rounds):
+        for side, drivers in order if number % 2 == 0 else order[::-1]:
+            say(f"  {'first' if side is a else 'second':<6} {window:.0f} s ...")
+            await side.run(drivers, answers, window, cpu)
     return a, b

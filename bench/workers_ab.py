@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.drivers import Driver, SdkDriver
-from bench.lifecycle import Side
+from bench.lifecycle import Side, side_by_side
 from bench.open_load import open_load
 from bench.stack import pid_cpu_seconds, start_stack
 from devstack.answers import passing_answers
@@ -90,11 +90,10 @@ async def compare(args: argparse.Namespace) -> dict[str, Side]:
             client = await connect(stack.settings)
             snapshot = sop.to_snapshot()
             answers = passing_answers(snapshot)
-            server_pid = stack.stack.server.pid if stack.stack.server else 0
 
             def cpu() -> dict[str, float]:
                 return {
-                    "temporal": pid_cpu_seconds(server_pid),
+                    **stack.cpu_seconds(),
                     **{side: pid_cpu_seconds(pid) for side, pid in pids.items()},
                 }
 
@@ -118,12 +117,15 @@ async def compare(args: argparse.Namespace) -> dict[str, Side]:
                 )
             for side in trees:
                 await Side().run(drivers[side], answers, WARMUP_SECONDS, cpu)
-            sides = {side: Side() for side in trees}
-            order = ["this", "other", "other", "this"]
-            for number in range(args.rounds):
-                for side in order if number % 2 == 0 else order[::-1]:
-                    await sides[side].run(drivers[side], answers, args.window, cpu)
-            return sides
+            this, other = await side_by_side(
+                drivers["this"],
+                drivers["other"],
+                answers,
+                args.window * args.rounds * 2,
+                cpu,
+                rounds=args.rounds,
+            )
+            return {"this": this, "other": other}
     finally:
         stack.stop()
 

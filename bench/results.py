@@ -219,6 +219,8 @@ class EngineModelResult:
     open_load: OpenLoadResult
     sdk_ops_per_s: float
     bare_engine_ops_per_s: float
+    # Each process's CPU per operation on the SDK side and on the bare engine's.
+    sdk_bare_cpu_ms_per_op: dict[str, dict[str, float]]
 
     @property
     def sdk_bare_engine_ratio(self) -> float:
@@ -240,6 +242,7 @@ class EngineModelResult:
             "sdk_ops_per_s": self.sdk_ops_per_s,
             "bare_engine_ops_per_s": self.bare_engine_ops_per_s,
             "sdk_bare_engine_ratio": self.sdk_bare_engine_ratio,
+            "sdk_bare_cpu_ms_per_op": self.sdk_bare_cpu_ms_per_op,
         }
 
     def headline(self) -> dict[str, Any]:
@@ -299,6 +302,7 @@ class EngineModelResult:
             *self.open_load.report(),
             f"SDK path {self.sdk_ops_per_s:.0f} ops/s, "
             f"bare engine {self.bare_engine_ops_per_s:.0f} ops/s",
+            *(cpu_line(name, spent) for name, spent in self.sdk_bare_cpu_ms_per_op.items()),
         ]
 
 

@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,10 @@ from store.sops import PublishedSop, SopCatalog
 SECRET = "bench-secret-0123456789abcdef0123456789"
 # Seconds for the bare engine's worker process to start polling.
 BARE_WORKER_START_SECONDS = 3.0
+# The bare engine's worker process, in CPU readings.
+BARE_WORKER = "bare worker"
+# Reads the CPU seconds each process has used so far, by name.
+CpuReader = Callable[[], dict[str, float]]
 
 
 @dataclass
@@ -163,13 +167,21 @@ async def start_stack(
 
 
 @asynccontextmanager
-async def bare_engine_worker(temporal_address: str, task_queue: str) -> AsyncIterator[None]:
+async def bare_engine_worker(stack: BenchStack, task_queue: str) -> AsyncIterator[CpuReader]:
     """Runs the bare engine's worker (`python -m bench.bare`) in a process of its own,
-    polling `task_queue`, while the block runs."""
-    process = subprocess.Popen([sys.executable, "-m", "bench.bare", temporal_address, task_queue])
+    polling `task_queue`, while the block runs; yields a reader of every process's CPU
+    time, the stack's and that worker's (`BARE_WORKER`), so that the bare side's CPU
+    per operation counts the worker that serves it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.bare", stack.settings.temporal_address, task_queue]
+    )
+
+    def cpu_seconds() -> dict[str, float]:
+        return {**stack.cpu_seconds(), BARE_WORKER: pid_cpu_seconds(process.pid)}
+
     try:
         await asyncio.sleep(BARE_WORKER_START_SECONDS)
-        yield
+        yield cpu_seconds
     finally:
         process.terminate()
         process.wait()

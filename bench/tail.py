@@ -318,14 +318,14 @@ async def main(argv: list[str] | None = None) -> None:
                     side: [NotingDriver(driver(side, user), side, noted) for user in users]
                     for side in names
                 }
-                async with bare_engine_worker(stack.settings.temporal_address, BARE_QUEUE):
+                async with bare_engine_worker(stack, BARE_QUEUE) as cpu:
                     results = await open_load(
                         sides,
                         passing_answers(sop),
                         args.seconds,
                         args.workers / args.rate,
                         args.warmup,
-                        stack.cpu_seconds,
+                        cpu,
                         lambda line: print(line, flush=True),
                         rounds=args.rounds,
                     )

@@ -245,9 +245,20 @@ async def test_session_gauges_count_running_sessions_by_status(
             value(samples, "work_sessions", status="PAUSED"),
         )
 
+    async def settled() -> tuple[float, float]:
+        # Status changes reach visibility with their session's next audit write, within
+        # about a second: the baseline waits for earlier tests' changes to land.
+        previous = await gauges()
+        while True:
+            await asyncio.sleep(1.5)
+            current = await gauges()
+            if current == previous:
+                return current
+            previous = current
+
     sop = await publish_sop(api)
     worker = new_user()
-    in_progress, paused = await gauges()
+    in_progress, paused = await settled()
     working = await start_session(api, worker, sop["id"])
     resting = await start_session(api, worker, sop["id"])
     ended = await start_session(api, worker, sop["id"])

@@ -17,6 +17,7 @@ from workflows.work_session import (
     COMPACT_HISTORY,
     CONTINUE_AS_NEW_BEFORE_AUDIT,
     FOLDED_PATCHES,
+    STATUS_WITH_AUDIT_WRITE,
     WorkSessionWorkflow,
 )
 
@@ -70,6 +71,7 @@ def patches_marked(path: Path) -> set[str]:
         AUDIT_IN_WORKFLOW_TASK,
         CONTINUE_AS_NEW_BEFORE_AUDIT,
         FOLDED_PATCHES,
+        STATUS_WITH_AUDIT_WRITE,
     ],
 )
 def test_a_stored_history_takes_the_new_branch_of_every_patch(patch: str) -> None:

@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHistory,
     WorkflowUpdateFailedError,
@@ -51,10 +52,11 @@ from workflows.shared import (
     StartSessionInput,
 )
 from workflows.work_session import (
-    FOLDED_PATCHES,
+    AUDIT_FLUSH_AFTER,
     MAX_EVENTS_PER_RUN,
     MIN_EVENTS_WORTH_A_NEW_PAUSED_RUN,
     PAUSED_RUN_REPLACED_AFTER,
+    STATUS_WITH_AUDIT_WRITE,
     WorkSessionWorkflow,
 )
 
@@ -115,15 +117,57 @@ async def test_search_attributes_and_memo_follow_every_transition(
     await scenarios.check(handle, "breaker-off", passed=True)
     await scenarios.pause(handle, "break")
 
-    description = await handle.describe()
-    assert description.typed_search_attributes.get(SESSION_STATUS) == "PAUSED"
-    summary = await description.memo_value("summary")
-    assert summary["status"] == "PAUSED"
-    assert summary["progress"]["checks_passed"] == 1
-    assert summary["pause_reason"] == "break"
+    async def published() -> WorkflowExecutionDescription:
+        description = await handle.describe()
+        assert description.typed_search_attributes.get(SESSION_STATUS) == "PAUSED"
+        summary = await description.memo_value("summary")
+        assert summary["status"] == "PAUSED"
+        assert summary["progress"]["checks_passed"] == 1
+        assert summary["pause_reason"] == "break"
+        return description
+
+    # Published with the audit write that follows, due within AUDIT_FLUSH_AFTER.
+    description = await assert_eventually(
+        published, timeout=AUDIT_FLUSH_AFTER.total_seconds() + 1.5
+    )
     assert await description.static_summary() == (
         f"{scenarios.SOP.title} · worker {scenarios.owner_of(handle).user_id}"
     )
+
+
+async def test_a_busy_sessions_status_changes_reach_visibility_with_its_audit_write(
+    temporal_client: Client, settings: Settings
+) -> None:
+    handle = await scenarios.start(temporal_client, settings.temporal_task_queue)
+    await scenarios.check(handle, "breaker-off", passed=True)
+    await scenarios.pause(handle, "break")
+    await scenarios.resume(handle)
+    await scenarios.pause(handle, "meter")
+    await scenarios.abort(handle, "wrong press")
+    await handle.result()
+
+    events = (await handle.fetch_history()).events
+    writing_tasks = {
+        e.marker_recorded_event_attributes.workflow_task_completed_event_id
+        for e in events
+        if e.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+    }
+    status_tasks = [
+        e.upsert_workflow_search_attributes_event_attributes.workflow_task_completed_event_id
+        for e in events
+        if "SessionStatus"
+        in e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+    ]
+    memo_tasks = [
+        e.workflow_properties_modified_event_attributes.workflow_task_completed_event_id
+        for e in events
+        if e.HasField("workflow_properties_modified_event_attributes")
+    ]
+    # Each status change is published (memo and attribute) only in a task that writes the
+    # audit, never in the task that answered it.
+    assert status_tasks
+    assert set(status_tasks) <= writing_tasks
+    assert set(memo_tasks) <= writing_tasks
 
 
 async def test_finished_sessions_return_their_final_state_and_write_every_audit_event(
@@ -156,7 +200,7 @@ async def test_a_session_records_one_patch_marker_and_its_status_changes_restart
     assert [m.marker_name for m in markers if m.marker_name != LOCAL_ACTIVITY_MARKER] == [
         "core_patch"
     ]
-    assert FOLDED_PATCHES.encode() in markers[0].details["patch-data"].payloads[0].data
+    assert STATUS_WITH_AUDIT_WRITE.encode() in markers[0].details["patch-data"].payloads[0].data
     # Four status changes come while an audit event waits for its timer: none cancels
     # it to start another for the same deadline.
     timers_by_task: dict[int, list[str]] = {}

@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as RawExecutionStatus
+from temporalio.api.errordetails.v1 import WorkflowNotReadyFailure
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import (
     Client,
@@ -130,14 +131,24 @@ def was_not_processed(err: WorkflowUpdateFailedError) -> bool:
     return isinstance(cause, ApplicationError) and cause.type == UNPROCESSED_UPDATE
 
 
+def dropped_with_its_workflow_task(err: RPCError) -> bool:
+    """Tells whether the server dropped the update because the workflow task carrying it
+    failed: a task that closes the run while a timer fires fails as `UnhandledCommand`,
+    say. The update was not applied; the task's retry no longer carries it."""
+    return err.status == RPCStatusCode.FAILED_PRECONDITION and any(
+        detail.Is(WorkflowNotReadyFailure.DESCRIPTOR) for detail in err.grpc_status.details
+    )
+
+
 async def send_command(
     handle: SessionHandle, command: SessionCommand, deadline: Deadline, digest_key: bytes = b""
 ) -> UpdateResult:
     """Sends a command as its update until the session's current run takes or refuses it.
 
     In the moment a run continues as new the server rejects the updates it holds
-    (`UnprocessedUpdate`) or the closing run is not found; neither applied the
-    update, so it is sent again, with the same id, to the new run.
+    (`UnprocessedUpdate`) or the closing run is not found, and a workflow task that
+    fails drops the updates it carried; none of these applied the update, so it is
+    sent again, with the same id.
     Raises `WorkflowUpdateFailedError` for a refusal, `SessionClosed` once the
     workflow has closed, and the SDK's `RPCError` or `RPCTimeoutOrCancelledError`
     when the engine does not answer in time.
@@ -158,6 +169,10 @@ async def send_command(
                 if await _has_closed(handle, deadline):
                     raise SessionClosed(handle.id) from err
                 log.info("update %s met a closing run; sending it again", update_id)
+            elif dropped_with_its_workflow_task(err):
+                log.info(
+                    "update %s was dropped with a failed workflow task; sending it again", update_id
+                )
             # More than the engine's updates in flight for one session is brief too.
             elif err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
                 raise

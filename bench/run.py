@@ -227,17 +227,15 @@ async def engine_model(ctx: BenchContext) -> EngineModelResult:
     bare_queue = "bench-bare-engine"
     async with bare_engine_worker(ctx.stack, bare_queue) as cpu:
         sdk, bare = await _sdk_against_bare_engine(ctx, bare_queue, cpu)
-        _say(
-            f"  SDK path {sdk.stats()['all'].ops_per_s:.0f} ops/s, "
-            f"bare engine {bare.stats()['all'].ops_per_s:.0f} ops/s"
-        )
+        sdk_rate, bare_rate = sdk.stats()["all"].ops_per_s, bare.stats()["all"].ops_per_s
+        _say(f"  SDK path {sdk_rate:.0f} ops/s, bare engine {bare_rate:.0f} ops/s")
         load = await _open_load(ctx, bare_queue, cpu)
     return EngineModelResult(
         history,
         pause,
         load,
-        sdk.stats()["all"].ops_per_s,
-        bare.stats()["all"].ops_per_s,
+        sdk_rate,
+        bare_rate,
         {"SDK": sdk.cpu_ms_per_op(), "bare engine": bare.cpu_ms_per_op()},
     )
 

@@ -30,7 +30,9 @@ from engine.reconcile import RECORDING_FAILURES, AuditTrail, record_ending
 from engine.sessions import (
     Deadline,
     SessionClosed,
+    SessionHandle,
     is_paused_by_operator,
+    query_session,
     read_session,
     send_command,
     session_handle,
@@ -165,17 +167,25 @@ class SessionGateway:
         """Sends one command to a session: the session after it, with what it changed."""
         client = await self._client()
         handle = session_handle(client, session_id)
-        deadline = Deadline(self._rpc_timeout)
         command = dataclasses.replace(command, writes_audit=True)
-        sending = send_command(handle, command, deadline, self._update_id_key)
+        sending = send_command(handle, command, Deadline(self._rpc_timeout), self._update_id_key)
+        beside = None if self._views.holds(session_id) else _ReadBeside(handle, self._rpc_timeout)
         try:
             result = await self._on_session(client, session_id, sending, maybe_applied=True)
-        except SessionClosed as closed:
-            raise await self._refusal_of_closed(user, session_id) from closed
+        except BaseException as err:
+            if beside is not None:
+                beside.cancel()
+            if isinstance(err, SessionClosed):
+                raise await self._refusal_of_closed(user, session_id) from err
+            raise
         if isinstance(result, SessionView):
+            if beside is not None:
+                beside.cancel()
             return Changed(self._views.remember(result), _change_in_whole_view(result, command))
         if result.audit_event is not None:
             self._write_audit_after_answer(result.audit_event)
+        if beside is not None and (read := await beside.view()) is not None:
+            self._views.remember(read)
         merged = self._views.merge(session_id, result)
         if merged is None:
             merged = await self._query(session_id)
@@ -299,6 +309,39 @@ class SessionGateway:
         await client.workflow_service.describe_namespace(
             DescribeNamespaceRequest(namespace=client.namespace), timeout=timedelta(seconds=2)
         )
+
+
+class _ReadBeside:
+    """A read of the whole session sent beside an update, for a session this process
+    holds no view of (it never served it, or restarted since, or another replica did).
+
+    The answer shows the whole session while the update answers with its change
+    alone; read after the update, the session would cost the answer a second round
+    trip, and on a worker that no longer caches the session, a second wait behind
+    its replay.
+    """
+
+    def __init__(self, handle: SessionHandle, rpc_timeout: timedelta) -> None:
+        self._reading = asyncio.create_task(query_session(handle, Deadline(rpc_timeout)))
+        # Nobody awaits a read whose update failed: its outcome is taken here.
+        self._reading.add_done_callback(_take_outcome)
+
+    async def view(self) -> SessionView | None:
+        """The session as read, before or after the update; None if the read failed."""
+        try:
+            return await self._reading
+        except Exception:
+            # The read after the update, which answers each error with its problem, retries.
+            return None
+
+    def cancel(self) -> None:
+        """Drops the read: the update failed or answered with the whole session."""
+        self._reading.cancel()
+
+
+def _take_outcome(task: asyncio.Task[SessionView]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _change_in_whole_view(view: SessionView, command: SessionCommand) -> SessionChange:

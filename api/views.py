@@ -30,6 +30,10 @@ class SessionViews:
             self._views.popitem(last=False)
         return view
 
+    def holds(self, session_id: str) -> bool:
+        """Whether a view of the session is kept."""
+        return session_id in self._views
+
     def merge(self, session_id: str, change: SessionChange) -> SessionView | None:
         cached = self._views.get(session_id)
         if cached is None:

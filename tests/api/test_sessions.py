@@ -7,8 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from runtime.settings import Settings
 from tests.helpers import assert_eventually, bearer, new_user
-from tests.helpers.api import act, publish_sop, record, start_session
+from tests.helpers.api import act, api_of_its_own, publish_sop, record, start_session
 
 
 @pytest.fixture
@@ -77,6 +78,45 @@ async def test_pause_and_resume_keep_every_check(
     assert [h["status"] for h in body["history"]] == ["IN_PROGRESS", "PAUSED", "IN_PROGRESS"]
     assert body["paused_seconds"] > 0
     assert body["paused_at"] is None
+
+
+async def test_api_replicas_that_never_served_a_session_answer_with_the_whole_session(
+    api: httpx.AsyncClient, sop: dict[str, Any], settings: Settings
+) -> None:
+    worker = new_user()
+    sid = (await start_session(api, worker, sop["id"]))["id"]
+    assert (await record(api, worker, sid, "breaker-off", passed=True)).status_code == 201
+    assert (await act(api, worker, sid, "pause")).status_code == 200
+
+    async with api_of_its_own(settings) as (replica, _), api_of_its_own(settings) as (other, _):
+        resumed = await act(replica, worker, sid, "resume")
+        refused = await act(other, worker, sid, "resume")
+        measured = await record(replica, worker, sid, "residual-v", value=2.5)
+
+    assert resumed.status_code == 200
+    assert [c["check_id"] for c in resumed.json()["safety_checks"]] == ["breaker-off"]
+    assert [h["status"] for h in resumed.json()["history"]] == [
+        "IN_PROGRESS",
+        "PAUSED",
+        "IN_PROGRESS",
+    ]
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "invalid_transition"
+    assert [c["check_id"] for c in measured.json()["safety_checks"]] == [
+        "breaker-off",
+        "residual-v",
+    ]
+    # The first API's view stopped at the pause: its answer shows what the replica changed.
+    last = await record(api, worker, sid, "try-start", passed=True)
+    assert last.status_code == 201
+    body = last.json()
+    assert [c["check_id"] for c in body["safety_checks"]] == [
+        "breaker-off",
+        "residual-v",
+        "try-start",
+    ]
+    assert [h["status"] for h in body["history"]] == ["IN_PROGRESS", "PAUSED", "IN_PROGRESS"]
+    assert body["progress"]["checks_passed"] == 3
 
 
 async def test_no_check_can_be_recorded_while_paused(
